@@ -4,6 +4,7 @@
 //! pass in the current time and any randomness. It builds natively and for
 //! `wasm32-unknown-unknown`, so the edge worker and the coordinator run the same code.
 
+pub mod admission;
 pub mod ticket;
 pub mod token;
 pub mod wire;
