@@ -5,6 +5,7 @@
 //! `wasm32-unknown-unknown`, so the edge worker and the coordinator run the same code.
 
 pub mod admission;
+pub mod eta;
 pub mod ticket;
 pub mod token;
 pub mod wire;
