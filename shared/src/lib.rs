@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod eta;
+pub mod prequeue;
 pub mod ticket;
 pub mod token;
 pub mod wire;
