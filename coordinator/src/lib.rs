@@ -1,0 +1,211 @@
+//! Anteroom coordinator: FIFO positions, the serving position, sessions and access tokens.
+//!
+//! `app` builds the routers (tests call them without a socket); `run` serves them on two
+//! listeners until `shutdown` resolves; `start` turns a [`Config`] into running state.
+
+pub mod admin;
+pub mod api;
+pub mod batcher;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod keys;
+pub mod state;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{BoxError, Router};
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+
+pub use config::Config;
+use error::ApiError;
+use keys::Keyring;
+use state::{AppState, Clock, Settings};
+use store::Store;
+use store::memory::MemoryStore;
+use store::redis::RedisStore;
+
+/// Largest public request body (forms of a few fields).
+pub const PUBLIC_BODY_LIMIT: usize = 4 * 1024;
+/// Largest private request body.
+pub const ADMIN_BODY_LIMIT: usize = 64 * 1024;
+
+/// Limits applied around each router.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Per-request time limit.
+    pub timeout: Duration,
+    /// Requests in flight before new ones are shed with 503.
+    pub concurrency: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { timeout: Duration::from_secs(5), concurrency: 8192 }
+    }
+}
+
+async fn overloaded(err: BoxError) -> ApiError {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        ApiError::Unavailable("request timed out".into())
+    } else {
+        ApiError::Unavailable("server is overloaded".into())
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no_route", "no such endpoint".into())
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    let body = shared::wire::ErrorBody {
+        error: "method_not_allowed".into(),
+        message: "method not allowed for this endpoint".into(),
+    };
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body))
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    state.store().ping().await?;
+    if !state.registry_loaded() {
+        state.refresh_queues().await?;
+    }
+    Ok("ready")
+}
+
+fn harden(router: Router<AppState>, state: AppState, body_limit: usize, limits: Limits) -> Router {
+    router
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(overloaded))
+                .load_shed()
+                .concurrency_limit(limits.concurrency)
+                .timeout(limits.timeout),
+        )
+        .with_state(state)
+}
+
+/// The public router.
+pub fn public_app(state: AppState, limits: Limits) -> Router {
+    harden(api::routes(), state, PUBLIC_BODY_LIMIT, limits)
+}
+
+/// The private router.
+pub fn admin_app(state: AppState, limits: Limits) -> Router {
+    harden(admin::routes(state.clone()), state, ADMIN_BODY_LIMIT, limits)
+}
+
+/// Opens the store the config names (Redis, Redis Cluster, or memory).
+pub async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(if let Some(url) = &cfg.redis_url {
+        Arc::new(RedisStore::single(url, cfg.redis_wait_replicas)?)
+    } else if !cfg.redis_cluster.is_empty() {
+        Arc::new(RedisStore::cluster(&cfg.redis_cluster, cfg.redis_wait_replicas).await?)
+    } else {
+        tracing::warn!("no redis configured: in-memory store, single node, state lost on exit");
+        Arc::new(MemoryStore::new())
+    })
+}
+
+/// Loads keys (waiting for the store if it is not up yet) and builds the state.
+pub async fn start(cfg: &Config, store: Arc<dyn Store>, clock: Clock) -> anyhow::Result<AppState> {
+    let ticket_override = cfg.ticket_keys.as_ref().map(|s| s.0.clone());
+    let signing_override = cfg.signing_key.as_ref().map(|s| s.0.clone());
+    let mut delay = Duration::from_millis(100);
+    let stored = loop {
+        match store.secrets_or_init(keys::fresh_secrets()).await {
+            Ok(s) => break s,
+            Err(e) => {
+                tracing::warn!(cause = %e, "store not ready; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    };
+    let keys = Keyring::build(&stored, ticket_override.as_deref(), signing_override.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    let settings = Settings {
+        issuer: cfg.issuer.clone(),
+        admin_key: cfg.admin_key.0.clone(),
+        max_batch: cfg.max_batch,
+        keys_from_config: signing_override.is_some(),
+    };
+    let state = AppState::new(store, keys, settings, clock);
+    if let Err(e) = state.refresh_queues().await {
+        tracing::warn!(cause = %e, "queue registry not loaded yet");
+    }
+    Ok(state)
+}
+
+/// Background upkeep until `stop` fires: reload the queue registry and (when keys live in the
+/// store) the key ring, so every process sees other processes' changes within a second.
+async fn maintain(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut n: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        n += 1;
+        if let Err(e) = state.refresh_queues().await {
+            tracing::warn!(cause = %e, "queue registry refresh failed");
+        }
+        if n % 10 == 0 && !state.settings().keys_from_config {
+            match state.store().secrets_or_init(keys::fresh_secrets()).await {
+                Ok(stored) => match Keyring::build(&stored, None, None) {
+                    Ok(ring) => state.set_keys(ring.with_ticket_keys_of(&state.keys())),
+                    Err(e) => tracing::error!(cause = %e, "stored keys are invalid"),
+                },
+                Err(e) => tracing::warn!(cause = %e, "key reload failed"),
+            }
+        }
+    }
+}
+
+/// Serves the public and private APIs until `shutdown` resolves, then drains in-flight
+/// requests and returns.
+pub async fn run(
+    public: TcpListener,
+    admin: TcpListener,
+    state: AppState,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let upkeep = tokio::spawn(maintain(state.clone(), stop_rx.clone()));
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.changed().await;
+    };
+    let public_srv = axum::serve(public, public_app(state.clone(), limits))
+        .with_graceful_shutdown(wait(stop_rx.clone()));
+    let admin_srv =
+        axum::serve(admin, admin_app(state, limits)).with_graceful_shutdown(wait(stop_rx));
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let (a, b) = tokio::join!(public_srv.into_future(), admin_srv.into_future());
+    let _ = upkeep.await;
+    a?;
+    b?;
+    Ok(())
+}

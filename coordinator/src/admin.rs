@@ -1,0 +1,248 @@
+//! The private (operator) API, on its own listener; every call needs the bearer key.
+
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sha2::{Digest, Sha256};
+use shared::wire::{
+    ActiveNumResponse, IncrementForm, QueueConfig, QueueInput, ServingPosResponse,
+    TokenStatusForm,
+};
+use subtle::ConstantTimeEq as _;
+
+use crate::api::{jti, keep_secs, open_ticket};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Form, Json as JsonBody};
+use crate::keys::{Keyring, rotate};
+use crate::state::AppState;
+use crate::store::{Created, Ended};
+
+/// Defaults of optional queue settings.
+pub const DEFAULT_TOKEN_VALIDITY: u32 = 300;
+/// Default position expiry window.
+pub const DEFAULT_POSITION_EXPIRY: u32 = 900;
+/// Upper bounds, so a typo cannot make a session last a year.
+const MAX_TOKEN_VALIDITY: u32 = 86_400;
+const MAX_POSITION_EXPIRY: u32 = 86_400;
+/// Largest single serving increment.
+const MAX_INCREMENT: u64 = 1_000_000_000;
+
+/// Routes of the private listener, behind the bearer-key check.
+pub fn routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/api/queue", post(create_queue).put(update_queue))
+        .route("/api/queue/{id}", get(get_queue).delete(delete_queue))
+        .route("/api/queue/increment_serving_position", post(increment_serving))
+        .route("/api/queue/update_token_status", post(update_token_status))
+        .route("/api/queue/{queue_id}/active_token_num", get(active_token_num))
+        .route("/api/queues", get(list_queues))
+        .route("/api/keys/rotate", post(rotate_keys))
+        .route_layer(middleware::from_fn_with_state(state, require_key))
+}
+
+async fn require_key(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Compare digests so neither the length nor the content leaks through timing.
+    let a = Sha256::digest(given.as_bytes());
+    let b = Sha256::digest(state.settings().admin_key.as_bytes());
+    if bool::from(a.ct_eq(&b)) {
+        next.run(req).await
+    } else {
+        ApiError::Unauthorized.into_response()
+    }
+}
+
+fn valid_slug(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// Applies `input` over `base`, checking every bound.
+fn merge(base: QueueConfig, input: &QueueInput) -> ApiResult<QueueConfig> {
+    let cfg = QueueConfig {
+        token_validity_second: input.token_validity_second.unwrap_or(base.token_validity_second),
+        enable_queue_position_expiry: input
+            .enable_queue_position_expiry
+            .unwrap_or(base.enable_queue_position_expiry),
+        position_expiry_second: input.position_expiry_second.unwrap_or(base.position_expiry_second),
+        ..base
+    };
+    if !(1..=MAX_TOKEN_VALIDITY).contains(&cfg.token_validity_second) {
+        return Err(ApiError::invalid(format!(
+            "token_validity_second must be 1..={MAX_TOKEN_VALIDITY}"
+        )));
+    }
+    if !(1..=MAX_POSITION_EXPIRY).contains(&cfg.position_expiry_second) {
+        return Err(ApiError::invalid(format!(
+            "position_expiry_second must be 1..={MAX_POSITION_EXPIRY}"
+        )));
+    }
+    Ok(cfg)
+}
+
+async fn create_queue(
+    State(state): State<AppState>,
+    JsonBody(input): JsonBody<QueueInput>,
+) -> ApiResult<Json<QueueConfig>> {
+    if input.id.is_some() {
+        return Err(ApiError::invalid("id is assigned by the server; omit it"));
+    }
+    let slug = input.queue_id.clone().ok_or_else(|| ApiError::invalid("queue_id is required"))?;
+    if !valid_slug(&slug) {
+        return Err(ApiError::invalid("queue_id must match [a-z0-9_-]{1,32}"));
+    }
+    let base = QueueConfig {
+        id: 0,
+        queue_id: slug,
+        token_validity_second: DEFAULT_TOKEN_VALIDITY,
+        enable_queue_position_expiry: false,
+        position_expiry_second: DEFAULT_POSITION_EXPIRY,
+    };
+    let cfg = merge(base, &input)?;
+    match state.store().create_queue(cfg).await? {
+        Created::Ok(cfg) => {
+            state.refresh_queues().await?;
+            tracing::info!(id = cfg.id, queue = %cfg.queue_id, "queue created");
+            Ok(Json(cfg))
+        }
+        Created::SlugTaken => {
+            Err(ApiError::Conflict("duplicate_queue_id", "queue_id is already in use".into()))
+        }
+    }
+}
+
+async fn find(state: &AppState, id: u32) -> ApiResult<QueueConfig> {
+    state
+        .store()
+        .list_queues()
+        .await?
+        .into_iter()
+        .find(|q| q.id == id)
+        .ok_or_else(|| ApiError::NotFound("queue_not_found", "no queue with this id".into()))
+}
+
+async fn update_queue(
+    State(state): State<AppState>,
+    JsonBody(input): JsonBody<QueueInput>,
+) -> ApiResult<Json<QueueConfig>> {
+    let id = input.id.ok_or_else(|| ApiError::invalid("id is required"))?;
+    let current = find(&state, id).await?;
+    if input.queue_id.as_ref().is_some_and(|s| *s != current.queue_id) {
+        return Err(ApiError::Conflict("immutable_queue_id", "queue_id cannot change".into()));
+    }
+    let cfg = merge(current, &input)?;
+    if !state.store().update_queue(cfg.clone()).await? {
+        return Err(ApiError::NotFound("queue_not_found", "no queue with this id".into()));
+    }
+    state.refresh_queues().await?;
+    Ok(Json(cfg))
+}
+
+fn parse_id(id: &str) -> ApiResult<u32> {
+    id.parse().map_err(|_| ApiError::invalid("id must be a positive integer"))
+}
+
+async fn get_queue(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<QueueConfig>> {
+    Ok(Json(find(&state, parse_id(&id)?).await?))
+}
+
+async fn list_queues(State(state): State<AppState>) -> ApiResult<Json<Vec<QueueConfig>>> {
+    Ok(Json(state.store().list_queues().await?))
+}
+
+async fn delete_queue(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let id = parse_id(&id)?;
+    if !state.store().delete_queue(id).await? {
+        return Err(ApiError::NotFound("queue_not_found", "no queue with this id".into()));
+    }
+    state.batchers().forget(id);
+    state.refresh_queues().await?;
+    tracing::info!(id, "queue deleted");
+    Ok(StatusCode::OK)
+}
+
+async fn increment_serving(
+    State(state): State<AppState>,
+    Form(form): Form<IncrementForm>,
+) -> ApiResult<Json<ServingPosResponse>> {
+    let slug = form.queue_id.as_deref().ok_or_else(|| ApiError::invalid("queue_id is required"))?;
+    let q = state.queue_by_slug(slug).await?;
+    let by: u64 = form
+        .increment_by
+        .as_deref()
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|n| (1..=MAX_INCREMENT).contains(n))
+        .ok_or_else(|| ApiError::invalid(format!("increment_by must be 1..={MAX_INCREMENT}")))?;
+    let serving_pos = state.store().increment_serving(q.id, by, state.now(), keep_secs(&q)).await?;
+    Ok(Json(ServingPosResponse { serving_pos }))
+}
+
+async fn update_token_status(
+    State(state): State<AppState>,
+    Form(form): Form<TokenStatusForm>,
+) -> ApiResult<StatusCode> {
+    let slug = form.queue_id.as_deref().ok_or_else(|| ApiError::invalid("queue_id is required"))?;
+    let q = state.queue_by_slug(slug).await?;
+    let rid = form.request_id.as_deref().ok_or_else(|| ApiError::invalid("request_id is required"))?;
+    match form.status.as_deref().map(str::trim) {
+        Some("1" | "2") => {}
+        _ => return Err(ApiError::invalid("status must be 1 (COMPLETED) or 2 (ABANDONED)")),
+    }
+    let t = open_ticket(&state, &q, rid)?;
+    match state.store().end_session(q.id, t.position, jti(q.id, t.position), state.now()).await? {
+        Ended::Now | Ended::Already => Ok(StatusCode::OK),
+        Ended::NeverClaimed => {
+            Err(ApiError::invalid("no access token was issued for this request_id"))
+        }
+    }
+}
+
+async fn active_token_num(
+    State(state): State<AppState>,
+    Path(queue_id): Path<String>,
+) -> ApiResult<Json<ActiveNumResponse>> {
+    let q = state.queue_by_slug(&queue_id).await?;
+    let active_num = state.store().active_sessions(q.id, state.now()).await?;
+    Ok(Json(ActiveNumResponse { active_num }))
+}
+
+/// Rotates the token signing key; the old public key stays in the JWKS until every token it
+/// signed has expired (the longest token validity of any queue).
+async fn rotate_keys(State(state): State<AppState>) -> ApiResult<Json<shared::wire::Jwks>> {
+    if state.settings().keys_from_config {
+        return Err(ApiError::Conflict(
+            "keys_from_config",
+            "signing key is set by configuration; rotate it there".into(),
+        ));
+    }
+    let now = state.now();
+    let longest = state
+        .store()
+        .list_queues()
+        .await?
+        .iter()
+        .map(|q| u64::from(q.token_validity_second))
+        .max()
+        .unwrap_or(u64::from(DEFAULT_TOKEN_VALIDITY));
+    let stored = state.store().secrets_or_init(crate::keys::fresh_secrets()).await?;
+    let next = rotate(&stored, now, now + longest + shared::token::LEEWAY_SECS as u64);
+    state.store().put_secrets(next.clone()).await?;
+    let ring = Keyring::build(&next, None, None)
+        .map_err(ApiError::Internal)?
+        .with_ticket_keys_of(&state.keys());
+    let jwks = ring.jwks(now);
+    state.set_keys(ring);
+    tracing::info!(kid = %state.keys().signer().kid(), "signing key rotated");
+    Ok(Json(jwks))
+}

@@ -1,0 +1,203 @@
+//! The public API (`seeds/002`): enqueue, place and serving status, token issue, JWKS.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use shared::ticket::{Ticket, TicketKind};
+use shared::token::AccessClaims;
+use shared::wire::{
+    AssignResponse, PositionResponse, QueueConfig, QueueForm, StillQueued, TokenResponse,
+    WaitingNumResponse,
+};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Form;
+use crate::state::AppState;
+use crate::store::Claim;
+
+/// Seconds of history kept beyond a queue's expiry window.
+const HISTORY_MARGIN_SECS: u64 = 120;
+/// Suggested wait before asking for a token again while still queued.
+const QUEUED_RETRY_MS: u64 = 2000;
+
+/// Routes of the public listener.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/assign_queue_pos", post(assign_queue_pos))
+        .route("/queue_pos/{queue_id}/{request_id}", get(queue_pos))
+        .route("/serving_pos/{queue_id}", get(serving_pos))
+        .route("/waiting_num/{queue_id}", get(waiting_num))
+        .route("/generate_token", post(generate_token))
+        .route("/.well-known/jwks.json", get(jwks))
+}
+
+/// History the store must keep for a queue: its expiry window plus a margin.
+pub fn keep_secs(q: &QueueConfig) -> u64 {
+    u64::from(q.position_expiry_second) + HISTORY_MARGIN_SECS
+}
+
+/// The expiry window, if enabled.
+pub fn expiry(q: &QueueConfig) -> Option<u64> {
+    q.enable_queue_position_expiry.then_some(u64::from(q.position_expiry_second))
+}
+
+/// Session id of a place: stable, so claiming twice names the same session.
+pub fn jti(queue: u32, position: u64) -> String {
+    format!("{queue}.{position}")
+}
+
+fn required<'a>(v: &'a Option<String>, name: &str) -> ApiResult<&'a str> {
+    match v.as_deref().map(str::trim) {
+        Some(s) if !s.is_empty() => Ok(s),
+        _ => Err(ApiError::invalid(format!("{name} is required"))),
+    }
+}
+
+/// Checks a ticket against a queue. A ticket for another live queue is bad input (400); one
+/// for a queue that was deleted (its id is no longer live) is gone (410).
+pub fn open_ticket(state: &AppState, q: &QueueConfig, request_id: &str) -> ApiResult<Ticket> {
+    let keys = state.keys();
+    let t = Ticket::open(request_id, |id| keys.ticket_key(id))
+        .map_err(|e| ApiError::BadRequest("invalid_request_id", e.to_string()))?;
+    if t.queue != q.id {
+        return Err(if state.queue_by_id_cached(t.queue).is_some() {
+            ApiError::BadRequest("invalid_request_id", "request_id belongs to another queue".into())
+        } else {
+            ApiError::Gone("queue_replaced", "request_id belongs to a queue that was deleted".into())
+        });
+    }
+    Ok(t)
+}
+
+fn expired_error() -> ApiError {
+    ApiError::Gone("expired", "request_id has expired".into())
+}
+
+async fn assign_queue_pos(
+    State(state): State<AppState>,
+    Form(form): Form<QueueForm>,
+) -> ApiResult<Json<AssignResponse>> {
+    let q = state.queue_by_slug(required(&form.queue_id, "queue_id")?).await?;
+    let (position, entered_at) = state.batchers().assign(q.id, keep_secs(&q)).await?;
+    let ticket = Ticket {
+        key_id: 0,
+        kind: TicketKind::Fifo,
+        queue: q.id,
+        position,
+        entered_at: u32::try_from(entered_at).unwrap_or(u32::MAX),
+    };
+    let request_id = ticket.seal(state.keys().ticket_signer());
+    Ok(Json(AssignResponse { request_id, position: Some(position) }))
+}
+
+async fn queue_pos(
+    State(state): State<AppState>,
+    Path((queue_id, request_id)): Path<(String, String)>,
+) -> ApiResult<Json<PositionResponse>> {
+    let q = state.queue_by_slug(&queue_id).await?;
+    let t = open_ticket(&state, &q, &request_id)?;
+    if t.kind == TicketKind::PreQueue {
+        return Err(ApiError::NotFound("not_ready", "place not drawn yet".into()));
+    }
+    let facts = state.store().place(q.id, t.position).await?;
+    if t.position > facts.counters.assigned {
+        return Err(ApiError::NotFound("not_ready", "place is not committed".into()));
+    }
+    let now = state.now();
+    if !facts.claimed
+        && shared::place::expired(u64::from(t.entered_at), facts.passed_at, now, expiry(&q))
+    {
+        return Err(expired_error());
+    }
+    Ok(Json(PositionResponse { position: t.position }))
+}
+
+async fn serving_pos(
+    State(state): State<AppState>,
+    Path(queue_id): Path<String>,
+) -> ApiResult<Json<PositionResponse>> {
+    let q = state.queue_by_slug(&queue_id).await?;
+    let c = state.store().counters(q.id).await?;
+    Ok(Json(PositionResponse { position: c.serving }))
+}
+
+async fn waiting_num(
+    State(state): State<AppState>,
+    Path(queue_id): Path<String>,
+) -> ApiResult<Json<WaitingNumResponse>> {
+    let q = state.queue_by_slug(&queue_id).await?;
+    let t0 = expiry(&q).map_or(0, |e| state.now().saturating_sub(e));
+    let f = state.store().waiting_facts(q.id, t0).await?;
+    let waiting_num = shared::place::waiting(
+        f.counters.assigned,
+        f.claimed_total,
+        f.expired_upto,
+        f.claimed_upto,
+    );
+    Ok(Json(WaitingNumResponse { waiting_num }))
+}
+
+fn still_queued(position: u64, serving_pos: u64) -> Response {
+    let body = StillQueued { position, serving_pos, retry_after_ms: QUEUED_RETRY_MS };
+    let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(QUEUED_RETRY_MS.div_ceil(1000)));
+    resp
+}
+
+async fn generate_token(
+    State(state): State<AppState>,
+    Form(form): Form<QueueForm>,
+) -> ApiResult<Response> {
+    let q = state.queue_by_slug(required(&form.queue_id, "queue_id")?).await?;
+    let request_id = required(&form.request_id, "request_id")?;
+    let t = open_ticket(&state, &q, request_id)?;
+    if t.kind == TicketKind::PreQueue {
+        return Ok(still_queued(t.position, 0));
+    }
+    let facts = state.store().place(q.id, t.position).await?;
+    if t.position > facts.counters.assigned {
+        return Err(ApiError::NotFound("not_ready", "place is not committed".into()));
+    }
+    if t.position > facts.counters.serving {
+        return Ok(still_queued(t.position, facts.counters.serving));
+    }
+    let now = state.now();
+    if !facts.claimed
+        && shared::place::expired(u64::from(t.entered_at), facts.passed_at, now, expiry(&q))
+    {
+        return Err(expired_error());
+    }
+    let validity = u64::from(q.token_validity_second);
+    let session = match state.store().claim(q.id, t.position, now, validity, 0).await? {
+        Claim::Issued(s) | Claim::Existing(s) => s,
+        Claim::Ended => return Err(ApiError::Gone("session_ended", "session has ended".into())),
+        Claim::Full { .. } => return Ok(still_queued(t.position, facts.counters.serving)),
+    };
+    let claims = AccessClaims {
+        iss: state.settings().issuer.clone(),
+        aud: q.queue_id.clone(),
+        sub: request_id.to_string(),
+        qpos: t.position,
+        jti: jti(q.id, t.position),
+    };
+    let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let access_token =
+        state.keys().signer().issue(&claims, to_i64(session.iat), to_i64(session.exp));
+    let body = TokenResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in: session.exp.saturating_sub(now),
+    };
+    let mut resp = Json(body).into_response();
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+async fn jwks(State(state): State<AppState>) -> Response {
+    let mut resp = Json(state.keys().jwks(state.now())).into_response();
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=60"));
+    resp
+}

@@ -1,0 +1,83 @@
+//! Configuration from CLI flags and environment variables.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+
+use clap::Parser;
+
+/// A secret value: parsed like a string, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Coordinator settings. Every flag also reads an `ANTEROOM_*` environment variable.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "coordinator", version, about = "Anteroom coordinator")]
+pub struct Config {
+    /// Public API address (visitors and edges).
+    #[arg(long, env = "ANTEROOM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Private (operator) API address; keep it off the public network.
+    #[arg(long, env = "ANTEROOM_ADMIN_LISTEN", default_value = "127.0.0.1:8081")]
+    pub admin_listen: SocketAddr,
+    /// Bearer key for the private API (at least 16 characters).
+    #[arg(long, env = "ANTEROOM_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Secret,
+    /// Redis URL, e.g. `redis://127.0.0.1:6379/0`. Without it (and without a cluster), the
+    /// coordinator runs on an in-memory store: single node, nothing survives a restart.
+    #[arg(long, env = "ANTEROOM_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Redis Cluster seed nodes, comma-separated URLs (instead of `--redis-url`).
+    #[arg(long, env = "ANTEROOM_REDIS_CLUSTER", value_delimiter = ',')]
+    pub redis_cluster: Vec<String>,
+    /// Replicas that must acknowledge each write before it is answered (Redis `WAIT`).
+    #[arg(long, env = "ANTEROOM_REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
+    /// Ticket MAC keys, `<id>:<64 hex>[,…]`, first one signs. Default: generated once and
+    /// persisted in the store.
+    #[arg(long, env = "ANTEROOM_TICKET_KEYS", hide_env_values = true)]
+    pub ticket_keys: Option<Secret>,
+    /// Ed25519 signing seed, 64 hex. Default: generated once and persisted in the store.
+    #[arg(long, env = "ANTEROOM_SIGNING_KEY", hide_env_values = true)]
+    pub signing_key: Option<Secret>,
+    /// `iss` of issued tokens.
+    #[arg(long, env = "ANTEROOM_ISSUER", default_value = "anteroom")]
+    pub issuer: String,
+    /// Per-request time limit, milliseconds.
+    #[arg(long, env = "ANTEROOM_REQUEST_TIMEOUT_MS", default_value_t = 5000)]
+    pub request_timeout_ms: u64,
+    /// Requests handled at once per listener before new ones are shed with 503.
+    #[arg(long, env = "ANTEROOM_CONCURRENCY_LIMIT", default_value_t = 8192)]
+    pub concurrency_limit: usize,
+    /// Largest group-commit batch of `assign_queue_pos`.
+    #[arg(long, env = "ANTEROOM_MAX_BATCH", default_value_t = 4096)]
+    pub max_batch: usize,
+}
+
+impl Config {
+    /// Checks what clap cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.admin_key.0.len() < 16 {
+            return Err("admin key must be at least 16 characters".into());
+        }
+        if self.redis_url.is_some() && !self.redis_cluster.is_empty() {
+            return Err("give either a redis url or redis cluster nodes, not both".into());
+        }
+        if self.max_batch == 0 || self.concurrency_limit == 0 {
+            return Err("max batch and concurrency limit must be positive".into());
+        }
+        Ok(())
+    }
+}

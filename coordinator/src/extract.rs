@@ -1,0 +1,65 @@
+//! Body extractors that answer bad input with the project's JSON errors (400, 413, 415)
+//! instead of axum's plain-text rejections.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// An `application/x-www-form-urlencoded` body.
+#[derive(Debug)]
+pub struct Form<T>(pub T);
+
+/// An `application/json` body.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+fn content_type_is(req: &Request, want: &str) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(want))
+}
+
+async fn body(req: Request) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, &()).await.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::invalid("request body could not be read")
+        }
+    })
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        const FORM: &str = "application/x-www-form-urlencoded";
+        if !content_type_is(&req, FORM) {
+            return Err(ApiError::UnsupportedMediaType(FORM));
+        }
+        let bytes = body(req).await?;
+        serde_urlencoded::from_bytes(&bytes)
+            .map(Form)
+            .map_err(|e| ApiError::invalid(format!("form body is invalid: {e}")))
+    }
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        const JSON: &str = "application/json";
+        if !content_type_is(&req, JSON) {
+            return Err(ApiError::UnsupportedMediaType(JSON));
+        }
+        let bytes = body(req).await?;
+        serde_json::from_slice(&bytes)
+            .map(Json)
+            .map_err(|e| ApiError::invalid(format!("json body is invalid: {e}")))
+    }
+}

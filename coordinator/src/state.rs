@@ -1,0 +1,194 @@
+//! Shared application state: the store, the key ring, the queue registry cache, the clock and
+//! the group-commit batchers.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use shared::wire::QueueConfig;
+use tokio::sync::Mutex as AsyncMutex;
+
+use crate::batcher::Batchers;
+use crate::error::{ApiError, ApiResult};
+use crate::keys::Keyring;
+use crate::store::{Store, StoreResult};
+
+/// Wall-clock time in unix seconds; manual in tests so expiry can be tested without waiting.
+#[derive(Debug, Clone)]
+pub enum Clock {
+    /// The system clock.
+    System,
+    /// A settable clock.
+    Manual(Arc<AtomicU64>),
+}
+
+impl Clock {
+    /// Now, unix seconds.
+    pub fn now(&self) -> u64 {
+        match self {
+            Clock::System => {
+                SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+            }
+            Clock::Manual(t) => t.load(Ordering::SeqCst),
+        }
+    }
+}
+
+/// Settings that handlers need, fixed at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `iss` of issued tokens.
+    pub issuer: String,
+    /// Bearer key of the private API.
+    pub admin_key: String,
+    /// Largest group-commit batch.
+    pub max_batch: usize,
+    /// Whether keys come from config (rotation is then done by config, not the API).
+    pub keys_from_config: bool,
+}
+
+/// The application state handed to every handler.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("store", &self.inner.store.kind()).finish()
+    }
+}
+
+struct Inner {
+    /// Where queues, places and sessions live.
+    store: Arc<dyn Store>,
+    /// Keys; replaced on rotation.
+    keys: RwLock<Arc<Keyring>>,
+    /// Queue registry cache; refreshed from the store.
+    queues: RwLock<QueueCache>,
+    /// Serialises registry refreshes triggered by a cache miss.
+    refresh_lock: AsyncMutex<()>,
+    clock: Clock,
+    settings: Settings,
+    batchers: Batchers,
+}
+
+/// The registry, indexed both ways.
+#[derive(Debug, Default)]
+struct QueueCache {
+    by_slug: HashMap<String, QueueConfig>,
+    by_id: HashMap<u32, QueueConfig>,
+    /// When it was last loaded; `None` until the store has answered once.
+    loaded_at: Option<Instant>,
+}
+
+/// A cache miss refreshes the registry at most this often (unknown slugs are cheap to send).
+const MISS_REFRESH: Duration = Duration::from_millis(250);
+
+impl AppState {
+    /// Builds the state around a store and loaded keys.
+    pub fn new(store: Arc<dyn Store>, keys: Keyring, settings: Settings, clock: Clock) -> Self {
+        let batchers = Batchers::new(store.clone(), clock.clone(), settings.max_batch);
+        AppState {
+            inner: Arc::new(Inner {
+                store,
+                keys: RwLock::new(Arc::new(keys)),
+                queues: RwLock::new(QueueCache::default()),
+                refresh_lock: AsyncMutex::new(()),
+                clock,
+                settings,
+                batchers,
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn Store {
+        self.inner.store.as_ref()
+    }
+
+    /// Now, unix seconds.
+    pub fn now(&self) -> u64 {
+        self.inner.clock.now()
+    }
+
+    /// Fixed settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The group-commit batchers.
+    pub fn batchers(&self) -> &Batchers {
+        &self.inner.batchers
+    }
+
+    /// The current key ring.
+    pub fn keys(&self) -> Arc<Keyring> {
+        self.inner.keys.read().map(|k| k.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Replaces the key ring (rotation).
+    pub fn set_keys(&self, keys: Keyring) {
+        match self.inner.keys.write() {
+            Ok(mut k) => *k = Arc::new(keys),
+            Err(p) => *p.into_inner() = Arc::new(keys),
+        }
+    }
+
+    /// Reloads the queue registry from the store.
+    pub async fn refresh_queues(&self) -> StoreResult<()> {
+        let all = self.inner.store.list_queues().await?;
+        let mut cache = QueueCache { loaded_at: Some(Instant::now()), ..Default::default() };
+        for q in all {
+            cache.by_slug.insert(q.queue_id.clone(), q.clone());
+            cache.by_id.insert(q.id, q);
+        }
+        match self.inner.queues.write() {
+            Ok(mut g) => *g = cache,
+            Err(p) => *p.into_inner() = cache,
+        }
+        Ok(())
+    }
+
+    fn cached<T>(&self, f: impl FnOnce(&QueueCache) -> T) -> T {
+        match self.inner.queues.read() {
+            Ok(g) => f(&g),
+            Err(p) => f(&p.into_inner()),
+        }
+    }
+
+    /// Looks a queue up by slug; an unknown slug is a 400 (the contract's "invalid parameter").
+    pub async fn queue_by_slug(&self, slug: &str) -> ApiResult<QueueConfig> {
+        if let Some(q) = self.cached(|c| c.by_slug.get(slug).cloned()) {
+            return Ok(q);
+        }
+        // Miss: maybe created by another process since the last refresh.
+        let stale = self.cached(|c| c.loaded_at.is_none_or(|t| t.elapsed() >= MISS_REFRESH));
+        if stale {
+            let _guard = self.inner.refresh_lock.lock().await;
+            let still_stale =
+                self.cached(|c| c.loaded_at.is_none_or(|t| t.elapsed() >= MISS_REFRESH));
+            if still_stale {
+                self.refresh_queues().await?;
+            }
+        }
+        self.cached(|c| c.by_slug.get(slug).cloned())
+            .ok_or_else(|| ApiError::BadRequest("unknown_queue", "queue_id is not a known queue".into()))
+    }
+
+    /// Looks a queue up by numeric id in the cache.
+    pub fn queue_by_id_cached(&self, id: u32) -> Option<QueueConfig> {
+        self.cached(|c| c.by_id.get(&id).cloned())
+    }
+
+    /// Every cached queue.
+    pub fn cached_queues(&self) -> Vec<QueueConfig> {
+        self.cached(|c| c.by_id.values().cloned().collect())
+    }
+
+    /// Whether the registry has been loaded at least once.
+    pub fn registry_loaded(&self) -> bool {
+        self.cached(|c| c.loaded_at.is_some())
+    }
+}

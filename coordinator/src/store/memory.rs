@@ -1,0 +1,301 @@
+//! In-memory store for a single coordinator process (no Redis configured).
+//!
+//! Same semantics as the Redis store, checked by the same conformance suite. Nothing survives
+//! a restart, so it is for development and tests; the coordinator logs a warning when it runs
+//! on it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+use shared::wire::QueueConfig;
+
+use super::{
+    Claim, Counters, Created, Ended, PlaceFacts, Session, Store, StoreError, StoreResult,
+    StoredSecrets, WaitingFacts,
+};
+
+/// One queue's state.
+#[derive(Debug, Default)]
+struct QueueData {
+    counters: Counters,
+    /// One bit per position: a token was issued for it.
+    claimed: Vec<u64>,
+    claimed_total: u64,
+    /// Live sessions by position, and the same ordered by expiry for cleanup.
+    sessions: HashMap<u64, Session>,
+    by_expiry: BTreeSet<(u64, u64)>,
+    /// (unix second, last position handed out by then), ascending.
+    arrivals: Vec<(u64, u64)>,
+    /// (serving position, unix second reached), ascending in both.
+    history: Vec<(u64, u64)>,
+    /// Revoked jti → expiry.
+    revoked: BTreeMap<String, u64>,
+}
+
+impl QueueData {
+    fn is_claimed(&self, pos: u64) -> bool {
+        let (w, b) = ((pos / 64) as usize, pos % 64);
+        self.claimed.get(w).is_some_and(|x| x & (1 << b) != 0)
+    }
+
+    fn set_claimed(&mut self, pos: u64) {
+        let (w, b) = ((pos / 64) as usize, pos % 64);
+        if self.claimed.len() <= w {
+            self.claimed.resize(w + 1, 0);
+        }
+        self.claimed[w] |= 1 << b;
+        self.claimed_total += 1;
+    }
+
+    fn claimed_upto(&self, upto: u64) -> u64 {
+        (1..=upto).filter(|&p| self.is_claimed(p)).count() as u64
+    }
+
+    fn expire_sessions(&mut self, now: u64) {
+        while let Some(&(exp, pos)) = self.by_expiry.first() {
+            if exp > now {
+                break;
+            }
+            self.by_expiry.pop_first();
+            self.sessions.remove(&pos);
+        }
+    }
+}
+
+/// Keeps only the newest entry older than `cutoff` (the floor) plus everything newer.
+fn compact<T>(series: &mut Vec<T>, time_of: impl Fn(&T) -> u64, cutoff: u64) {
+    let old = series.iter().take_while(|e| time_of(e) < cutoff).count();
+    if old > 1 {
+        series.drain(..old - 1);
+    }
+}
+
+/// The in-memory store.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    next_id: u32,
+    queues: BTreeMap<u32, QueueConfig>,
+    data: HashMap<u32, QueueData>,
+    secrets: Option<StoredSecrets>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Inner) -> T,
+    ) -> BoxFuture<'_, StoreResult<T>> {
+        let out = match self.inner.lock() {
+            Ok(mut g) => Ok(f(&mut g)),
+            Err(_) => Err(StoreError::Corrupt("memory store lock poisoned".into())),
+        };
+        async move { out }.boxed()
+    }
+
+    fn with_queue<T: Send + 'static>(
+        &self,
+        queue: u32,
+        f: impl FnOnce(&mut QueueData) -> T,
+    ) -> BoxFuture<'_, StoreResult<T>> {
+        self.with(move |inner| f(inner.data.entry(queue).or_default()))
+    }
+}
+
+impl Store for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    fn ping(&self) -> BoxFuture<'_, StoreResult<()>> {
+        self.with(|_| ())
+    }
+
+    fn create_queue(&self, mut cfg: QueueConfig) -> BoxFuture<'_, StoreResult<Created>> {
+        self.with(move |inner| {
+            if inner.queues.values().any(|q| q.queue_id == cfg.queue_id) {
+                return Created::SlugTaken;
+            }
+            inner.next_id += 1;
+            cfg.id = inner.next_id;
+            inner.queues.insert(cfg.id, cfg.clone());
+            Created::Ok(cfg)
+        })
+    }
+
+    fn update_queue(&self, cfg: QueueConfig) -> BoxFuture<'_, StoreResult<bool>> {
+        self.with(move |inner| match inner.queues.get_mut(&cfg.id) {
+            Some(q) => {
+                *q = cfg;
+                true
+            }
+            None => false,
+        })
+    }
+
+    fn list_queues(&self) -> BoxFuture<'_, StoreResult<Vec<QueueConfig>>> {
+        self.with(|inner| inner.queues.values().cloned().collect())
+    }
+
+    fn delete_queue(&self, id: u32) -> BoxFuture<'_, StoreResult<bool>> {
+        self.with(move |inner| {
+            inner.data.remove(&id);
+            inner.queues.remove(&id).is_some()
+        })
+    }
+
+    fn assign(
+        &self,
+        queue: u32,
+        count: u64,
+        now: u64,
+        keep_secs: u64,
+    ) -> BoxFuture<'_, StoreResult<u64>> {
+        self.with_queue(queue, move |q| {
+            q.counters.assigned += count;
+            let last = q.counters.assigned;
+            match q.arrivals.last_mut() {
+                Some(e) if e.0 == now => e.1 = last,
+                _ => q.arrivals.push((now, last)),
+            }
+            compact(&mut q.arrivals, |e| e.0, now.saturating_sub(keep_secs));
+            last
+        })
+    }
+
+    fn counters(&self, queue: u32) -> BoxFuture<'_, StoreResult<Counters>> {
+        self.with_queue(queue, |q| q.counters)
+    }
+
+    fn increment_serving(
+        &self,
+        queue: u32,
+        by: u64,
+        now: u64,
+        keep_secs: u64,
+    ) -> BoxFuture<'_, StoreResult<u64>> {
+        self.with_queue(queue, move |q| {
+            q.counters.serving += by;
+            if by > 0 {
+                q.history.push((q.counters.serving, now));
+                compact(&mut q.history, |e| e.1, now.saturating_sub(keep_secs));
+            }
+            q.counters.serving
+        })
+    }
+
+    fn place(&self, queue: u32, position: u64) -> BoxFuture<'_, StoreResult<PlaceFacts>> {
+        self.with_queue(queue, move |q| PlaceFacts {
+            counters: q.counters,
+            passed_at: q.history.iter().find(|(s, _)| *s >= position).map(|(_, t)| *t),
+            claimed: q.is_claimed(position),
+        })
+    }
+
+    fn claim(
+        &self,
+        queue: u32,
+        position: u64,
+        now: u64,
+        validity: u64,
+        max_active: u64,
+    ) -> BoxFuture<'_, StoreResult<Claim>> {
+        self.with_queue(queue, move |q| {
+            q.expire_sessions(now);
+            if q.is_claimed(position) {
+                return match q.sessions.get(&position) {
+                    Some(s) => Claim::Existing(*s),
+                    None => Claim::Ended,
+                };
+            }
+            let active = q.sessions.len() as u64;
+            if max_active > 0 && active >= max_active {
+                return Claim::Full { active };
+            }
+            let s = Session { iat: now, exp: now + validity };
+            q.set_claimed(position);
+            q.sessions.insert(position, s);
+            q.by_expiry.insert((s.exp, position));
+            Claim::Issued(s)
+        })
+    }
+
+    fn end_session(
+        &self,
+        queue: u32,
+        position: u64,
+        jti: String,
+        now: u64,
+    ) -> BoxFuture<'_, StoreResult<Ended>> {
+        self.with_queue(queue, move |q| {
+            q.expire_sessions(now);
+            if !q.is_claimed(position) {
+                return Ended::NeverClaimed;
+            }
+            match q.sessions.remove(&position) {
+                Some(s) => {
+                    q.by_expiry.remove(&(s.exp, position));
+                    if s.exp > now {
+                        q.revoked.insert(jti, s.exp);
+                    }
+                    Ended::Now
+                }
+                None => Ended::Already,
+            }
+        })
+    }
+
+    fn active_sessions(&self, queue: u32, now: u64) -> BoxFuture<'_, StoreResult<u64>> {
+        self.with_queue(queue, move |q| {
+            q.expire_sessions(now);
+            q.sessions.len() as u64
+        })
+    }
+
+    fn waiting_facts(&self, queue: u32, t0: u64) -> BoxFuture<'_, StoreResult<WaitingFacts>> {
+        self.with_queue(queue, move |q| {
+            let serving_at = q.history.iter().rev().find(|e| e.1 <= t0).map_or(0, |e| e.0);
+            let assigned_at = q.arrivals.iter().rev().find(|e| e.0 <= t0).map_or(0, |e| e.1);
+            let expired_upto = serving_at.min(assigned_at);
+            WaitingFacts {
+                counters: q.counters,
+                claimed_total: q.claimed_total,
+                expired_upto,
+                claimed_upto: q.claimed_upto(expired_upto),
+            }
+        })
+    }
+
+    fn revoked(
+        &self,
+        queue: u32,
+        now: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        self.with_queue(queue, move |q| {
+            q.revoked.retain(|_, exp| *exp > now);
+            // Latest expiry first, as the Redis store answers.
+            let mut all: Vec<(&String, &u64)> = q.revoked.iter().collect();
+            all.sort_by(|a, b| b.1.cmp(a.1).then_with(|| b.0.cmp(a.0)));
+            all.into_iter().take(limit).map(|(j, _)| j.clone()).collect()
+        })
+    }
+
+    fn secrets_or_init(&self, fresh: StoredSecrets) -> BoxFuture<'_, StoreResult<StoredSecrets>> {
+        self.with(move |inner| inner.secrets.get_or_insert(fresh).clone())
+    }
+
+    fn put_secrets(&self, secrets: StoredSecrets) -> BoxFuture<'_, StoreResult<()>> {
+        self.with(move |inner| inner.secrets = Some(secrets))
+    }
+}

@@ -1,0 +1,203 @@
+//! Storage: one trait, two implementations (Redis, and in-memory for a single node).
+//!
+//! The trait speaks in queue facts (counters, places, sessions), not in Redis commands, so
+//! every multi-step change is one atomic operation in either implementation. Decisions that
+//! need no atomicity (has a place expired? is it the visitor's turn?) are made by the caller
+//! from the facts returned, with the pure helpers in [`crate::queue`].
+//!
+//! Position expiry needs two time series per queue: per second, the last position handed out
+//! (arrivals); per serving change, the new serving position and its time (serving history).
+//! Both are monotone, so "when did serving reach p" and "what were serving and assigned at t"
+//! are range queries. Entries older than `keep_secs` are compacted into the newest of them, so
+//! a query for an older time sees a floor value: a place that old has expired under any expiry
+//! setting up to `keep_secs`. This state grows with time (one entry per second at most), not
+//! with the number of visitors.
+//!
+//! The conformance suite in `tests/conformance.rs` runs the same assertions against both.
+
+pub mod memory;
+pub mod redis;
+
+use futures::future::BoxFuture;
+use shared::wire::QueueConfig;
+
+/// A storage failure. Only `Unavailable` is expected in operation (Redis down or failing
+/// over); it becomes a 503 with `Retry-After`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backing store cannot be reached or did not answer in time.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered something this code does not understand (a bug or a foreign key).
+    #[error("storage returned unexpected data: {0}")]
+    Corrupt(String),
+}
+
+/// Result of a storage call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Outcome of creating a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// Stored with a fresh id.
+    Ok(QueueConfig),
+    /// Another queue already has this slug.
+    SlugTaken,
+}
+
+/// A queue's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counters {
+    /// Highest position handed out (positions are 1..=assigned).
+    pub assigned: u64,
+    /// Serving position: places up to here may claim a token.
+    pub serving: u64,
+}
+
+/// What the store knows about one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlaceFacts {
+    /// The queue's counters at the time of the read.
+    pub counters: Counters,
+    /// When the serving position first reached this place (unix seconds), if it has.
+    pub passed_at: Option<u64>,
+    /// Whether a token was ever issued for this place.
+    pub claimed: bool,
+}
+
+/// An admitted visitor's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    /// Issued at, unix seconds.
+    pub iat: u64,
+    /// Expires at, unix seconds.
+    pub exp: u64,
+}
+
+/// Outcome of claiming a token for a place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// A new session was opened.
+    Issued(Session),
+    /// The place already holds this live session; the same one is returned.
+    Existing(Session),
+    /// The place's session was completed, abandoned or has expired.
+    Ended,
+    /// `max_active` sessions are live; try again later.
+    Full {
+        /// Live sessions counted.
+        active: u64,
+    },
+}
+
+/// Outcome of ending a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The live session was ended now.
+    Now,
+    /// It had already ended (idempotent repeat, or expired).
+    Already,
+    /// No token was ever issued for this place.
+    NeverClaimed,
+}
+
+/// Facts needed to count the waiting visitors at time `t0 = now - position_expiry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WaitingFacts {
+    /// Current counters.
+    pub counters: Counters,
+    /// Places claimed so far (tokens ever issued).
+    pub claimed_total: u64,
+    /// `min(serving at t0, assigned at t0)`: every unclaimed place up to here has expired.
+    pub expired_upto: u64,
+    /// Claimed places among `1..=expired_upto`.
+    pub claimed_upto: u64,
+}
+
+/// Persisted secrets, shared by every coordinator process on one store.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredSecrets {
+    /// Ed25519 seeds, hex; the first signs, the rest stay in the JWKS until `retire_after`.
+    pub signing: Vec<StoredSigningKey>,
+    /// Ticket MAC keys in `parse_keys` form; the first signs.
+    pub ticket_keys: String,
+}
+
+/// One signing key in the persisted key ring.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredSigningKey {
+    /// 32-byte Ed25519 seed, hex.
+    pub seed_hex: String,
+    /// Unix seconds after which this key is dropped from the JWKS (0 = current key).
+    pub retire_after: u64,
+}
+
+/// The storage operations of Anteroom. Every method is one atomic step.
+pub trait Store: Send + Sync + 'static {
+    /// `"redis"`, `"redis-cluster"` or `"memory"`, for logs and `/readyz`.
+    fn kind(&self) -> &'static str;
+    /// Checks the store answers.
+    fn ping(&self) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// Creates a queue with a fresh, never reused id, unless the slug is taken.
+    fn create_queue(&self, cfg: QueueConfig) -> BoxFuture<'_, StoreResult<Created>>;
+    /// Replaces a queue's settings; `false` if the id does not exist.
+    fn update_queue(&self, cfg: QueueConfig) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Every queue.
+    fn list_queues(&self) -> BoxFuture<'_, StoreResult<Vec<QueueConfig>>>;
+    /// Deletes a queue and all its state; `false` if it did not exist.
+    fn delete_queue(&self, id: u32) -> BoxFuture<'_, StoreResult<bool>>;
+
+    /// Hands out `count` consecutive positions at `now`; returns the last one. History older
+    /// than `keep_secs` is compacted (see the module docs).
+    fn assign(
+        &self,
+        queue: u32,
+        count: u64,
+        now: u64,
+        keep_secs: u64,
+    ) -> BoxFuture<'_, StoreResult<u64>>;
+    /// Current counters.
+    fn counters(&self, queue: u32) -> BoxFuture<'_, StoreResult<Counters>>;
+    /// Advances the serving position by `by` at `now`; returns the new one.
+    fn increment_serving(
+        &self,
+        queue: u32,
+        by: u64,
+        now: u64,
+        keep_secs: u64,
+    ) -> BoxFuture<'_, StoreResult<u64>>;
+    /// Facts about one place.
+    fn place(&self, queue: u32, position: u64) -> BoxFuture<'_, StoreResult<PlaceFacts>>;
+    /// Opens (or returns the existing) session for a place the caller has checked is due and
+    /// not expired. `max_active = 0` means no cap.
+    fn claim(
+        &self,
+        queue: u32,
+        position: u64,
+        now: u64,
+        validity: u64,
+        max_active: u64,
+    ) -> BoxFuture<'_, StoreResult<Claim>>;
+    /// Ends a place's session (COMPLETED or ABANDONED) and records its `jti` as revoked
+    /// until it would have expired.
+    fn end_session(
+        &self,
+        queue: u32,
+        position: u64,
+        jti: String,
+        now: u64,
+    ) -> BoxFuture<'_, StoreResult<Ended>>;
+    /// Live sessions at `now`.
+    fn active_sessions(&self, queue: u32, now: u64) -> BoxFuture<'_, StoreResult<u64>>;
+    /// Facts for the waiting count; `t0` is `now - position_expiry` (or 0 when expiry is off).
+    fn waiting_facts(&self, queue: u32, t0: u64) -> BoxFuture<'_, StoreResult<WaitingFacts>>;
+    /// Revoked, not yet expired session ids (`jti`) at `now`, at most `limit`.
+    fn revoked(&self, queue: u32, now: u64, limit: usize)
+    -> BoxFuture<'_, StoreResult<Vec<String>>>;
+
+    /// Returns the stored secrets, storing `fresh` first if there are none (first start).
+    fn secrets_or_init(&self, fresh: StoredSecrets) -> BoxFuture<'_, StoreResult<StoredSecrets>>;
+    /// Replaces the stored secrets (key rotation).
+    fn put_secrets(&self, secrets: StoredSecrets) -> BoxFuture<'_, StoreResult<()>>;
+}

@@ -1,0 +1,740 @@
+//! Redis store: every multi-step change is one Lua script over one queue's keys.
+//!
+//! Key layout (hash tags keep each queue in one Redis Cluster slot):
+//!
+//! | key | type | what |
+//! |---|---|---|
+//! | `anteroom:{registry}:next_id` | string | last queue id handed out (never reused) |
+//! | `anteroom:{registry}:queues` | hash | id → queue config JSON |
+//! | `anteroom:{registry}:slugs` | hash | slug → id |
+//! | `anteroom:{registry}:secrets` | string | key ring JSON (signing seeds, ticket keys) |
+//! | `aq:{q<id>}:ctr` | string | last position handed out |
+//! | `aq:{q<id>}:srv` | string | serving position |
+//! | `aq:{q<id>}:claimed` | bitmap | bit p = a token was issued for position p (1 bit per visitor) |
+//! | `aq:{q<id>}:nclaimed` | string | number of bits set in `claimed` |
+//! | `aq:{q<id>}:sess` | sorted set | live sessions: member position, score expiry |
+//! | `aq:{q<id>}:sinfo` | hash | position → issue time of its live session |
+//! | `aq:{q<id>}:rev` | sorted set | ended sessions: member jti, score expiry |
+//! | `aq:{q<id>}:hist` | sorted set | serving history: member `serving:time`, score serving |
+//! | `aq:{q<id>}:arr` | sorted set | arrivals: member `second:last position`, score second |
+
+use std::time::Duration;
+
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
+use shared::wire::QueueConfig;
+
+use super::{
+    Claim, Counters, Created, Ended, PlaceFacts, Session, Store, StoreError, StoreResult,
+    StoredSecrets, WaitingFacts,
+};
+
+const REG_NEXT_ID: &str = "anteroom:{registry}:next_id";
+const REG_QUEUES: &str = "anteroom:{registry}:queues";
+const REG_SLUGS: &str = "anteroom:{registry}:slugs";
+const REG_SECRETS: &str = "anteroom:{registry}:secrets";
+
+/// Names of one queue's keys, all in the queue's hash slot.
+fn qk(id: u32, what: &str) -> String {
+    format!("aq:{{q{id}}}:{what}")
+}
+
+/// All per-queue key suffixes, for deletion.
+const QUEUE_KEYS: [&str; 9] =
+    ["ctr", "srv", "claimed", "nclaimed", "sess", "sinfo", "rev", "hist", "arr"];
+
+/// Shared Lua helpers, prepended to scripts that read the time series.
+const LUA_LIB: &str = r#"
+local function tail_num(m) return tonumber(string.match(m, ':(%d+)$')) end
+local function head_num(m) return tonumber(string.match(m, '^(%d+):')) end
+-- number of entries in the serving history (ordered by serving, times ascending too)
+-- whose time is <= t
+local function hist_count_upto(k, t)
+  local lo, hi = 0, redis.call('ZCARD', k)
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    local m = redis.call('ZRANGE', k, mid, mid)[1]
+    if tail_num(m) <= t then lo = mid + 1 else hi = mid end
+  end
+  return lo
+end
+-- keep the newest entry older than cutoff and everything newer
+local function compact_hist(k, cutoff)
+  local old = hist_count_upto(k, cutoff - 1)
+  if old > 1 then redis.call('ZREMRANGEBYRANK', k, 0, old - 2) end
+end
+"#;
+
+const ASSIGN: &str = r#"
+local last = redis.call('INCRBY', KEYS[1], ARGV[1])
+local now = ARGV[2]
+redis.call('ZREMRANGEBYSCORE', KEYS[2], now, now)
+redis.call('ZADD', KEYS[2], now, now .. ':' .. last)
+local old = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. ARGV[3])
+if old > 1 then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, old - 2) end
+return last
+"#;
+
+const INCR_SERVING: &str = r#"
+local s = redis.call('INCRBY', KEYS[1], ARGV[1])
+if tonumber(ARGV[1]) > 0 then
+  redis.call('ZADD', KEYS[2], s, s .. ':' .. ARGV[2])
+  compact_hist(KEYS[2], tonumber(ARGV[3]))
+end
+return s
+"#;
+
+const PLACE: &str = r#"
+local ctr = tonumber(redis.call('GET', KEYS[1]) or '0')
+local srv = tonumber(redis.call('GET', KEYS[2]) or '0')
+local h = redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[1], '+inf', 'LIMIT', 0, 1)
+local passed = -1
+if #h > 0 then passed = tail_num(h[1]) end
+return {ctr, srv, passed, redis.call('GETBIT', KEYS[4], ARGV[1])}
+"#;
+
+/// Removes up to 1000 expired sessions (score order); counts use ZCOUNT so they stay exact.
+const LUA_EXPIRE: &str = r#"
+local function expire_sessions(sess, sinfo, now)
+  local dead = redis.call('ZRANGEBYSCORE', sess, '-inf', now, 'LIMIT', 0, 1000)
+  if #dead > 0 then
+    redis.call('ZREM', sess, unpack(dead))
+    redis.call('HDEL', sinfo, unpack(dead))
+  end
+end
+"#;
+
+const CLAIM: &str = r#"
+local pos, now = ARGV[1], tonumber(ARGV[2])
+expire_sessions(KEYS[2], KEYS[3], now)
+if redis.call('GETBIT', KEYS[1], pos) == 1 then
+  local exp = redis.call('ZSCORE', KEYS[2], pos)
+  if exp and tonumber(exp) > now then
+    return {1, tonumber(redis.call('HGET', KEYS[3], pos)), tonumber(exp)}
+  end
+  return {2}
+end
+local max = tonumber(ARGV[4])
+if max > 0 then
+  local n = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
+  if n >= max then return {3, n} end
+end
+local exp = now + tonumber(ARGV[3])
+redis.call('SETBIT', KEYS[1], pos, 1)
+redis.call('INCR', KEYS[4])
+redis.call('ZADD', KEYS[2], exp, pos)
+redis.call('HSET', KEYS[3], pos, now)
+return {0, now, exp}
+"#;
+
+const END_SESSION: &str = r#"
+local pos, now = ARGV[1], tonumber(ARGV[3])
+if redis.call('GETBIT', KEYS[1], pos) == 0 then return 0 end
+local exp = redis.call('ZSCORE', KEYS[2], pos)
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+if exp then
+  redis.call('ZREM', KEYS[2], pos)
+  redis.call('HDEL', KEYS[3], pos)
+  if tonumber(exp) > now then
+    redis.call('ZADD', KEYS[4], exp, ARGV[2])
+    return 1
+  end
+end
+return 2
+"#;
+
+const ACTIVE: &str = r#"
+local now = tonumber(ARGV[1])
+expire_sessions(KEYS[1], KEYS[2], now)
+return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
+"#;
+
+const WAITING: &str = r#"
+local t0 = tonumber(ARGV[1])
+local ctr = tonumber(redis.call('GET', KEYS[1]) or '0')
+local srv = tonumber(redis.call('GET', KEYS[2]) or '0')
+local nclaimed = tonumber(redis.call('GET', KEYS[3]) or '0')
+local e = 0
+if t0 > 0 then
+  local n = hist_count_upto(KEYS[4], t0)
+  local serving_at = 0
+  if n > 0 then serving_at = head_num(redis.call('ZRANGE', KEYS[4], n - 1, n - 1)[1]) end
+  local a = redis.call('ZREVRANGEBYSCORE', KEYS[5], t0, '-inf', 'LIMIT', 0, 1)
+  local assigned_at = 0
+  if #a > 0 then assigned_at = tail_num(a[1]) end
+  e = math.min(serving_at, assigned_at)
+end
+local cu = 0
+if e > 0 then cu = redis.call('BITCOUNT', KEYS[6], 0, e, 'BIT') end
+return {ctr, srv, nclaimed, e, cu}
+"#;
+
+const REVOKED: &str = r#"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+return redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', '(' .. ARGV[1], 'LIMIT', 0, ARGV[2])
+"#;
+
+const CREATE: &str = r#"
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return -1 end
+local id = redis.call('INCR', KEYS[1])
+local cfg = cjson.decode(ARGV[2])
+cfg['id'] = id
+redis.call('HSET', KEYS[2], id, cjson.encode(cfg))
+redis.call('HSET', KEYS[3], ARGV[1], id)
+return id
+"#;
+
+const UPDATE: &str = r#"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"#;
+
+const DELETE: &str = r#"
+local j = redis.call('HGET', KEYS[1], ARGV[1])
+if not j then return 0 end
+redis.call('HDEL', KEYS[2], cjson.decode(j)['queue_id'])
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 1
+"#;
+
+/// The prepared scripts (hashed once).
+struct Scripts {
+    assign: Script,
+    incr_serving: Script,
+    place: Script,
+    claim: Script,
+    end_session: Script,
+    active: Script,
+    waiting: Script,
+    revoked: Script,
+    create: Script,
+    update: Script,
+    delete: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        let lib = |body: &str| Script::new(&format!("{LUA_LIB}{LUA_EXPIRE}{body}"));
+        Scripts {
+            assign: Script::new(ASSIGN),
+            incr_serving: lib(INCR_SERVING),
+            place: lib(PLACE),
+            claim: lib(CLAIM),
+            end_session: Script::new(END_SESSION),
+            active: lib(ACTIVE),
+            waiting: lib(WAITING),
+            revoked: Script::new(REVOKED),
+            create: Script::new(CREATE),
+            update: Script::new(UPDATE),
+            delete: Script::new(DELETE),
+        }
+    }
+}
+
+/// A connection to a single Redis (reconnecting by itself) or to a Redis Cluster.
+#[derive(Clone)]
+#[allow(missing_debug_implementations, reason = "connection types of the redis crate")]
+pub enum Conn {
+    /// One server (or a primary with replicas behind a fixed address).
+    Single(ConnectionManager),
+    /// A Redis Cluster; keys are routed by their hash tag.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The Redis store.
+pub struct RedisStore {
+    conn: Conn,
+    scripts: Scripts,
+    /// Replicas that must acknowledge a write before it is answered (`WAIT`); 0 = none.
+    wait_replicas: u32,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore").field("wait_replicas", &self.wait_replicas).finish()
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+impl RedisStore {
+    /// Connects lazily to one Redis server; reconnects by itself when it comes back.
+    pub fn single(url: &str, wait_replicas: u32) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
+        Ok(RedisStore { conn: Conn::Single(conn), scripts: Scripts::new(), wait_replicas })
+    }
+
+    /// Connects to a Redis Cluster through any of its nodes.
+    pub async fn cluster(nodes: &[String], wait_replicas: u32) -> Result<Self, StoreError> {
+        let client = redis::cluster::ClusterClientBuilder::new(nodes.to_vec())
+            .connection_timeout(Duration::from_secs(1))
+            .response_timeout(Duration::from_secs(2))
+            .retries(3)
+            .build()
+            .map_err(unavailable)?;
+        let conn = client.get_async_connection().await.map_err(unavailable)?;
+        Ok(RedisStore { conn: Conn::Cluster(conn), scripts: Scripts::new(), wait_replicas })
+    }
+
+    fn conn(&self) -> Conn {
+        self.conn.clone()
+    }
+
+    /// Waits for replicas to acknowledge the writes so far, when configured.
+    async fn replicate(&self, conn: &mut Conn, slot_key: &str) -> StoreResult<()> {
+        if self.wait_replicas == 0 {
+            return Ok(());
+        }
+        // In a cluster, WAIT must reach the node that owns the key's slot; routing it by a
+        // key-less command would hit a random node, so send it as a script keyed by the slot.
+        let acked: i64 = Script::new("return redis.call('WAIT', ARGV[1], ARGV[2])")
+            .key(slot_key)
+            .arg(self.wait_replicas)
+            .arg(500)
+            .invoke_async(conn)
+            .await
+            .map_err(unavailable)?;
+        if acked < i64::from(self.wait_replicas) {
+            return Err(StoreError::Unavailable(format!(
+                "only {acked} of {} replicas acknowledged",
+                self.wait_replicas
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn int(v: &Value) -> StoreResult<i64> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        Value::BulkString(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| corrupt("integer expected")),
+        Value::Nil => Ok(0),
+        _ => Err(corrupt("integer expected")),
+    }
+}
+
+fn ints(v: Value) -> StoreResult<Vec<i64>> {
+    match v {
+        Value::Array(items) => items.iter().map(int).collect(),
+        _ => Err(corrupt("array expected")),
+    }
+}
+
+fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn parse_cfg(json: &str) -> StoreResult<QueueConfig> {
+    serde_json::from_str(json).map_err(|_| corrupt("queue config"))
+}
+
+impl Store for RedisStore {
+    fn kind(&self) -> &'static str {
+        match self.conn {
+            Conn::Single(_) => "redis",
+            Conn::Cluster(_) => "redis-cluster",
+        }
+    }
+
+    fn ping(&self) -> BoxFuture<'_, StoreResult<()>> {
+        async move {
+            let mut c = self.conn();
+            let _: String = redis::cmd("PING").query_async(&mut c).await.map_err(unavailable)?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn create_queue(&self, cfg: QueueConfig) -> BoxFuture<'_, StoreResult<Created>> {
+        async move {
+            let mut c = self.conn();
+            let json = serde_json::to_string(&cfg).map_err(|_| corrupt("queue config"))?;
+            let id: i64 = self
+                .scripts
+                .create
+                .key(REG_NEXT_ID)
+                .key(REG_QUEUES)
+                .key(REG_SLUGS)
+                .arg(&cfg.queue_id)
+                .arg(json)
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            if id < 0 {
+                return Ok(Created::SlugTaken);
+            }
+            self.replicate(&mut c, REG_QUEUES).await?;
+            let id = u32::try_from(id).map_err(|_| corrupt("queue id"))?;
+            Ok(Created::Ok(QueueConfig { id, ..cfg }))
+        }
+        .boxed()
+    }
+
+    fn update_queue(&self, cfg: QueueConfig) -> BoxFuture<'_, StoreResult<bool>> {
+        async move {
+            let mut c = self.conn();
+            let json = serde_json::to_string(&cfg).map_err(|_| corrupt("queue config"))?;
+            let n: i64 = self
+                .scripts
+                .update
+                .key(REG_QUEUES)
+                .arg(cfg.id)
+                .arg(json)
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            self.replicate(&mut c, REG_QUEUES).await?;
+            Ok(n == 1)
+        }
+        .boxed()
+    }
+
+    fn list_queues(&self) -> BoxFuture<'_, StoreResult<Vec<QueueConfig>>> {
+        async move {
+            let mut c = self.conn();
+            let all: Vec<String> =
+                redis::cmd("HVALS").arg(REG_QUEUES).query_async(&mut c).await.map_err(unavailable)?;
+            all.iter().map(|j| parse_cfg(j)).collect()
+        }
+        .boxed()
+    }
+
+    fn delete_queue(&self, id: u32) -> BoxFuture<'_, StoreResult<bool>> {
+        async move {
+            let mut c = self.conn();
+            let n: i64 = self
+                .scripts
+                .delete
+                .key(REG_QUEUES)
+                .key(REG_SLUGS)
+                .arg(id)
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            if n == 1 {
+                let keys: Vec<String> = QUEUE_KEYS.iter().map(|k| qk(id, k)).collect();
+                let _: i64 =
+                    redis::cmd("UNLINK").arg(&keys).query_async(&mut c).await.map_err(unavailable)?;
+                self.replicate(&mut c, REG_QUEUES).await?;
+            }
+            Ok(n == 1)
+        }
+        .boxed()
+    }
+
+    fn assign(
+        &self,
+        queue: u32,
+        count: u64,
+        now: u64,
+        keep_secs: u64,
+    ) -> BoxFuture<'_, StoreResult<u64>> {
+        async move {
+            let mut c = self.conn();
+            let ctr = qk(queue, "ctr");
+            let last: i64 = self
+                .scripts
+                .assign
+                .key(&ctr)
+                .key(qk(queue, "arr"))
+                .arg(count)
+                .arg(now)
+                .arg(now.saturating_sub(keep_secs))
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            self.replicate(&mut c, &ctr).await?;
+            Ok(u(last))
+        }
+        .boxed()
+    }
+
+    fn counters(&self, queue: u32) -> BoxFuture<'_, StoreResult<Counters>> {
+        async move {
+            let mut c = self.conn();
+            let v: Vec<Option<u64>> = redis::cmd("MGET")
+                .arg(qk(queue, "ctr"))
+                .arg(qk(queue, "srv"))
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            let get = |i: usize| v.get(i).copied().flatten().unwrap_or(0);
+            Ok(Counters { assigned: get(0), serving: get(1) })
+        }
+        .boxed()
+    }
+
+    fn increment_serving(
+        &self,
+        queue: u32,
+        by: u64,
+        now: u64,
+        keep_secs: u64,
+    ) -> BoxFuture<'_, StoreResult<u64>> {
+        async move {
+            let mut c = self.conn();
+            let srv = qk(queue, "srv");
+            let s: i64 = self
+                .scripts
+                .incr_serving
+                .key(&srv)
+                .key(qk(queue, "hist"))
+                .arg(by)
+                .arg(now)
+                .arg(now.saturating_sub(keep_secs))
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            self.replicate(&mut c, &srv).await?;
+            Ok(u(s))
+        }
+        .boxed()
+    }
+
+    fn place(&self, queue: u32, position: u64) -> BoxFuture<'_, StoreResult<PlaceFacts>> {
+        async move {
+            let mut c = self.conn();
+            let v: Value = self
+                .scripts
+                .place
+                .key(qk(queue, "ctr"))
+                .key(qk(queue, "srv"))
+                .key(qk(queue, "hist"))
+                .key(qk(queue, "claimed"))
+                .arg(position)
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            let v = ints(v)?;
+            let [ctr, srv, passed, claimed] = v[..] else { return Err(corrupt("place")) };
+            Ok(PlaceFacts {
+                counters: Counters { assigned: u(ctr), serving: u(srv) },
+                passed_at: (passed >= 0).then_some(u(passed)),
+                claimed: claimed == 1,
+            })
+        }
+        .boxed()
+    }
+
+    fn claim(
+        &self,
+        queue: u32,
+        position: u64,
+        now: u64,
+        validity: u64,
+        max_active: u64,
+    ) -> BoxFuture<'_, StoreResult<Claim>> {
+        async move {
+            let mut c = self.conn();
+            let claimed = qk(queue, "claimed");
+            let v: Value = self
+                .scripts
+                .claim
+                .key(&claimed)
+                .key(qk(queue, "sess"))
+                .key(qk(queue, "sinfo"))
+                .key(qk(queue, "nclaimed"))
+                .arg(position)
+                .arg(now)
+                .arg(validity)
+                .arg(max_active)
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            let v = ints(v)?;
+            let session = |v: &[i64]| Session { iat: u(v[1]), exp: u(v[2]) };
+            let out = match v.first() {
+                Some(0) if v.len() == 3 => Claim::Issued(session(&v)),
+                Some(1) if v.len() == 3 => Claim::Existing(session(&v)),
+                Some(2) => Claim::Ended,
+                Some(3) if v.len() == 2 => Claim::Full { active: u(v[1]) },
+                _ => return Err(corrupt("claim")),
+            };
+            if matches!(out, Claim::Issued(_)) {
+                self.replicate(&mut c, &claimed).await?;
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn end_session(
+        &self,
+        queue: u32,
+        position: u64,
+        jti: String,
+        now: u64,
+    ) -> BoxFuture<'_, StoreResult<Ended>> {
+        async move {
+            let mut c = self.conn();
+            let claimed = qk(queue, "claimed");
+            let n: i64 = self
+                .scripts
+                .end_session
+                .key(&claimed)
+                .key(qk(queue, "sess"))
+                .key(qk(queue, "sinfo"))
+                .key(qk(queue, "rev"))
+                .arg(position)
+                .arg(jti)
+                .arg(now)
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            Ok(match n {
+                0 => Ended::NeverClaimed,
+                1 => {
+                    self.replicate(&mut c, &claimed).await?;
+                    Ended::Now
+                }
+                _ => Ended::Already,
+            })
+        }
+        .boxed()
+    }
+
+    fn active_sessions(&self, queue: u32, now: u64) -> BoxFuture<'_, StoreResult<u64>> {
+        async move {
+            let mut c = self.conn();
+            let n: i64 = self
+                .scripts
+                .active
+                .key(qk(queue, "sess"))
+                .key(qk(queue, "sinfo"))
+                .arg(now)
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            Ok(u(n))
+        }
+        .boxed()
+    }
+
+    fn waiting_facts(&self, queue: u32, t0: u64) -> BoxFuture<'_, StoreResult<WaitingFacts>> {
+        async move {
+            let mut c = self.conn();
+            let v: Value = self
+                .scripts
+                .waiting
+                .key(qk(queue, "ctr"))
+                .key(qk(queue, "srv"))
+                .key(qk(queue, "nclaimed"))
+                .key(qk(queue, "hist"))
+                .key(qk(queue, "arr"))
+                .key(qk(queue, "claimed"))
+                .arg(t0)
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            let v = ints(v)?;
+            let [ctr, srv, nclaimed, e, cu] = v[..] else { return Err(corrupt("waiting")) };
+            Ok(WaitingFacts {
+                counters: Counters { assigned: u(ctr), serving: u(srv) },
+                claimed_total: u(nclaimed),
+                expired_upto: u(e),
+                claimed_upto: u(cu),
+            })
+        }
+        .boxed()
+    }
+
+    fn revoked(
+        &self,
+        queue: u32,
+        now: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        async move {
+            let mut c = self.conn();
+            self.scripts
+                .revoked
+                .key(qk(queue, "rev"))
+                .arg(now)
+                .arg(limit)
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)
+        }
+        .boxed()
+    }
+
+    fn secrets_or_init(&self, fresh: StoredSecrets) -> BoxFuture<'_, StoreResult<StoredSecrets>> {
+        async move {
+            let mut c = self.conn();
+            let json = serde_json::to_string(&fresh).map_err(|_| corrupt("secrets"))?;
+            let _: Value = redis::cmd("SET")
+                .arg(REG_SECRETS)
+                .arg(json)
+                .arg("NX")
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            let stored: String =
+                redis::cmd("GET").arg(REG_SECRETS).query_async(&mut c).await.map_err(unavailable)?;
+            serde_json::from_str(&stored).map_err(|_| corrupt("secrets"))
+        }
+        .boxed()
+    }
+
+    fn put_secrets(&self, secrets: StoredSecrets) -> BoxFuture<'_, StoreResult<()>> {
+        async move {
+            let mut c = self.conn();
+            let json = serde_json::to_string(&secrets).map_err(|_| corrupt("secrets"))?;
+            let _: Value = redis::cmd("SET")
+                .arg(REG_SECRETS)
+                .arg(json)
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        }
+        .boxed()
+    }
+}
