@@ -67,7 +67,8 @@ pub fn redis_raw(port: u16, cmd: &str) -> Option<String> {
 pub struct Redis {
     pub port: u16,
     child: Child,
-    _dir: TempDir,
+    dir: TempDir,
+    extra: Vec<String>,
 }
 
 impl Redis {
@@ -76,17 +77,20 @@ impl Redis {
     }
 
     pub fn start_on(port: u16, extra: &[&str]) -> Option<Self> {
-        let dir = TempDir::new("redis");
+        Self::spawn(port, TempDir::new("redis"), extra.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn spawn(port: u16, dir: TempDir, extra: Vec<String>) -> Option<Self> {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "no", "--dir"])
             .arg(&dir.0)
-            .args(extra)
+            .args(&extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (the README's test command installs it)");
-        let mut r = Redis { port, child, _dir: dir };
+        let mut r = Redis { port, child, dir, extra };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if redis_raw(port, "PING").is_some_and(|s| s.starts_with("+PONG")) {
@@ -122,10 +126,29 @@ impl Redis {
             .unwrap()
     }
 
-    pub fn stop(mut self) -> u16 {
+    /// Kills the server (as a crash would) but keeps its directory.
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.port
+    }
+
+    /// Starts it again on the same port and directory (data persists with `--appendonly yes`).
+    pub fn restart(&mut self) {
+        self.kill();
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "no", "--dir"])
+            .arg(&self.dir.0)
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = child;
+        let port = self.port;
+        wait_for("redis restart", 10, || {
+            redis_raw(port, "PING").filter(|s| s.starts_with("+PONG")).map(|_| ())
+        });
     }
 }
 
