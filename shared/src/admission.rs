@@ -417,6 +417,10 @@ pub enum HealthVerdict {
 pub struct TickDecision {
     /// How far to advance the serving position.
     pub admit: u64,
+    /// The time this tick accounted for, milliseconds (0 on the first tick, at most
+    /// [`MAX_TICK_MS`]): feed it with `admit` to `eta::RateEstimate::update`, paused ticks
+    /// included, so the measured rate falls during a pause.
+    pub dt_ms: u64,
     /// The strategy's current rate, visitors per second (`None` for manual and capacity).
     pub rate: Option<f64>,
     /// What bounded `admit`.
@@ -455,6 +459,7 @@ pub fn tick(
     }
     let mut decision = TickDecision {
         admit: 0,
+        dt_ms,
         rate: None,
         limited_by: Limit::Rate,
         health: None,
@@ -560,7 +565,14 @@ fn health_step(
         last_reading_ms: None,
         since_ms: now,
     });
-    let reading = reading.filter(HealthReading::is_valid);
+    // A reading stamped in the future (a clock ahead of ours) counts as taken now, so it
+    // cannot skip the settle window.
+    let reading = reading
+        .filter(HealthReading::is_valid)
+        .map(|r| HealthReading {
+            at_ms: r.at_ms.min(now),
+            ..r
+        });
     if let Some(r) = reading {
         s.last_reading_ms = Some(s.last_reading_ms.map_or(r.at_ms, |t| t.max(r.at_ms)));
     }
@@ -972,6 +984,47 @@ mod tests {
             tick(&c, &mut state, &inputs(T0 + 2000, 10, 1000, 0)).admit,
             10
         );
+    }
+
+    #[test]
+    fn the_decision_reports_the_time_it_accounted_for() {
+        let running = config(fixed(10.0, 0));
+        let paused = AdmissionConfig {
+            paused: true,
+            ..running.clone()
+        };
+        let mut state = ControllerState::default();
+        // (config, now offset, expected dt_ms)
+        let table = [
+            (&running, 0, 0),
+            (&running, 1000, 1000),
+            (&paused, 2500, 1500),
+            (&running, 2500, 0),
+            (&running, 100_000, MAX_TICK_MS),
+        ];
+        for (c, at, dt) in table {
+            let d = tick(c, &mut state, &inputs(T0 + at, 0, 1000, 0));
+            assert_eq!(d.dt_ms, dt, "at {at}");
+        }
+    }
+
+    #[test]
+    fn a_reading_from_the_future_cannot_skip_the_settle_window() {
+        let p = HealthPolicy {
+            initial_rate: Some(50.0),
+            ..HealthPolicy::new(100.0, 200.0)
+        };
+        let c = config(AdmissionPolicy::Health(p));
+        let mut state = ControllerState::default();
+        let mut rates = Vec::new();
+        for s in 0..4 {
+            let mut i = with_health(T0 + s * 1000, 500.0, 0.0);
+            // The origin's clock is a minute ahead.
+            i.health.as_mut().unwrap().at_ms += 60_000;
+            rates.push(tick(&c, &mut state, &i).rate.unwrap());
+        }
+        // Cut at 0 s, held at 1 s (inside the 2 s settle window), cut again at 2 s.
+        assert_close(&rates, &[40.0, 40.0, 32.0, 32.0]);
     }
 
     #[test]
