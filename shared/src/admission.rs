@@ -35,7 +35,7 @@ pub struct AdmissionConfig {
 
 /// A queue's admission strategy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "strategy", rename_all = "snake_case")]
+#[serde(tag = "strategy", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AdmissionPolicy {
     /// No automatic admission: the operator advances the serving position by hand.
     Manual,
@@ -66,6 +66,7 @@ pub enum AdmissionPolicy {
 /// Only `max_rate` and `target_latency_ms` are required; every other field has a default
 /// chosen in the doc.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HealthPolicy {
     /// Ceiling on the rate, visitors per second; the operator's hard limit.
     pub max_rate: f64,
@@ -1077,6 +1078,9 @@ mod tests {
             r#"{"policy":{"strategy":"fastest"}}"#,
             r#"{"policy":{"strategy":"capacity"}}"#,
             r#"{"policy":{"strategy":"manual"},"pasued":true}"#,
+            r#"{"policy":{"strategy":"capacity","max_active":3,"max_actve":4}}"#,
+            r#"{"policy":{"strategy":"fixed_rate","rate_per_sec":1,"brust":4}}"#,
+            r#"{"policy":{"strategy":"health","max_rate":200,"target_latency_ms":250,"decrese":0.5}}"#,
         ] {
             assert!(
                 serde_json::from_str::<AdmissionConfig>(bad).is_err(),
