@@ -8,8 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use sha2::{Digest, Sha256};
 use shared::wire::{
-    ActiveNumResponse, IncrementForm, QueueConfig, QueueInput, ServingPosResponse,
-    TokenStatusForm,
+    ActiveNumResponse, IncrementForm, QueueConfig, QueueInput, ServingPosResponse, TokenStatusForm,
 };
 use subtle::ConstantTimeEq as _;
 
@@ -35,9 +34,15 @@ pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/api/queue", post(create_queue).put(update_queue))
         .route("/api/queue/{id}", get(get_queue).delete(delete_queue))
-        .route("/api/queue/increment_serving_position", post(increment_serving))
+        .route(
+            "/api/queue/increment_serving_position",
+            post(increment_serving),
+        )
         .route("/api/queue/update_token_status", post(update_token_status))
-        .route("/api/queue/{queue_id}/active_token_num", get(active_token_num))
+        .route(
+            "/api/queue/{queue_id}/active_token_num",
+            get(active_token_num),
+        )
         .route("/api/queues", get(list_queues))
         .route("/api/keys/rotate", post(rotate_keys))
         .route_layer(middleware::from_fn_with_state(state, require_key))
@@ -62,17 +67,22 @@ async fn require_key(State(state): State<AppState>, req: Request, next: Next) ->
 
 fn valid_slug(s: &str) -> bool {
     (1..=32).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// Applies `input` over `base`, checking every bound.
 fn merge(base: QueueConfig, input: &QueueInput) -> ApiResult<QueueConfig> {
     let cfg = QueueConfig {
-        token_validity_second: input.token_validity_second.unwrap_or(base.token_validity_second),
+        token_validity_second: input
+            .token_validity_second
+            .unwrap_or(base.token_validity_second),
         enable_queue_position_expiry: input
             .enable_queue_position_expiry
             .unwrap_or(base.enable_queue_position_expiry),
-        position_expiry_second: input.position_expiry_second.unwrap_or(base.position_expiry_second),
+        position_expiry_second: input
+            .position_expiry_second
+            .unwrap_or(base.position_expiry_second),
         ..base
     };
     if !(1..=MAX_TOKEN_VALIDITY).contains(&cfg.token_validity_second) {
@@ -95,7 +105,10 @@ async fn create_queue(
     if input.id.is_some() {
         return Err(ApiError::invalid("id is assigned by the server; omit it"));
     }
-    let slug = input.queue_id.clone().ok_or_else(|| ApiError::invalid("queue_id is required"))?;
+    let slug = input
+        .queue_id
+        .clone()
+        .ok_or_else(|| ApiError::invalid("queue_id is required"))?;
     if !valid_slug(&slug) {
         return Err(ApiError::invalid("queue_id must match [a-z0-9_-]{1,32}"));
     }
@@ -113,9 +126,10 @@ async fn create_queue(
             tracing::info!(id = cfg.id, queue = %cfg.queue_id, "queue created");
             Ok(Json(cfg))
         }
-        Created::SlugTaken => {
-            Err(ApiError::Conflict("duplicate_queue_id", "queue_id is already in use".into()))
-        }
+        Created::SlugTaken => Err(ApiError::Conflict(
+            "duplicate_queue_id",
+            "queue_id is already in use".into(),
+        )),
     }
 }
 
@@ -133,21 +147,34 @@ async fn update_queue(
     State(state): State<AppState>,
     JsonBody(input): JsonBody<QueueInput>,
 ) -> ApiResult<Json<QueueConfig>> {
-    let id = input.id.ok_or_else(|| ApiError::invalid("id is required"))?;
+    let id = input
+        .id
+        .ok_or_else(|| ApiError::invalid("id is required"))?;
     let current = find(&state, id).await?;
-    if input.queue_id.as_ref().is_some_and(|s| *s != current.queue_id) {
-        return Err(ApiError::Conflict("immutable_queue_id", "queue_id cannot change".into()));
+    if input
+        .queue_id
+        .as_ref()
+        .is_some_and(|s| *s != current.queue_id)
+    {
+        return Err(ApiError::Conflict(
+            "immutable_queue_id",
+            "queue_id cannot change".into(),
+        ));
     }
     let cfg = merge(current, &input)?;
     if !state.store().update_queue(cfg.clone()).await? {
-        return Err(ApiError::NotFound("queue_not_found", "no queue with this id".into()));
+        return Err(ApiError::NotFound(
+            "queue_not_found",
+            "no queue with this id".into(),
+        ));
     }
     state.refresh_queues().await?;
     Ok(Json(cfg))
 }
 
 fn parse_id(id: &str) -> ApiResult<u32> {
-    id.parse().map_err(|_| ApiError::invalid("id must be a positive integer"))
+    id.parse()
+        .map_err(|_| ApiError::invalid("id must be a positive integer"))
 }
 
 async fn get_queue(
@@ -161,10 +188,16 @@ async fn list_queues(State(state): State<AppState>) -> ApiResult<Json<Vec<QueueC
     Ok(Json(state.store().list_queues().await?))
 }
 
-async fn delete_queue(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_queue(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let id = parse_id(&id)?;
     if !state.store().delete_queue(id).await? {
-        return Err(ApiError::NotFound("queue_not_found", "no queue with this id".into()));
+        return Err(ApiError::NotFound(
+            "queue_not_found",
+            "no queue with this id".into(),
+        ));
     }
     state.batchers().forget(id);
     state.refresh_queues().await?;
@@ -176,7 +209,10 @@ async fn increment_serving(
     State(state): State<AppState>,
     Form(form): Form<IncrementForm>,
 ) -> ApiResult<Json<ServingPosResponse>> {
-    let slug = form.queue_id.as_deref().ok_or_else(|| ApiError::invalid("queue_id is required"))?;
+    let slug = form
+        .queue_id
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid("queue_id is required"))?;
     let q = state.queue_by_slug(slug).await?;
     let by: u64 = form
         .increment_by
@@ -184,7 +220,10 @@ async fn increment_serving(
         .and_then(|s| s.trim().parse().ok())
         .filter(|n| (1..=MAX_INCREMENT).contains(n))
         .ok_or_else(|| ApiError::invalid(format!("increment_by must be 1..={MAX_INCREMENT}")))?;
-    let serving_pos = state.store().increment_serving(q.id, by, state.now(), keep_secs(&q)).await?;
+    let serving_pos = state
+        .store()
+        .increment_serving(q.id, by, state.now(), keep_secs(&q))
+        .await?;
     Ok(Json(ServingPosResponse { serving_pos }))
 }
 
@@ -192,19 +231,33 @@ async fn update_token_status(
     State(state): State<AppState>,
     Form(form): Form<TokenStatusForm>,
 ) -> ApiResult<StatusCode> {
-    let slug = form.queue_id.as_deref().ok_or_else(|| ApiError::invalid("queue_id is required"))?;
+    let slug = form
+        .queue_id
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid("queue_id is required"))?;
     let q = state.queue_by_slug(slug).await?;
-    let rid = form.request_id.as_deref().ok_or_else(|| ApiError::invalid("request_id is required"))?;
+    let rid = form
+        .request_id
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid("request_id is required"))?;
     match form.status.as_deref().map(str::trim) {
         Some("1" | "2") => {}
-        _ => return Err(ApiError::invalid("status must be 1 (COMPLETED) or 2 (ABANDONED)")),
+        _ => {
+            return Err(ApiError::invalid(
+                "status must be 1 (COMPLETED) or 2 (ABANDONED)",
+            ));
+        }
     }
     let t = open_ticket(&state, &q, rid)?;
-    match state.store().end_session(q.id, t.position, jti(q.id, t.position), state.now()).await? {
+    match state
+        .store()
+        .end_session(q.id, t.position, jti(q.id, t.position), state.now())
+        .await?
+    {
         Ended::Now | Ended::Already => Ok(StatusCode::OK),
-        Ended::NeverClaimed => {
-            Err(ApiError::invalid("no access token was issued for this request_id"))
-        }
+        Ended::NeverClaimed => Err(ApiError::invalid(
+            "no access token was issued for this request_id",
+        )),
     }
 }
 
@@ -235,8 +288,15 @@ async fn rotate_keys(State(state): State<AppState>) -> ApiResult<Json<shared::wi
         .map(|q| u64::from(q.token_validity_second))
         .max()
         .unwrap_or(u64::from(DEFAULT_TOKEN_VALIDITY));
-    let stored = state.store().secrets_or_init(crate::keys::fresh_secrets()).await?;
-    let next = rotate(&stored, now, now + longest + shared::token::LEEWAY_SECS as u64);
+    let stored = state
+        .store()
+        .secrets_or_init(crate::keys::fresh_secrets())
+        .await?;
+    let next = rotate(
+        &stored,
+        now,
+        now + longest + shared::token::LEEWAY_SECS as u64,
+    );
     state.store().put_secrets(next.clone()).await?;
     let ring = Keyring::build(&next, None, None)
         .map_err(ApiError::Internal)?

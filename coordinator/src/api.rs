@@ -40,7 +40,8 @@ pub fn keep_secs(q: &QueueConfig) -> u64 {
 
 /// The expiry window, if enabled.
 pub fn expiry(q: &QueueConfig) -> Option<u64> {
-    q.enable_queue_position_expiry.then_some(u64::from(q.position_expiry_second))
+    q.enable_queue_position_expiry
+        .then_some(u64::from(q.position_expiry_second))
 }
 
 /// Session id of a place: stable, so claiming twice names the same session.
@@ -63,9 +64,15 @@ pub fn open_ticket(state: &AppState, q: &QueueConfig, request_id: &str) -> ApiRe
         .map_err(|e| ApiError::BadRequest("invalid_request_id", e.to_string()))?;
     if t.queue != q.id {
         return Err(if state.queue_by_id_cached(t.queue).is_some() {
-            ApiError::BadRequest("invalid_request_id", "request_id belongs to another queue".into())
+            ApiError::BadRequest(
+                "invalid_request_id",
+                "request_id belongs to another queue".into(),
+            )
         } else {
-            ApiError::Gone("queue_replaced", "request_id belongs to a queue that was deleted".into())
+            ApiError::Gone(
+                "queue_replaced",
+                "request_id belongs to a queue that was deleted".into(),
+            )
         });
     }
     Ok(t)
@@ -79,7 +86,9 @@ async fn assign_queue_pos(
     State(state): State<AppState>,
     Form(form): Form<QueueForm>,
 ) -> ApiResult<Json<AssignResponse>> {
-    let q = state.queue_by_slug(required(&form.queue_id, "queue_id")?).await?;
+    let q = state
+        .queue_by_slug(required(&form.queue_id, "queue_id")?)
+        .await?;
     let (position, entered_at) = state.batchers().assign(q.id, keep_secs(&q)).await?;
     let ticket = Ticket {
         key_id: 0,
@@ -89,7 +98,10 @@ async fn assign_queue_pos(
         entered_at: u32::try_from(entered_at).unwrap_or(u32::MAX),
     };
     let request_id = ticket.seal(state.keys().ticket_signer());
-    Ok(Json(AssignResponse { request_id, position: Some(position) }))
+    Ok(Json(AssignResponse {
+        request_id,
+        position: Some(position),
+    }))
 }
 
 async fn queue_pos(
@@ -99,11 +111,17 @@ async fn queue_pos(
     let q = state.queue_by_slug(&queue_id).await?;
     let t = open_ticket(&state, &q, &request_id)?;
     if t.kind == TicketKind::PreQueue {
-        return Err(ApiError::NotFound("not_ready", "place not drawn yet".into()));
+        return Err(ApiError::NotFound(
+            "not_ready",
+            "place not drawn yet".into(),
+        ));
     }
     let facts = state.store().place(q.id, t.position).await?;
     if t.position > facts.counters.assigned {
-        return Err(ApiError::NotFound("not_ready", "place is not committed".into()));
+        return Err(ApiError::NotFound(
+            "not_ready",
+            "place is not committed".into(),
+        ));
     }
     let now = state.now();
     if !facts.claimed
@@ -111,7 +129,9 @@ async fn queue_pos(
     {
         return Err(expired_error());
     }
-    Ok(Json(PositionResponse { position: t.position }))
+    Ok(Json(PositionResponse {
+        position: t.position,
+    }))
 }
 
 async fn serving_pos(
@@ -120,7 +140,9 @@ async fn serving_pos(
 ) -> ApiResult<Json<PositionResponse>> {
     let q = state.queue_by_slug(&queue_id).await?;
     let c = state.store().counters(q.id).await?;
-    Ok(Json(PositionResponse { position: c.serving }))
+    Ok(Json(PositionResponse {
+        position: c.serving,
+    }))
 }
 
 async fn waiting_num(
@@ -140,10 +162,16 @@ async fn waiting_num(
 }
 
 fn still_queued(position: u64, serving_pos: u64) -> Response {
-    let body = StillQueued { position, serving_pos, retry_after_ms: QUEUED_RETRY_MS };
+    let body = StillQueued {
+        position,
+        serving_pos,
+        retry_after_ms: QUEUED_RETRY_MS,
+    };
     let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(QUEUED_RETRY_MS.div_ceil(1000)));
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(QUEUED_RETRY_MS.div_ceil(1000)),
+    );
     resp
 }
 
@@ -151,7 +179,9 @@ async fn generate_token(
     State(state): State<AppState>,
     Form(form): Form<QueueForm>,
 ) -> ApiResult<Response> {
-    let q = state.queue_by_slug(required(&form.queue_id, "queue_id")?).await?;
+    let q = state
+        .queue_by_slug(required(&form.queue_id, "queue_id")?)
+        .await?;
     let request_id = required(&form.request_id, "request_id")?;
     let t = open_ticket(&state, &q, request_id)?;
     if t.kind == TicketKind::PreQueue {
@@ -159,7 +189,10 @@ async fn generate_token(
     }
     let facts = state.store().place(q.id, t.position).await?;
     if t.position > facts.counters.assigned {
-        return Err(ApiError::NotFound("not_ready", "place is not committed".into()));
+        return Err(ApiError::NotFound(
+            "not_ready",
+            "place is not committed".into(),
+        ));
     }
     if t.position > facts.counters.serving {
         return Ok(still_queued(t.position, facts.counters.serving));
@@ -171,7 +204,11 @@ async fn generate_token(
         return Err(expired_error());
     }
     let validity = u64::from(q.token_validity_second);
-    let session = match state.store().claim(q.id, t.position, now, validity, 0).await? {
+    let session = match state
+        .store()
+        .claim(q.id, t.position, now, validity, 0)
+        .await?
+    {
         Claim::Issued(s) | Claim::Existing(s) => s,
         Claim::Ended => return Err(ApiError::Gone("session_ended", "session has ended".into())),
         Claim::Full { .. } => return Ok(still_queued(t.position, facts.counters.serving)),
@@ -185,19 +222,26 @@ async fn generate_token(
     };
     let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let access_token =
-        state.keys().signer().issue(&claims, to_i64(session.iat), to_i64(session.exp));
+        state
+            .keys()
+            .signer()
+            .issue(&claims, to_i64(session.iat), to_i64(session.exp));
     let body = TokenResponse {
         access_token,
         token_type: "Bearer".into(),
         expires_in: session.exp.saturating_sub(now),
     };
     let mut resp = Json(body).into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {
     let mut resp = Json(state.keys().jwks(state.now())).into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=60"));
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=60"),
+    );
     resp
 }

@@ -23,7 +23,10 @@ struct Pending {
 }
 
 /// The per-queue batchers, created on first use.
-#[allow(missing_debug_implementations, reason = "holds channels and a trait object")]
+#[allow(
+    missing_debug_implementations,
+    reason = "holds channels and a trait object"
+)]
 pub struct Batchers {
     store: Arc<dyn Store>,
     clock: Clock,
@@ -34,7 +37,12 @@ pub struct Batchers {
 impl Batchers {
     /// No batchers yet; they start with the first enqueue of each queue.
     pub fn new(store: Arc<dyn Store>, clock: Clock, max_batch: usize) -> Self {
-        Batchers { store, clock, max_batch, queues: Mutex::new(HashMap::new()) }
+        Batchers {
+            store,
+            clock,
+            max_batch,
+            queues: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Assigns the next position of `queue`, answered once it is stored.
@@ -62,7 +70,8 @@ impl Batchers {
         if tx.send(Pending { reply, keep_secs }).is_err() {
             return Err(StoreError::Unavailable("batcher stopped".into()));
         }
-        rx.await.unwrap_or_else(|_| Err(StoreError::Unavailable("batcher stopped".into())))
+        rx.await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("batcher stopped".into())))
     }
 
     /// Stops the batcher of a deleted queue (pending callers are still answered).

@@ -4,9 +4,9 @@
 //! a 503 with `Retry-After`. Anything else is an internal error: logged with its cause and
 //! answered with a generic message, never echoed.
 
+use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use shared::wire::ErrorBody;
 
 use crate::store::StoreError;
@@ -87,11 +87,15 @@ impl IntoResponse for ApiError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         };
-        let body = ErrorBody { error: code.to_string(), message: self.to_string() };
+        let body = ErrorBody {
+            error: code.to_string(),
+            message: self.to_string(),
+        };
         let mut resp = (status, Json(body)).into_response();
         match self {
             ApiError::Unavailable(_) => {
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
             ApiError::Unauthorized => {
                 resp.headers_mut()

@@ -50,7 +50,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { timeout: Duration::from_secs(5), concurrency: 8192 }
+        Limits {
+            timeout: Duration::from_secs(5),
+            concurrency: 8192,
+        }
     }
 }
 
@@ -110,7 +113,12 @@ pub fn public_app(state: AppState, limits: Limits) -> Router {
 
 /// The private router.
 pub fn admin_app(state: AppState, limits: Limits) -> Router {
-    harden(admin::routes(state.clone()), state, ADMIN_BODY_LIMIT, limits)
+    harden(
+        admin::routes(state.clone()),
+        state,
+        ADMIN_BODY_LIMIT,
+        limits,
+    )
 }
 
 /// Opens the store the config names (Redis, Redis Cluster, or memory).
@@ -140,8 +148,12 @@ pub async fn start(cfg: &Config, store: Arc<dyn Store>, clock: Clock) -> anyhow:
             }
         }
     };
-    let keys = Keyring::build(&stored, ticket_override.as_deref(), signing_override.as_deref())
-        .map_err(anyhow::Error::msg)?;
+    let keys = Keyring::build(
+        &stored,
+        ticket_override.as_deref(),
+        signing_override.as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let settings = Settings {
         issuer: cfg.issuer.clone(),
         admin_key: cfg.admin_key.0.clone(),
@@ -169,7 +181,7 @@ async fn maintain(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>)
         if let Err(e) = state.refresh_queues().await {
             tracing::warn!(cause = %e, "queue registry refresh failed");
         }
-        if n % 10 == 0 && !state.settings().keys_from_config {
+        if n.is_multiple_of(10) && !state.settings().keys_from_config {
             match state.store().secrets_or_init(keys::fresh_secrets()).await {
                 Ok(stored) => match Keyring::build(&stored, None, None) {
                     Ok(ring) => state.set_keys(ring.with_ticket_keys_of(&state.keys())),

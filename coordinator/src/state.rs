@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use shared::wire::QueueConfig;
 use tokio::sync::Mutex as AsyncMutex;
@@ -27,9 +27,9 @@ impl Clock {
     /// Now, unix seconds.
     pub fn now(&self) -> u64 {
         match self {
-            Clock::System => {
-                SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-            }
+            Clock::System => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
             Clock::Manual(t) => t.load(Ordering::SeqCst),
         }
     }
@@ -56,7 +56,9 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("store", &self.inner.store.kind()).finish()
+        f.debug_struct("AppState")
+            .field("store", &self.inner.store.kind())
+            .finish()
     }
 }
 
@@ -81,10 +83,9 @@ struct QueueCache {
     by_id: HashMap<u32, QueueConfig>,
     /// When it was last loaded; `None` until the store has answered once.
     loaded_at: Option<Instant>,
+    /// Counts loads, so concurrent misses share one refresh.
+    generation: u64,
 }
-
-/// A cache miss refreshes the registry at most this often (unknown slugs are cheap to send).
-const MISS_REFRESH: Duration = Duration::from_millis(250);
 
 impl AppState {
     /// Builds the state around a store and loaded keys.
@@ -125,7 +126,11 @@ impl AppState {
 
     /// The current key ring.
     pub fn keys(&self) -> Arc<Keyring> {
-        self.inner.keys.read().map(|k| k.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.inner
+            .keys
+            .read()
+            .map(|k| k.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     /// Replaces the key ring (rotation).
@@ -139,7 +144,12 @@ impl AppState {
     /// Reloads the queue registry from the store.
     pub async fn refresh_queues(&self) -> StoreResult<()> {
         let all = self.inner.store.list_queues().await?;
-        let mut cache = QueueCache { loaded_at: Some(Instant::now()), ..Default::default() };
+        let generation = self.cached(|c| c.generation) + 1;
+        let mut cache = QueueCache {
+            loaded_at: Some(Instant::now()),
+            generation,
+            ..Default::default()
+        };
         for q in all {
             cache.by_slug.insert(q.queue_id.clone(), q.clone());
             cache.by_id.insert(q.id, q);
@@ -163,18 +173,17 @@ impl AppState {
         if let Some(q) = self.cached(|c| c.by_slug.get(slug).cloned()) {
             return Ok(q);
         }
-        // Miss: maybe created by another process since the last refresh.
-        let stale = self.cached(|c| c.loaded_at.is_none_or(|t| t.elapsed() >= MISS_REFRESH));
-        if stale {
-            let _guard = self.inner.refresh_lock.lock().await;
-            let still_stale =
-                self.cached(|c| c.loaded_at.is_none_or(|t| t.elapsed() >= MISS_REFRESH));
-            if still_stale {
-                self.refresh_queues().await?;
-            }
+        // Miss: maybe created by another process since the last refresh. Misses coalesce:
+        // one refresh at a time, and a caller whose miss predates a finished refresh uses it.
+        let seen = self.cached(|c| c.generation);
+        let _guard = self.inner.refresh_lock.lock().await;
+        if self.cached(|c| c.generation) == seen {
+            self.refresh_queues().await?;
         }
         self.cached(|c| c.by_slug.get(slug).cloned())
-            .ok_or_else(|| ApiError::BadRequest("unknown_queue", "queue_id is not a known queue".into()))
+            .ok_or_else(|| {
+                ApiError::BadRequest("unknown_queue", "queue_id is not a known queue".into())
+            })
     }
 
     /// Looks a queue up by numeric id in the cache.

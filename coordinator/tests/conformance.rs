@@ -32,22 +32,42 @@ async fn registry(s: &dyn Store) {
     let a = create(s, "reg-a").await;
     let b = create(s, "reg-b").await;
     assert!(b.id > a.id, "ids increase");
-    assert_eq!(s.create_queue(cfg("reg-a")).await.unwrap(), Created::SlugTaken);
+    assert_eq!(
+        s.create_queue(cfg("reg-a")).await.unwrap(),
+        Created::SlugTaken
+    );
     let mut listed = s.list_queues().await.unwrap();
     listed.sort_by_key(|q| q.id);
     assert!(listed.contains(&a) && listed.contains(&b));
 
-    let updated = QueueConfig { token_validity_second: 42, ..a.clone() };
+    let updated = QueueConfig {
+        token_validity_second: 42,
+        ..a.clone()
+    };
     assert!(s.update_queue(updated.clone()).await.unwrap());
     assert!(s.list_queues().await.unwrap().contains(&updated));
-    assert!(!s.update_queue(QueueConfig { id: 999_999, ..a.clone() }).await.unwrap());
+    assert!(
+        !s.update_queue(QueueConfig {
+            id: 999_999,
+            ..a.clone()
+        })
+        .await
+        .unwrap()
+    );
 
     s.assign(a.id, 5, 1000, 600).await.unwrap();
     assert!(s.delete_queue(a.id).await.unwrap());
     assert!(!s.delete_queue(a.id).await.unwrap());
-    assert_eq!(s.counters(a.id).await.unwrap(), Counters::default(), "state deleted");
+    assert_eq!(
+        s.counters(a.id).await.unwrap(),
+        Counters::default(),
+        "state deleted"
+    );
     let again = create(s, "reg-a").await;
-    assert!(again.id > b.id, "a re-created queue gets a new id, never a reused one");
+    assert!(
+        again.id > b.id,
+        "a re-created queue gets a new id, never a reused one"
+    );
 }
 
 async fn positions(s: &dyn Store) {
@@ -56,8 +76,18 @@ async fn positions(s: &dyn Store) {
     assert_eq!(s.assign(q.id, 1, 1000, 600).await.unwrap(), 1);
     assert_eq!(s.assign(q.id, 10, 1000, 600).await.unwrap(), 11);
     assert_eq!(s.assign(q.id, 3, 1001, 600).await.unwrap(), 14);
-    assert_eq!(s.assign(other.id, 2, 1001, 600).await.unwrap(), 2, "queues are isolated");
-    assert_eq!(s.counters(q.id).await.unwrap(), Counters { assigned: 14, serving: 0 });
+    assert_eq!(
+        s.assign(other.id, 2, 1001, 600).await.unwrap(),
+        2,
+        "queues are isolated"
+    );
+    assert_eq!(
+        s.counters(q.id).await.unwrap(),
+        Counters {
+            assigned: 14,
+            serving: 0
+        }
+    );
 
     let f = s.place(q.id, 5).await.unwrap();
     assert_eq!((f.passed_at, f.claimed), (None, false));
@@ -66,8 +96,20 @@ async fn positions(s: &dyn Store) {
     assert_eq!(s.place(q.id, 4).await.unwrap().passed_at, Some(1010));
     assert_eq!(s.place(q.id, 5).await.unwrap().passed_at, Some(1020));
     assert_eq!(s.place(q.id, 8).await.unwrap().passed_at, None);
-    assert_eq!(s.counters(q.id).await.unwrap(), Counters { assigned: 14, serving: 7 });
-    assert_eq!(s.counters(other.id).await.unwrap(), Counters { assigned: 2, serving: 0 });
+    assert_eq!(
+        s.counters(q.id).await.unwrap(),
+        Counters {
+            assigned: 14,
+            serving: 7
+        }
+    );
+    assert_eq!(
+        s.counters(other.id).await.unwrap(),
+        Counters {
+            assigned: 2,
+            serving: 0
+        }
+    );
 }
 
 async fn sessions(s: &dyn Store) {
@@ -76,28 +118,85 @@ async fn sessions(s: &dyn Store) {
     s.increment_serving(q.id, 10, 1000, 600).await.unwrap();
 
     let first = s.claim(q.id, 1, 1100, 300, 0).await.unwrap();
-    assert_eq!(first, Claim::Issued(Session { iat: 1100, exp: 1400 }));
-    assert_eq!(s.claim(q.id, 1, 1150, 300, 0).await.unwrap(), Claim::Existing(Session { iat: 1100, exp: 1400 }));
+    assert_eq!(
+        first,
+        Claim::Issued(Session {
+            iat: 1100,
+            exp: 1400
+        })
+    );
+    assert_eq!(
+        s.claim(q.id, 1, 1150, 300, 0).await.unwrap(),
+        Claim::Existing(Session {
+            iat: 1100,
+            exp: 1400
+        })
+    );
     assert!(s.place(q.id, 1).await.unwrap().claimed);
-    assert_eq!(s.claim(q.id, 2, 1100, 300, 2).await.unwrap(), Claim::Issued(Session { iat: 1100, exp: 1400 }));
-    assert_eq!(s.claim(q.id, 3, 1100, 300, 2).await.unwrap(), Claim::Full { active: 2 });
-    assert!(!s.place(q.id, 3).await.unwrap().claimed, "a refused claim leaves no trace");
+    assert_eq!(
+        s.claim(q.id, 2, 1100, 300, 2).await.unwrap(),
+        Claim::Issued(Session {
+            iat: 1100,
+            exp: 1400
+        })
+    );
+    assert_eq!(
+        s.claim(q.id, 3, 1100, 300, 2).await.unwrap(),
+        Claim::Full { active: 2 }
+    );
+    assert!(
+        !s.place(q.id, 3).await.unwrap().claimed,
+        "a refused claim leaves no trace"
+    );
     assert_eq!(s.active_sessions(q.id, 1100).await.unwrap(), 2);
 
-    assert_eq!(s.end_session(q.id, 1, "j1".into(), 1200).await.unwrap(), Ended::Now);
-    assert_eq!(s.end_session(q.id, 1, "j1".into(), 1201).await.unwrap(), Ended::Already);
-    assert_eq!(s.end_session(q.id, 5, "j5".into(), 1201).await.unwrap(), Ended::NeverClaimed);
-    assert_eq!(s.claim(q.id, 1, 1202, 300, 0).await.unwrap(), Claim::Ended, "never a second session");
+    assert_eq!(
+        s.end_session(q.id, 1, "j1".into(), 1200).await.unwrap(),
+        Ended::Now
+    );
+    assert_eq!(
+        s.end_session(q.id, 1, "j1".into(), 1201).await.unwrap(),
+        Ended::Already
+    );
+    assert_eq!(
+        s.end_session(q.id, 5, "j5".into(), 1201).await.unwrap(),
+        Ended::NeverClaimed
+    );
+    assert_eq!(
+        s.claim(q.id, 1, 1202, 300, 0).await.unwrap(),
+        Claim::Ended,
+        "never a second session"
+    );
     assert_eq!(s.active_sessions(q.id, 1202).await.unwrap(), 1);
-    assert_eq!(s.claim(q.id, 3, 1203, 300, 2).await.unwrap(), Claim::Issued(Session { iat: 1203, exp: 1503 }), "the freed slot is usable");
-    assert_eq!(s.revoked(q.id, 1300, 100).await.unwrap(), vec!["j1".to_string()]);
+    assert_eq!(
+        s.claim(q.id, 3, 1203, 300, 2).await.unwrap(),
+        Claim::Issued(Session {
+            iat: 1203,
+            exp: 1503
+        }),
+        "the freed slot is usable"
+    );
+    assert_eq!(
+        s.revoked(q.id, 1300, 100).await.unwrap(),
+        vec!["j1".to_string()]
+    );
 
     // Expiry: session 2 (exp 1400) and 3 (exp 1503).
     assert_eq!(s.active_sessions(q.id, 1399).await.unwrap(), 2);
     assert_eq!(s.active_sessions(q.id, 1400).await.unwrap(), 1);
-    assert!(s.revoked(q.id, 1400, 100).await.unwrap().is_empty(), "revocations end with the token");
-    assert_eq!(s.claim(q.id, 2, 1401, 300, 0).await.unwrap(), Claim::Ended, "expired session is not renewed");
-    assert_eq!(s.end_session(q.id, 2, "j2".into(), 1402).await.unwrap(), Ended::Already);
+    assert!(
+        s.revoked(q.id, 1400, 100).await.unwrap().is_empty(),
+        "revocations end with the token"
+    );
+    assert_eq!(
+        s.claim(q.id, 2, 1401, 300, 0).await.unwrap(),
+        Claim::Ended,
+        "expired session is not renewed"
+    );
+    assert_eq!(
+        s.end_session(q.id, 2, "j2".into(), 1402).await.unwrap(),
+        Ended::Already
+    );
     assert_eq!(s.active_sessions(q.id, 1600).await.unwrap(), 0);
 }
 
@@ -112,7 +211,10 @@ async fn waiting(s: &dyn Store) {
     s.claim(q.id, 2, 1020, 300, 0).await.unwrap();
 
     let f = s.waiting_facts(q.id, 0).await.unwrap();
-    assert_eq!((f.counters.assigned, f.claimed_total, f.expired_upto), (10, 1, 0));
+    assert_eq!(
+        (f.counters.assigned, f.claimed_total, f.expired_upto),
+        (10, 1, 0)
+    );
 
     // t0 = 1050: serving was 3, assigned was 5 → places 1..=3 expired (2 of them claimed? 1).
     let f = s.waiting_facts(q.id, 1050).await.unwrap();
@@ -131,10 +233,19 @@ async fn history_compaction(s: &dyn Store) {
     let q = create(s, "hist").await;
     for t in 0..50u64 {
         s.assign(q.id, 1, 10_000 + t * 10, 100).await.unwrap();
-        s.increment_serving(q.id, 1, 10_000 + t * 10, 100).await.unwrap();
+        s.increment_serving(q.id, 1, 10_000 + t * 10, 100)
+            .await
+            .unwrap();
     }
     // Now = 10_490, keep 100 s: entries before 10_390 are compacted into a floor entry.
-    assert_eq!(s.place(q.id, 1).await.unwrap().passed_at.map(|t| t <= 10_390), Some(true));
+    assert_eq!(
+        s.place(q.id, 1)
+            .await
+            .unwrap()
+            .passed_at
+            .map(|t| t <= 10_390),
+        Some(true)
+    );
     assert_eq!(s.place(q.id, 50).await.unwrap().passed_at, Some(10_490));
     assert_eq!(s.place(q.id, 45).await.unwrap().passed_at, Some(10_440));
     let f = s.waiting_facts(q.id, 10_450).await.unwrap();
@@ -142,10 +253,20 @@ async fn history_compaction(s: &dyn Store) {
 }
 
 async fn secrets(s: &dyn Store) {
-    let a = StoredSecrets { signing: vec![], ticket_keys: "1:aa".into() };
-    let b = StoredSecrets { signing: vec![], ticket_keys: "1:bb".into() };
+    let a = StoredSecrets {
+        signing: vec![],
+        ticket_keys: "1:aa".into(),
+    };
+    let b = StoredSecrets {
+        signing: vec![],
+        ticket_keys: "1:bb".into(),
+    };
     assert_eq!(s.secrets_or_init(a.clone()).await.unwrap(), a);
-    assert_eq!(s.secrets_or_init(b.clone()).await.unwrap(), a, "first secrets win");
+    assert_eq!(
+        s.secrets_or_init(b.clone()).await.unwrap(),
+        a,
+        "first secrets win"
+    );
     s.put_secrets(b.clone()).await.unwrap();
     assert_eq!(s.secrets_or_init(a).await.unwrap(), b);
 }

@@ -197,7 +197,11 @@ impl Store for MemoryStore {
     fn place(&self, queue: u32, position: u64) -> BoxFuture<'_, StoreResult<PlaceFacts>> {
         self.with_queue(queue, move |q| PlaceFacts {
             counters: q.counters,
-            passed_at: q.history.iter().find(|(s, _)| *s >= position).map(|(_, t)| *t),
+            passed_at: q
+                .history
+                .iter()
+                .find(|(s, _)| *s >= position)
+                .map(|(_, t)| *t),
             claimed: q.is_claimed(position),
         })
     }
@@ -222,7 +226,10 @@ impl Store for MemoryStore {
             if max_active > 0 && active >= max_active {
                 return Claim::Full { active };
             }
-            let s = Session { iat: now, exp: now + validity };
+            let s = Session {
+                iat: now,
+                exp: now + validity,
+            };
             q.set_claimed(position);
             q.sessions.insert(position, s);
             q.by_expiry.insert((s.exp, position));
@@ -264,8 +271,18 @@ impl Store for MemoryStore {
 
     fn waiting_facts(&self, queue: u32, t0: u64) -> BoxFuture<'_, StoreResult<WaitingFacts>> {
         self.with_queue(queue, move |q| {
-            let serving_at = q.history.iter().rev().find(|e| e.1 <= t0).map_or(0, |e| e.0);
-            let assigned_at = q.arrivals.iter().rev().find(|e| e.0 <= t0).map_or(0, |e| e.1);
+            let serving_at = q
+                .history
+                .iter()
+                .rev()
+                .find(|e| e.1 <= t0)
+                .map_or(0, |e| e.0);
+            let assigned_at = q
+                .arrivals
+                .iter()
+                .rev()
+                .find(|e| e.0 <= t0)
+                .map_or(0, |e| e.1);
             let expired_upto = serving_at.min(assigned_at);
             WaitingFacts {
                 counters: q.counters,
@@ -287,7 +304,10 @@ impl Store for MemoryStore {
             // Latest expiry first, as the Redis store answers.
             let mut all: Vec<(&String, &u64)> = q.revoked.iter().collect();
             all.sort_by(|a, b| b.1.cmp(a.1).then_with(|| b.0.cmp(a.0)));
-            all.into_iter().take(limit).map(|(j, _)| j.clone()).collect()
+            all.into_iter()
+                .take(limit)
+                .map(|(j, _)| j.clone())
+                .collect()
         })
     }
 

@@ -193,8 +193,12 @@ pub trait Store: Send + Sync + 'static {
     /// Facts for the waiting count; `t0` is `now - position_expiry` (or 0 when expiry is off).
     fn waiting_facts(&self, queue: u32, t0: u64) -> BoxFuture<'_, StoreResult<WaitingFacts>>;
     /// Revoked, not yet expired session ids (`jti`) at `now`, at most `limit`.
-    fn revoked(&self, queue: u32, now: u64, limit: usize)
-    -> BoxFuture<'_, StoreResult<Vec<String>>>;
+    fn revoked(
+        &self,
+        queue: u32,
+        now: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<String>>>;
 
     /// Returns the stored secrets, storing `fresh` first if there are none (first start).
     fn secrets_or_init(&self, fresh: StoredSecrets) -> BoxFuture<'_, StoreResult<StoredSecrets>>;

@@ -43,8 +43,9 @@ fn qk(id: u32, what: &str) -> String {
 }
 
 /// All per-queue key suffixes, for deletion.
-const QUEUE_KEYS: [&str; 9] =
-    ["ctr", "srv", "claimed", "nclaimed", "sess", "sinfo", "rev", "hist", "arr"];
+const QUEUE_KEYS: [&str; 9] = [
+    "ctr", "srv", "claimed", "nclaimed", "sess", "sinfo", "rev", "hist", "arr",
+];
 
 /// Shared Lua helpers, prepended to scripts that read the time series.
 const LUA_LIB: &str = r#"
@@ -237,7 +238,10 @@ impl Scripts {
 
 /// A connection to a single Redis (reconnecting by itself) or to a Redis Cluster.
 #[derive(Clone)]
-#[allow(missing_debug_implementations, reason = "connection types of the redis crate")]
+#[allow(
+    missing_debug_implementations,
+    reason = "connection types of the redis crate"
+)]
 pub enum Conn {
     /// One server (or a primary with replicas behind a fixed address).
     Single(ConnectionManager),
@@ -283,7 +287,9 @@ pub struct RedisStore {
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore").field("wait_replicas", &self.wait_replicas).finish()
+        f.debug_struct("RedisStore")
+            .field("wait_replicas", &self.wait_replicas)
+            .finish()
     }
 }
 
@@ -305,7 +311,11 @@ impl RedisStore {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
-        Ok(RedisStore { conn: Conn::Single(conn), scripts: Scripts::new(), wait_replicas })
+        Ok(RedisStore {
+            conn: Conn::Single(conn),
+            scripts: Scripts::new(),
+            wait_replicas,
+        })
     }
 
     /// Connects to a Redis Cluster through any of its nodes.
@@ -317,7 +327,11 @@ impl RedisStore {
             .build()
             .map_err(unavailable)?;
         let conn = client.get_async_connection().await.map_err(unavailable)?;
-        Ok(RedisStore { conn: Conn::Cluster(conn), scripts: Scripts::new(), wait_replicas })
+        Ok(RedisStore {
+            conn: Conn::Cluster(conn),
+            scripts: Scripts::new(),
+            wait_replicas,
+        })
     }
 
     fn conn(&self) -> Conn {
@@ -386,7 +400,10 @@ impl Store for RedisStore {
     fn ping(&self) -> BoxFuture<'_, StoreResult<()>> {
         async move {
             let mut c = self.conn();
-            let _: String = redis::cmd("PING").query_async(&mut c).await.map_err(unavailable)?;
+            let _: String = redis::cmd("PING")
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)?;
             Ok(())
         }
         .boxed()
@@ -439,8 +456,11 @@ impl Store for RedisStore {
     fn list_queues(&self) -> BoxFuture<'_, StoreResult<Vec<QueueConfig>>> {
         async move {
             let mut c = self.conn();
-            let all: Vec<String> =
-                redis::cmd("HVALS").arg(REG_QUEUES).query_async(&mut c).await.map_err(unavailable)?;
+            let all: Vec<String> = redis::cmd("HVALS")
+                .arg(REG_QUEUES)
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)?;
             all.iter().map(|j| parse_cfg(j)).collect()
         }
         .boxed()
@@ -460,8 +480,11 @@ impl Store for RedisStore {
                 .map_err(unavailable)?;
             if n == 1 {
                 let keys: Vec<String> = QUEUE_KEYS.iter().map(|k| qk(id, k)).collect();
-                let _: i64 =
-                    redis::cmd("UNLINK").arg(&keys).query_async(&mut c).await.map_err(unavailable)?;
+                let _: i64 = redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .query_async(&mut c)
+                    .await
+                    .map_err(unavailable)?;
                 self.replicate(&mut c, REG_QUEUES).await?;
             }
             Ok(n == 1)
@@ -506,7 +529,10 @@ impl Store for RedisStore {
                 .await
                 .map_err(unavailable)?;
             let get = |i: usize| v.get(i).copied().flatten().unwrap_or(0);
-            Ok(Counters { assigned: get(0), serving: get(1) })
+            Ok(Counters {
+                assigned: get(0),
+                serving: get(1),
+            })
         }
         .boxed()
     }
@@ -553,9 +579,14 @@ impl Store for RedisStore {
                 .await
                 .map_err(unavailable)?;
             let v = ints(v)?;
-            let [ctr, srv, passed, claimed] = v[..] else { return Err(corrupt("place")) };
+            let [ctr, srv, passed, claimed] = v[..] else {
+                return Err(corrupt("place"));
+            };
             Ok(PlaceFacts {
-                counters: Counters { assigned: u(ctr), serving: u(srv) },
+                counters: Counters {
+                    assigned: u(ctr),
+                    serving: u(srv),
+                },
                 passed_at: (passed >= 0).then_some(u(passed)),
                 claimed: claimed == 1,
             })
@@ -589,7 +620,10 @@ impl Store for RedisStore {
                 .await
                 .map_err(unavailable)?;
             let v = ints(v)?;
-            let session = |v: &[i64]| Session { iat: u(v[1]), exp: u(v[2]) };
+            let session = |v: &[i64]| Session {
+                iat: u(v[1]),
+                exp: u(v[2]),
+            };
             let out = match v.first() {
                 Some(0) if v.len() == 3 => Claim::Issued(session(&v)),
                 Some(1) if v.len() == 3 => Claim::Existing(session(&v)),
@@ -674,9 +708,14 @@ impl Store for RedisStore {
                 .await
                 .map_err(unavailable)?;
             let v = ints(v)?;
-            let [ctr, srv, nclaimed, e, cu] = v[..] else { return Err(corrupt("waiting")) };
+            let [ctr, srv, nclaimed, e, cu] = v[..] else {
+                return Err(corrupt("waiting"));
+            };
             Ok(WaitingFacts {
-                counters: Counters { assigned: u(ctr), serving: u(srv) },
+                counters: Counters {
+                    assigned: u(ctr),
+                    serving: u(srv),
+                },
                 claimed_total: u(nclaimed),
                 expired_upto: u(e),
                 claimed_upto: u(cu),
@@ -716,8 +755,11 @@ impl Store for RedisStore {
                 .query_async(&mut c)
                 .await
                 .map_err(unavailable)?;
-            let stored: String =
-                redis::cmd("GET").arg(REG_SECRETS).query_async(&mut c).await.map_err(unavailable)?;
+            let stored: String = redis::cmd("GET")
+                .arg(REG_SECRETS)
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)?;
             serde_json::from_str(&stored).map_err(|_| corrupt("secrets"))
         }
         .boxed()

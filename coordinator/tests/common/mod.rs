@@ -1,6 +1,10 @@
 //! Test harness: real `redis-server` processes on free loopback ports (single and cluster),
 //! and coordinators started in-process or as separate processes.
-#![allow(dead_code, clippy::unwrap_used, reason = "shared by several test binaries")]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    reason = "shared by several test binaries"
+)]
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -38,7 +42,11 @@ impl Drop for TempDir {
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Polls `f` until it returns `Some`, or panics after `secs`.
@@ -77,12 +85,23 @@ impl Redis {
     }
 
     pub fn start_on(port: u16, extra: &[&str]) -> Option<Self> {
-        Self::spawn(port, TempDir::new("redis"), extra.iter().map(|s| s.to_string()).collect())
+        Self::spawn(
+            port,
+            TempDir::new("redis"),
+            extra.iter().map(|s| s.to_string()).collect(),
+        )
     }
 
     fn spawn(port: u16, dir: TempDir, extra: Vec<String>) -> Option<Self> {
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
             .args(["--appendonly", "no", "--dir"])
             .arg(&dir.0)
             .args(&extra)
@@ -90,7 +109,12 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (the README's test command installs it)");
-        let mut r = Redis { port, child, dir, extra };
+        let mut r = Redis {
+            port,
+            child,
+            dir,
+            extra,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if redis_raw(port, "PING").is_some_and(|s| s.starts_with("+PONG")) {
@@ -136,7 +160,14 @@ impl Redis {
     pub fn restart(&mut self) {
         self.kill();
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
             .args(["--appendonly", "no", "--dir"])
             .arg(&self.dir.0)
             .args(&self.extra)
@@ -147,7 +178,9 @@ impl Redis {
         self.child = child;
         let port = self.port;
         wait_for("redis restart", 10, || {
-            redis_raw(port, "PING").filter(|s| s.starts_with("+PONG")).map(|_| ())
+            redis_raw(port, "PING")
+                .filter(|s| s.starts_with("+PONG"))
+                .map(|_| ())
         });
     }
 }
@@ -168,15 +201,13 @@ impl Cluster {
     pub fn start() -> Self {
         let nodes: Vec<Redis> = (0..3)
             .map(|_| {
-                Redis::start_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-node-timeout",
-                    "2000",
-                ])
+                Redis::start_with(&["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
             })
             .collect();
-        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
         let out = Command::new("redis-cli")
             .arg("--cluster")
             .arg("create")
@@ -184,7 +215,11 @@ impl Cluster {
             .args(["--cluster-replicas", "0", "--cluster-yes"])
             .output()
             .expect("redis-cli must be installed");
-        assert!(out.status.success(), "cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         for n in &nodes {
             wait_for("cluster state ok", 20, || {
                 redis_raw(n.port, "CLUSTER INFO")
@@ -220,9 +255,14 @@ pub fn config(redis_url: Option<String>) -> coordinator::Config {
 }
 
 /// State over a given store, with a manual clock starting at `t0`.
-pub async fn state_with(store: Arc<dyn Store>, t0: u64) -> (AppState, Arc<std::sync::atomic::AtomicU64>) {
+pub async fn state_with(
+    store: Arc<dyn Store>,
+    t0: u64,
+) -> (AppState, Arc<std::sync::atomic::AtomicU64>) {
     let clock = Arc::new(std::sync::atomic::AtomicU64::new(t0));
-    let state = coordinator::start(&config(None), store, Clock::Manual(clock.clone())).await.unwrap();
+    let state = coordinator::start(&config(None), store, Clock::Manual(clock.clone()))
+        .await
+        .unwrap();
     (state, clock)
 }
 
@@ -264,7 +304,11 @@ impl Process {
                 std::thread::sleep(Duration::from_millis(20));
             }
             if up {
-                return Process { public, admin, child };
+                return Process {
+                    public,
+                    admin,
+                    child,
+                };
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -274,7 +318,10 @@ impl Process {
 
     /// Stops it with SIGTERM (graceful) and waits.
     pub fn stop(mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -290,7 +337,11 @@ impl Drop for Process {
 pub fn http_get_status(addr: SocketAddr, path: &str) -> Option<u16> {
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     buf.split_whitespace().nth(1)?.parse().ok()
