@@ -511,7 +511,7 @@ async fn public_api(api: &Api) {
     for body in [
         format!("queue_id=concert&request_id={first}"),
         format!("queue_id=concert&request_id={first}&status=3"),
-        format!("queue_id=concert&request_id=junk&status=1"),
+        "queue_id=concert&request_id=junk&status=1".to_string(),
         format!("queue_id=concert&request_id={second}&status=1"),
     ] {
         assert_eq!(
