@@ -19,10 +19,6 @@ use crate::keys::{Keyring, rotate};
 use crate::state::AppState;
 use crate::store::{Created, Ended};
 
-/// Defaults of optional queue settings.
-pub const DEFAULT_TOKEN_VALIDITY: u32 = 300;
-/// Default position expiry window.
-pub const DEFAULT_POSITION_EXPIRY: u32 = 900;
 /// Upper bounds, so a typo cannot make a session last a year.
 const MAX_TOKEN_VALIDITY: u32 = 86_400;
 const MAX_POSITION_EXPIRY: u32 = 86_400;
@@ -34,15 +30,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/api/queue", post(create_queue).put(update_queue))
         .route("/api/queue/{id}", get(get_queue).delete(delete_queue))
-        .route(
-            "/api/queue/increment_serving_position",
-            post(increment_serving),
-        )
+        .route("/api/queue/increment_serving_position", post(increment_serving))
         .route("/api/queue/update_token_status", post(update_token_status))
-        .route(
-            "/api/queue/{queue_id}/active_token_num",
-            get(active_token_num),
-        )
+        .route("/api/queue/{queue_id}/active_token_num", get(active_token_num))
         .route("/api/queues", get(list_queues))
         .route("/api/keys/rotate", post(rotate_keys))
         .route_layer(middleware::from_fn_with_state(state, require_key))
@@ -67,22 +57,25 @@ async fn require_key(State(state): State<AppState>, req: Request, next: Next) ->
 
 fn valid_slug(s: &str) -> bool {
     (1..=32).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// Applies `input` over `base`, checking every bound.
 fn merge(base: QueueConfig, input: &QueueInput) -> ApiResult<QueueConfig> {
+    let i = input.clone();
     let cfg = QueueConfig {
-        token_validity_second: input
-            .token_validity_second
-            .unwrap_or(base.token_validity_second),
-        enable_queue_position_expiry: input
+        token_validity_second: i.token_validity_second.unwrap_or(base.token_validity_second),
+        enable_queue_position_expiry: i
             .enable_queue_position_expiry
             .unwrap_or(base.enable_queue_position_expiry),
-        position_expiry_second: input
-            .position_expiry_second
-            .unwrap_or(base.position_expiry_second),
+        position_expiry_second: i.position_expiry_second.unwrap_or(base.position_expiry_second),
+        mode: i.mode.unwrap_or(base.mode),
+        paths: i.paths.unwrap_or(base.paths),
+        bypass: i.bypass.unwrap_or(base.bypass),
+        pow_difficulty: i.pow_difficulty.unwrap_or(base.pow_difficulty),
+        fail_open: i.fail_open.unwrap_or(base.fail_open),
+        waiting_status: i.waiting_status.unwrap_or(base.waiting_status),
+        admission: i.admission.unwrap_or(base.admission),
         ..base
     };
     if !(1..=MAX_TOKEN_VALIDITY).contains(&cfg.token_validity_second) {
@@ -95,6 +88,26 @@ fn merge(base: QueueConfig, input: &QueueInput) -> ApiResult<QueueConfig> {
             "position_expiry_second must be 1..={MAX_POSITION_EXPIRY}"
         )));
     }
+    if cfg.pow_difficulty > shared::pow::MAX_DIFFICULTY {
+        return Err(ApiError::invalid(format!(
+            "pow_difficulty must be 0..={}",
+            shared::pow::MAX_DIFFICULTY
+        )));
+    }
+    if ![200, 202, 429].contains(&cfg.waiting_status) {
+        return Err(ApiError::invalid("waiting_status must be 200, 202 or 429"));
+    }
+    for p in cfg.paths.iter().chain(&cfg.bypass) {
+        let ok = (p.starts_with('/') || p.starts_with("*.")) && p.len() <= 256;
+        if !ok || cfg.paths.len() + cfg.bypass.len() > 64 {
+            return Err(ApiError::invalid(
+                "paths and bypass are at most 64 patterns, each starting with / or *.",
+            ));
+        }
+    }
+    if let Some(a) = &cfg.admission {
+        a.policy.validate().map_err(|e| ApiError::invalid(format!("admission: {e}")))?;
+    }
     Ok(cfg)
 }
 
@@ -105,20 +118,11 @@ async fn create_queue(
     if input.id.is_some() {
         return Err(ApiError::invalid("id is assigned by the server; omit it"));
     }
-    let slug = input
-        .queue_id
-        .clone()
-        .ok_or_else(|| ApiError::invalid("queue_id is required"))?;
+    let slug = input.queue_id.clone().ok_or_else(|| ApiError::invalid("queue_id is required"))?;
     if !valid_slug(&slug) {
         return Err(ApiError::invalid("queue_id must match [a-z0-9_-]{1,32}"));
     }
-    let base = QueueConfig {
-        id: 0,
-        queue_id: slug,
-        token_validity_second: DEFAULT_TOKEN_VALIDITY,
-        enable_queue_position_expiry: false,
-        position_expiry_second: DEFAULT_POSITION_EXPIRY,
-    };
+    let base = QueueConfig::with_defaults(slug);
     let cfg = merge(base, &input)?;
     match state.store().create_queue(cfg).await? {
         Created::Ok(cfg) => {
@@ -126,10 +130,9 @@ async fn create_queue(
             tracing::info!(id = cfg.id, queue = %cfg.queue_id, "queue created");
             Ok(Json(cfg))
         }
-        Created::SlugTaken => Err(ApiError::Conflict(
-            "duplicate_queue_id",
-            "queue_id is already in use".into(),
-        )),
+        Created::SlugTaken => {
+            Err(ApiError::Conflict("duplicate_queue_id", "queue_id is already in use".into()))
+        }
     }
 }
 
@@ -147,34 +150,21 @@ async fn update_queue(
     State(state): State<AppState>,
     JsonBody(input): JsonBody<QueueInput>,
 ) -> ApiResult<Json<QueueConfig>> {
-    let id = input
-        .id
-        .ok_or_else(|| ApiError::invalid("id is required"))?;
+    let id = input.id.ok_or_else(|| ApiError::invalid("id is required"))?;
     let current = find(&state, id).await?;
-    if input
-        .queue_id
-        .as_ref()
-        .is_some_and(|s| *s != current.queue_id)
-    {
-        return Err(ApiError::Conflict(
-            "immutable_queue_id",
-            "queue_id cannot change".into(),
-        ));
+    if input.queue_id.as_ref().is_some_and(|s| *s != current.queue_id) {
+        return Err(ApiError::Conflict("immutable_queue_id", "queue_id cannot change".into()));
     }
     let cfg = merge(current, &input)?;
     if !state.store().update_queue(cfg.clone()).await? {
-        return Err(ApiError::NotFound(
-            "queue_not_found",
-            "no queue with this id".into(),
-        ));
+        return Err(ApiError::NotFound("queue_not_found", "no queue with this id".into()));
     }
     state.refresh_queues().await?;
     Ok(Json(cfg))
 }
 
 fn parse_id(id: &str) -> ApiResult<u32> {
-    id.parse()
-        .map_err(|_| ApiError::invalid("id must be a positive integer"))
+    id.parse().map_err(|_| ApiError::invalid("id must be a positive integer"))
 }
 
 async fn get_queue(
@@ -194,10 +184,7 @@ async fn delete_queue(
 ) -> ApiResult<StatusCode> {
     let id = parse_id(&id)?;
     if !state.store().delete_queue(id).await? {
-        return Err(ApiError::NotFound(
-            "queue_not_found",
-            "no queue with this id".into(),
-        ));
+        return Err(ApiError::NotFound("queue_not_found", "no queue with this id".into()));
     }
     state.batchers().forget(id);
     state.refresh_queues().await?;
@@ -209,10 +196,7 @@ async fn increment_serving(
     State(state): State<AppState>,
     Form(form): Form<IncrementForm>,
 ) -> ApiResult<Json<ServingPosResponse>> {
-    let slug = form
-        .queue_id
-        .as_deref()
-        .ok_or_else(|| ApiError::invalid("queue_id is required"))?;
+    let slug = form.queue_id.as_deref().ok_or_else(|| ApiError::invalid("queue_id is required"))?;
     let q = state.queue_by_slug(slug).await?;
     let by: u64 = form
         .increment_by
@@ -220,10 +204,7 @@ async fn increment_serving(
         .and_then(|s| s.trim().parse().ok())
         .filter(|n| (1..=MAX_INCREMENT).contains(n))
         .ok_or_else(|| ApiError::invalid(format!("increment_by must be 1..={MAX_INCREMENT}")))?;
-    let serving_pos = state
-        .store()
-        .increment_serving(q.id, by, state.now(), keep_secs(&q))
-        .await?;
+    let serving_pos = state.store().increment_serving(q.id, by, state.now(), keep_secs(&q)).await?;
     Ok(Json(ServingPosResponse { serving_pos }))
 }
 
@@ -231,33 +212,22 @@ async fn update_token_status(
     State(state): State<AppState>,
     Form(form): Form<TokenStatusForm>,
 ) -> ApiResult<StatusCode> {
-    let slug = form
-        .queue_id
-        .as_deref()
-        .ok_or_else(|| ApiError::invalid("queue_id is required"))?;
+    let slug = form.queue_id.as_deref().ok_or_else(|| ApiError::invalid("queue_id is required"))?;
     let q = state.queue_by_slug(slug).await?;
-    let rid = form
-        .request_id
-        .as_deref()
-        .ok_or_else(|| ApiError::invalid("request_id is required"))?;
+    let rid =
+        form.request_id.as_deref().ok_or_else(|| ApiError::invalid("request_id is required"))?;
     match form.status.as_deref().map(str::trim) {
         Some("1" | "2") => {}
         _ => {
-            return Err(ApiError::invalid(
-                "status must be 1 (COMPLETED) or 2 (ABANDONED)",
-            ));
+            return Err(ApiError::invalid("status must be 1 (COMPLETED) or 2 (ABANDONED)"));
         }
     }
     let t = open_ticket(&state, &q, rid)?;
-    match state
-        .store()
-        .end_session(q.id, t.position, jti(q.id, t.position), state.now())
-        .await?
-    {
+    match state.store().end_session(q.id, t.position, jti(q.id, t.position), state.now()).await? {
         Ended::Now | Ended::Already => Ok(StatusCode::OK),
-        Ended::NeverClaimed => Err(ApiError::invalid(
-            "no access token was issued for this request_id",
-        )),
+        Ended::NeverClaimed => {
+            Err(ApiError::invalid("no access token was issued for this request_id"))
+        }
     }
 }
 
@@ -287,16 +257,9 @@ async fn rotate_keys(State(state): State<AppState>) -> ApiResult<Json<shared::wi
         .iter()
         .map(|q| u64::from(q.token_validity_second))
         .max()
-        .unwrap_or(u64::from(DEFAULT_TOKEN_VALIDITY));
-    let stored = state
-        .store()
-        .secrets_or_init(crate::keys::fresh_secrets())
-        .await?;
-    let next = rotate(
-        &stored,
-        now,
-        now + longest + shared::token::LEEWAY_SECS as u64,
-    );
+        .unwrap_or(300);
+    let stored = state.store().secrets_or_init(crate::keys::fresh_secrets()).await?;
+    let next = rotate(&stored, now, now + longest + shared::token::LEEWAY_SECS as u64);
     state.store().put_secrets(next.clone()).await?;
     let ring = Keyring::build(&next, None, None)
         .map_err(ApiError::Internal)?

@@ -1,7 +1,7 @@
 //! The public API (`seeds/002`): enqueue, place and serving status, token issue, JWKS.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -12,10 +12,11 @@ use shared::wire::{
     WaitingNumResponse,
 };
 
+use crate::batcher::NotPlaced;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Form;
 use crate::state::AppState;
-use crate::store::Claim;
+use crate::store::{Claim, ReplayKey};
 
 /// Seconds of history kept beyond a queue's expiry window.
 const HISTORY_MARGIN_SECS: u64 = 120;
@@ -40,8 +41,7 @@ pub fn keep_secs(q: &QueueConfig) -> u64 {
 
 /// The expiry window, if enabled.
 pub fn expiry(q: &QueueConfig) -> Option<u64> {
-    q.enable_queue_position_expiry
-        .then_some(u64::from(q.position_expiry_second))
+    q.enable_queue_position_expiry.then_some(u64::from(q.position_expiry_second))
 }
 
 /// Session id of a place: stable, so claiming twice names the same session.
@@ -64,10 +64,7 @@ pub fn open_ticket(state: &AppState, q: &QueueConfig, request_id: &str) -> ApiRe
         .map_err(|e| ApiError::BadRequest("invalid_request_id", e.to_string()))?;
     if t.queue != q.id {
         return Err(if state.queue_by_id_cached(t.queue).is_some() {
-            ApiError::BadRequest(
-                "invalid_request_id",
-                "request_id belongs to another queue".into(),
-            )
+            ApiError::BadRequest("invalid_request_id", "request_id belongs to another queue".into())
         } else {
             ApiError::Gone(
                 "queue_replaced",
@@ -82,14 +79,104 @@ fn expired_error() -> ApiError {
     ApiError::Gone("expired", "request_id has expired".into())
 }
 
+/// The client's address as the socket saw it (absent when called without a socket, in tests).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerIp(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PeerIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(PeerIp(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+/// Header in which the edge passes the visitor's IP, MAC'd with the edge key.
+pub const CLIENT_HEADER: &str = "x-anteroom-client";
+
+fn forbidden(code: &'static str, message: &str) -> ApiError {
+    ApiError::Forbidden(code, message.into())
+}
+
+/// The visitor's IP: from the edge's MAC'd header when present, else the socket's peer.
+fn client_ip(state: &AppState, headers: &HeaderMap, peer: PeerIp) -> ApiResult<String> {
+    match headers.get(CLIENT_HEADER) {
+        Some(h) => {
+            let key = state
+                .settings()
+                .edge_key
+                .ok_or_else(|| forbidden("bad_client_header", "client header not accepted"))?;
+            let h = h
+                .to_str()
+                .map_err(|_| forbidden("bad_client_header", "client header is malformed"))?;
+            shared::sync::verify_client(&key, h, state.now().saturating_mul(1000))
+                .map_err(|_| forbidden("bad_client_header", "client header failed its check"))
+        }
+        None => Ok(peer.0.map(|ip| ip.to_string()).unwrap_or_default()),
+    }
+}
+
+/// Checks the proof-of-work of an enqueue when the queue asks for one; returns the nonce to
+/// remember (the store refuses it if seen before).
+fn check_pow(
+    state: &AppState,
+    q: &QueueConfig,
+    form: &QueueForm,
+    ip: &str,
+) -> ApiResult<Option<ReplayKey>> {
+    if q.pow_difficulty == 0 {
+        return Ok(None);
+    }
+    let key = state
+        .settings()
+        .edge_key
+        .ok_or_else(|| ApiError::Unavailable("proof-of-work is not configured".into()))?;
+    let (Some(challenge), Some(counter)) = (&form.pow_challenge, &form.pow_counter) else {
+        return Err(forbidden("pow_required", "a proof-of-work solution is required"));
+    };
+    let counter: u64 = counter
+        .trim()
+        .parse()
+        .map_err(|_| forbidden("pow_invalid", "pow_counter is not a number"))?;
+    let c = shared::pow::open(&key, challenge)
+        .map_err(|_| forbidden("pow_invalid", "pow_challenge is not valid"))?;
+    if c.difficulty < q.pow_difficulty {
+        return Err(forbidden("pow_invalid", "pow_challenge is easier than the queue requires"));
+    }
+    let nonce = shared::pow::verify_solution(&key, challenge, counter, q.id, ip, state.now())
+        .map_err(|e| match e {
+            shared::pow::PowError::Expired => forbidden("pow_expired", "pow_challenge has expired"),
+            _ => forbidden("pow_invalid", "proof-of-work solution is not valid"),
+        })?;
+    let mut fingerprint = [0u8; 8];
+    fingerprint.copy_from_slice(&nonce[..8]);
+    Ok(Some(ReplayKey { fingerprint, expires_at: u64::from(c.expires_at) }))
+}
+
 async fn assign_queue_pos(
     State(state): State<AppState>,
+    peer: PeerIp,
+    headers: HeaderMap,
     Form(form): Form<QueueForm>,
 ) -> ApiResult<Json<AssignResponse>> {
-    let q = state
-        .queue_by_slug(required(&form.queue_id, "queue_id")?)
-        .await?;
-    let (position, entered_at) = state.batchers().assign(q.id, keep_secs(&q)).await?;
+    let q = state.queue_by_slug(required(&form.queue_id, "queue_id")?).await?;
+    let ip = client_ip(&state, &headers, peer)?;
+    let replay = check_pow(&state, &q, &form, &ip)?;
+    let placed = state.batchers().assign(q.id, keep_secs(&q), replay).await;
+    let (position, entered_at) = placed.map_err(|e| match e {
+        NotPlaced::Store(e) => ApiError::from(e),
+        NotPlaced::Replayed => {
+            forbidden("pow_replayed", "proof-of-work challenge was already used")
+        }
+    })?;
     let ticket = Ticket {
         key_id: 0,
         kind: TicketKind::Fifo,
@@ -98,10 +185,7 @@ async fn assign_queue_pos(
         entered_at: u32::try_from(entered_at).unwrap_or(u32::MAX),
     };
     let request_id = ticket.seal(state.keys().ticket_signer());
-    Ok(Json(AssignResponse {
-        request_id,
-        position: Some(position),
-    }))
+    Ok(Json(AssignResponse { request_id, position: Some(position) }))
 }
 
 async fn queue_pos(
@@ -111,17 +195,11 @@ async fn queue_pos(
     let q = state.queue_by_slug(&queue_id).await?;
     let t = open_ticket(&state, &q, &request_id)?;
     if t.kind == TicketKind::PreQueue {
-        return Err(ApiError::NotFound(
-            "not_ready",
-            "place not drawn yet".into(),
-        ));
+        return Err(ApiError::NotFound("not_ready", "place not drawn yet".into()));
     }
     let facts = state.store().place(q.id, t.position).await?;
     if t.position > facts.counters.assigned {
-        return Err(ApiError::NotFound(
-            "not_ready",
-            "place is not committed".into(),
-        ));
+        return Err(ApiError::NotFound("not_ready", "place is not committed".into()));
     }
     let now = state.now();
     if !facts.claimed
@@ -129,9 +207,7 @@ async fn queue_pos(
     {
         return Err(expired_error());
     }
-    Ok(Json(PositionResponse {
-        position: t.position,
-    }))
+    Ok(Json(PositionResponse { position: t.position }))
 }
 
 async fn serving_pos(
@@ -140,9 +216,7 @@ async fn serving_pos(
 ) -> ApiResult<Json<PositionResponse>> {
     let q = state.queue_by_slug(&queue_id).await?;
     let c = state.store().counters(q.id).await?;
-    Ok(Json(PositionResponse {
-        position: c.serving,
-    }))
+    Ok(Json(PositionResponse { position: c.serving }))
 }
 
 async fn waiting_num(
@@ -162,16 +236,10 @@ async fn waiting_num(
 }
 
 fn still_queued(position: u64, serving_pos: u64) -> Response {
-    let body = StillQueued {
-        position,
-        serving_pos,
-        retry_after_ms: QUEUED_RETRY_MS,
-    };
+    let body = StillQueued { position, serving_pos, retry_after_ms: QUEUED_RETRY_MS };
     let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();
-    resp.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(QUEUED_RETRY_MS.div_ceil(1000)),
-    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(QUEUED_RETRY_MS.div_ceil(1000)));
     resp
 }
 
@@ -179,9 +247,7 @@ async fn generate_token(
     State(state): State<AppState>,
     Form(form): Form<QueueForm>,
 ) -> ApiResult<Response> {
-    let q = state
-        .queue_by_slug(required(&form.queue_id, "queue_id")?)
-        .await?;
+    let q = state.queue_by_slug(required(&form.queue_id, "queue_id")?).await?;
     let request_id = required(&form.request_id, "request_id")?;
     let t = open_ticket(&state, &q, request_id)?;
     if t.kind == TicketKind::PreQueue {
@@ -189,10 +255,7 @@ async fn generate_token(
     }
     let facts = state.store().place(q.id, t.position).await?;
     if t.position > facts.counters.assigned {
-        return Err(ApiError::NotFound(
-            "not_ready",
-            "place is not committed".into(),
-        ));
+        return Err(ApiError::NotFound("not_ready", "place is not committed".into()));
     }
     if t.position > facts.counters.serving {
         return Ok(still_queued(t.position, facts.counters.serving));
@@ -204,11 +267,7 @@ async fn generate_token(
         return Err(expired_error());
     }
     let validity = u64::from(q.token_validity_second);
-    let session = match state
-        .store()
-        .claim(q.id, t.position, now, validity, 0)
-        .await?
-    {
+    let session = match state.store().claim(q.id, t.position, now, validity, 0).await? {
         Claim::Issued(s) | Claim::Existing(s) => s,
         Claim::Ended => return Err(ApiError::Gone("session_ended", "session has ended".into())),
         Claim::Full { .. } => return Ok(still_queued(t.position, facts.counters.serving)),
@@ -222,26 +281,19 @@ async fn generate_token(
     };
     let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let access_token =
-        state
-            .keys()
-            .signer()
-            .issue(&claims, to_i64(session.iat), to_i64(session.exp));
+        state.keys().signer().issue(&claims, to_i64(session.iat), to_i64(session.exp));
     let body = TokenResponse {
         access_token,
         token_type: "Bearer".into(),
         expires_in: session.exp.saturating_sub(now),
     };
     let mut resp = Json(body).into_response();
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {
     let mut resp = Json(state.keys().jwks(state.now())).into_response();
-    resp.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("max-age=60"),
-    );
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=60"));
     resp
 }

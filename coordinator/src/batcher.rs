@@ -10,23 +10,33 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::state::Clock;
-use crate::store::{Store, StoreError};
+use crate::store::{ReplayKey, Store, StoreError};
+
+/// Why a caller got no place.
+#[derive(Debug, thiserror::Error)]
+pub enum NotPlaced {
+    /// The store failed; nobody in the batch got a place.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The caller's proof-of-work nonce was used before.
+    #[error("proof-of-work challenge was already used")]
+    Replayed,
+}
 
 /// A stored place: its position and entry time (unix seconds).
-pub type Placed = Result<(u64, u64), StoreError>;
+pub type Placed = Result<(u64, u64), NotPlaced>;
 
 /// One waiting caller.
 struct Pending {
     reply: oneshot::Sender<Placed>,
     /// History kept by the store for this queue (position expiry window plus margin).
     keep_secs: u64,
+    /// The caller's proof-of-work nonce, if the queue asks for one.
+    replay: Option<ReplayKey>,
 }
 
 /// The per-queue batchers, created on first use.
-#[allow(
-    missing_debug_implementations,
-    reason = "holds channels and a trait object"
-)]
+#[allow(missing_debug_implementations, reason = "holds channels and a trait object")]
 pub struct Batchers {
     store: Arc<dyn Store>,
     clock: Clock,
@@ -37,16 +47,11 @@ pub struct Batchers {
 impl Batchers {
     /// No batchers yet; they start with the first enqueue of each queue.
     pub fn new(store: Arc<dyn Store>, clock: Clock, max_batch: usize) -> Self {
-        Batchers {
-            store,
-            clock,
-            max_batch,
-            queues: Mutex::new(HashMap::new()),
-        }
+        Batchers { store, clock, max_batch, queues: Mutex::new(HashMap::new()) }
     }
 
     /// Assigns the next position of `queue`, answered once it is stored.
-    pub async fn assign(&self, queue: u32, keep_secs: u64) -> Placed {
+    pub async fn assign(&self, queue: u32, keep_secs: u64, replay: Option<ReplayKey>) -> Placed {
         let (reply, rx) = oneshot::channel();
         let tx = {
             let mut map = match self.queues.lock() {
@@ -67,11 +72,11 @@ impl Batchers {
                 })
                 .clone()
         };
-        if tx.send(Pending { reply, keep_secs }).is_err() {
-            return Err(StoreError::Unavailable("batcher stopped".into()));
+        let stopped = || NotPlaced::Store(StoreError::Unavailable("batcher stopped".into()));
+        if tx.send(Pending { reply, keep_secs, replay }).is_err() {
+            return Err(stopped());
         }
-        rx.await
-            .unwrap_or_else(|_| Err(StoreError::Unavailable("batcher stopped".into())))
+        rx.await.unwrap_or_else(|_| Err(stopped()))
     }
 
     /// Stops the batcher of a deleted queue (pending callers are still answered).
@@ -100,20 +105,26 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let n = batch.len() as u64;
         let now = clock.now();
         let keep = batch.iter().map(|p| p.keep_secs).max().unwrap_or(0);
-        match store.assign(queue, n, now, keep).await {
-            Ok(last) => {
-                let first_pos = last + 1 - n;
+        let keys: Vec<Option<ReplayKey>> = batch.iter().map(|p| p.replay).collect();
+        match store.assign(queue, keys, now, keep).await {
+            Ok(done) => {
+                let accepted = (batch.len() - done.replayed.len()) as u64;
+                let mut next = done.last + 1 - accepted;
                 for (i, p) in batch.drain(..).enumerate() {
-                    let _ = p.reply.send(Ok((first_pos + i as u64, now)));
+                    if done.replayed.contains(&i) {
+                        let _ = p.reply.send(Err(NotPlaced::Replayed));
+                    } else {
+                        let _ = p.reply.send(Ok((next, now)));
+                        next += 1;
+                    }
                 }
             }
             Err(e) => {
-                tracing::warn!(queue, size = n, cause = %e, "enqueue batch failed");
+                tracing::warn!(queue, size = batch.len(), cause = %e, "enqueue batch failed");
                 for p in batch.drain(..) {
-                    let _ = p.reply.send(Err(StoreError::Unavailable(e.to_string())));
+                    let _ = p.reply.send(Err(StoreError::Unavailable(e.to_string()).into()));
                 }
             }
         }

@@ -52,6 +52,18 @@ pub struct Config {
     /// Ed25519 signing seed, 64 hex. Default: generated once and persisted in the store.
     #[arg(long, env = "ANTEROOM_SIGNING_KEY", hide_env_values = true)]
     pub signing_key: Option<Secret>,
+    /// Secret shared with the edge worker (64 hex): MACs of the sync channel, of the client
+    /// IP header and of proof-of-work challenges. Required for proof-of-work and publishing.
+    #[arg(long, env = "ANTEROOM_EDGE_KEY", hide_env_values = true)]
+    pub edge_key: Option<Secret>,
+    /// The edge worker's sync endpoint, e.g. `https://shop.example/anteroom/__anteroom/sync`.
+    /// Without it nothing is published.
+    #[arg(long, env = "ANTEROOM_EDGE_SYNC_URL")]
+    pub edge_sync_url: Option<String>,
+    /// Publish each queue's state at least this often, milliseconds (changes are published
+    /// sooner, but never more than once per second per queue: the KV write limit).
+    #[arg(long, env = "ANTEROOM_PUBLISH_INTERVAL_MS", default_value_t = 2000)]
+    pub publish_interval_ms: u64,
     /// `iss` of issued tokens.
     #[arg(long, env = "ANTEROOM_ISSUER", default_value = "anteroom")]
     pub issuer: String,
@@ -74,6 +86,15 @@ impl Config {
         }
         if self.redis_url.is_some() && !self.redis_cluster.is_empty() {
             return Err("give either a redis url or redis cluster nodes, not both".into());
+        }
+        if let Some(k) = &self.edge_key {
+            crate::keys::parse_seed(&k.0).map_err(|_| "edge key must be 64 hex characters")?;
+        }
+        if self.edge_sync_url.is_some() && self.edge_key.is_none() {
+            return Err("publishing to the edge needs an edge key".into());
+        }
+        if self.publish_interval_ms < 1000 {
+            return Err("publish interval must be at least 1000 ms (the KV write limit)".into());
         }
         if self.max_batch == 0 || self.concurrency_limit == 0 {
             return Err("max batch and concurrency limit must be positive".into());

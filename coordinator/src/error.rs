@@ -87,15 +87,11 @@ impl IntoResponse for ApiError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         };
-        let body = ErrorBody {
-            error: code.to_string(),
-            message: self.to_string(),
-        };
+        let body = ErrorBody { error: code.to_string(), message: self.to_string() };
         let mut resp = (status, Json(body)).into_response();
         match self {
             ApiError::Unavailable(_) => {
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
             ApiError::Unauthorized => {
                 resp.headers_mut()

@@ -45,10 +45,7 @@ pub fn random32() -> [u8; 32] {
 /// Secrets for a first start: one random signing seed and one random ticket key (id 1).
 pub fn fresh_secrets() -> StoredSecrets {
     StoredSecrets {
-        signing: vec![StoredSigningKey {
-            seed_hex: hex(&random32()),
-            retire_after: 0,
-        }],
+        signing: vec![StoredSigningKey { seed_hex: hex(&random32()), retire_after: 0 }],
         ticket_keys: format!("1:{}", hex(&random32())),
     }
 }
@@ -66,12 +63,7 @@ impl Keyring {
             None => stored
                 .signing
                 .iter()
-                .map(|k| {
-                    Ok((
-                        SigningKey::from_seed(parse_seed(&k.seed_hex)?),
-                        k.retire_after,
-                    ))
-                })
+                .map(|k| Ok((SigningKey::from_seed(parse_seed(&k.seed_hex)?), k.retire_after)))
                 .collect::<Result<Vec<_>, String>>()?,
         };
         if signing.is_empty() {
@@ -125,27 +117,14 @@ impl Keyring {
 /// Rotates the signing key in `stored`: a new current key, the old current one published
 /// until `retire_after`, keys past their retirement dropped.
 pub fn rotate(stored: &StoredSecrets, now: u64, retire_after: u64) -> StoredSecrets {
-    let mut signing = vec![StoredSigningKey {
-        seed_hex: hex(&random32()),
-        retire_after: 0,
-    }];
+    let mut signing = vec![StoredSigningKey { seed_hex: hex(&random32()), retire_after: 0 }];
     for k in &stored.signing {
-        let retire = if k.retire_after == 0 {
-            retire_after
-        } else {
-            k.retire_after
-        };
+        let retire = if k.retire_after == 0 { retire_after } else { k.retire_after };
         if retire > now {
-            signing.push(StoredSigningKey {
-                seed_hex: k.seed_hex.clone(),
-                retire_after: retire,
-            });
+            signing.push(StoredSigningKey { seed_hex: k.seed_hex.clone(), retire_after: retire });
         }
     }
-    StoredSecrets {
-        signing,
-        ticket_keys: stored.ticket_keys.clone(),
-    }
+    StoredSecrets { signing, ticket_keys: stored.ticket_keys.clone() }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod state;
 pub mod store;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,10 +51,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            timeout: Duration::from_secs(5),
-            concurrency: 8192,
-        }
+        Limits { timeout: Duration::from_secs(5), concurrency: 8192 }
     }
 }
 
@@ -113,12 +111,7 @@ pub fn public_app(state: AppState, limits: Limits) -> Router {
 
 /// The private router.
 pub fn admin_app(state: AppState, limits: Limits) -> Router {
-    harden(
-        admin::routes(state.clone()),
-        state,
-        ADMIN_BODY_LIMIT,
-        limits,
-    )
+    harden(admin::routes(state.clone()), state, ADMIN_BODY_LIMIT, limits)
 }
 
 /// Opens the store the config names (Redis, Redis Cluster, or memory).
@@ -148,17 +141,17 @@ pub async fn start(cfg: &Config, store: Arc<dyn Store>, clock: Clock) -> anyhow:
             }
         }
     };
-    let keys = Keyring::build(
-        &stored,
-        ticket_override.as_deref(),
-        signing_override.as_deref(),
-    )
-    .map_err(anyhow::Error::msg)?;
+    let keys = Keyring::build(&stored, ticket_override.as_deref(), signing_override.as_deref())
+        .map_err(anyhow::Error::msg)?;
     let settings = Settings {
         issuer: cfg.issuer.clone(),
         admin_key: cfg.admin_key.0.clone(),
         max_batch: cfg.max_batch,
         keys_from_config: signing_override.is_some(),
+        edge_key: match &cfg.edge_key {
+            Some(k) => Some(keys::parse_seed(&k.0).map_err(anyhow::Error::msg)?),
+            None => None,
+        },
     };
     let state = AppState::new(store, keys, settings, clock);
     if let Err(e) = state.refresh_queues().await {
@@ -207,8 +200,11 @@ pub async fn run(
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.changed().await;
     };
-    let public_srv = axum::serve(public, public_app(state.clone(), limits))
-        .with_graceful_shutdown(wait(stop_rx.clone()));
+    let public_srv = axum::serve(
+        public,
+        public_app(state.clone(), limits).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(wait(stop_rx.clone()));
     let admin_srv =
         axum::serve(admin, admin_app(state, limits)).with_graceful_shutdown(wait(stop_rx));
     tokio::spawn(async move {

@@ -27,16 +27,16 @@ impl Clock {
     /// Now, unix seconds.
     pub fn now(&self) -> u64 {
         match self {
-            Clock::System => SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            Clock::System => {
+                SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+            }
             Clock::Manual(t) => t.load(Ordering::SeqCst),
         }
     }
 }
 
 /// Settings that handlers need, fixed at start.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     /// `iss` of issued tokens.
     pub issuer: String,
@@ -46,6 +46,14 @@ pub struct Settings {
     pub max_batch: usize,
     /// Whether keys come from config (rotation is then done by config, not the API).
     pub keys_from_config: bool,
+    /// Secret shared with the edge (client IP header, proof-of-work, sync).
+    pub edge_key: Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings").field("issuer", &self.issuer).finish_non_exhaustive()
+    }
 }
 
 /// The application state handed to every handler.
@@ -56,9 +64,7 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("store", &self.inner.store.kind())
-            .finish()
+        f.debug_struct("AppState").field("store", &self.inner.store.kind()).finish()
     }
 }
 
@@ -114,6 +120,11 @@ impl AppState {
         self.inner.clock.now()
     }
 
+    /// The clock.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
     /// Fixed settings.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
@@ -126,11 +137,7 @@ impl AppState {
 
     /// The current key ring.
     pub fn keys(&self) -> Arc<Keyring> {
-        self.inner
-            .keys
-            .read()
-            .map(|k| k.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+        self.inner.keys.read().map(|k| k.clone()).unwrap_or_else(|p| p.into_inner().clone())
     }
 
     /// Replaces the key ring (rotation).
@@ -145,11 +152,8 @@ impl AppState {
     pub async fn refresh_queues(&self) -> StoreResult<()> {
         let all = self.inner.store.list_queues().await?;
         let generation = self.cached(|c| c.generation) + 1;
-        let mut cache = QueueCache {
-            loaded_at: Some(Instant::now()),
-            generation,
-            ..Default::default()
-        };
+        let mut cache =
+            QueueCache { loaded_at: Some(Instant::now()), generation, ..Default::default() };
         for q in all {
             cache.by_slug.insert(q.queue_id.clone(), q.clone());
             cache.by_id.insert(q.id, q);
@@ -180,10 +184,9 @@ impl AppState {
         if self.cached(|c| c.generation) == seen {
             self.refresh_queues().await?;
         }
-        self.cached(|c| c.by_slug.get(slug).cloned())
-            .ok_or_else(|| {
-                ApiError::BadRequest("unknown_queue", "queue_id is not a known queue".into())
-            })
+        self.cached(|c| c.by_slug.get(slug).cloned()).ok_or_else(|| {
+            ApiError::BadRequest("unknown_queue", "queue_id is not a known queue".into())
+        })
     }
 
     /// Looks a queue up by numeric id in the cache.

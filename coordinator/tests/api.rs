@@ -40,12 +40,7 @@ impl Api {
         let (state, clock) = common::state_with(store, T0).await;
         let public = coordinator::public_app(state.clone(), Limits::default());
         let admin = coordinator::admin_app(state.clone(), Limits::default());
-        Api {
-            state,
-            public,
-            admin,
-            clock,
-        }
+        Api { state, public, admin, clock }
     }
 
     fn advance(&self, secs: u64) {
@@ -64,16 +59,9 @@ impl Api {
                 .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
         };
         if status.is_client_error() || status.is_server_error() {
-            assert!(
-                json["error"].is_string() && json["message"].is_string(),
-                "error body: {json}"
-            );
+            assert!(json["error"].is_string() && json["message"].is_string(), "error body: {json}");
         }
-        Resp {
-            status,
-            headers,
-            json,
-        }
+        Resp { status, headers, json }
     }
 
     async fn get(&self, uri: &str) -> Resp {
@@ -129,9 +117,7 @@ impl Api {
     }
 
     async fn enqueue(&self, q: &str) -> String {
-        let r = self
-            .form("/assign_queue_pos", &format!("queue_id={q}"))
-            .await;
+        let r = self.form("/assign_queue_pos", &format!("queue_id={q}")).await;
         assert_eq!(r.status, 200, "{}", r.json);
         r.json["request_id"].as_str().unwrap().to_string()
     }
@@ -148,8 +134,7 @@ impl Api {
     }
 
     async fn token(&self, q: &str, rid: &str) -> Resp {
-        self.form("/generate_token", &format!("queue_id={q}&request_id={rid}"))
-            .await
+        self.form("/generate_token", &format!("queue_id={q}&request_id={rid}")).await
     }
 }
 
@@ -165,9 +150,7 @@ async fn private_api(api: &Api) {
         ("POST", "/api/keys/rotate"),
     ] {
         for key in [None, Some("wrong-key-wrong-key")] {
-            let r = api
-                .admin_req(m, uri, Some("application/json"), "{}", key)
-                .await;
+            let r = api.admin_req(m, uri, Some("application/json"), "{}", key).await;
             assert_eq!(r.status, 401, "{m} {uri} {key:?}");
             assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Bearer");
         }
@@ -175,14 +158,26 @@ async fn private_api(api: &Api) {
     let r = api.admin_json("POST", "/api/queue", json!({"queue_id": "concert", "token_validity_second": 120, "enable_queue_position_expiry": true, "position_expiry_second": 60})).await;
     assert_eq!(r.status, 200, "{}", r.json);
     let id = r.json["id"].as_u64().unwrap();
+    let contract = [
+        "id",
+        "queue_id",
+        "token_validity_second",
+        "enable_queue_position_expiry",
+        "position_expiry_second",
+    ];
+    let picked: serde_json::Map<String, Value> =
+        contract.iter().map(|k| (k.to_string(), r.json[*k].clone())).collect();
     assert_eq!(
-        r.json,
+        Value::Object(picked),
         json!({"id": id, "queue_id": "concert", "token_validity_second": 120, "enable_queue_position_expiry": true, "position_expiry_second": 60})
     );
+    assert_eq!(
+        (r.json["mode"].as_str(), r.json["pow_difficulty"].as_u64(), r.json["waiting_status"].as_u64()),
+        (Some("queue"), Some(0), Some(200)),
+        "extension defaults"
+    );
 
-    let r = api
-        .admin_json("POST", "/api/queue", json!({"queue_id": "concert"}))
-        .await;
+    let r = api.admin_json("POST", "/api/queue", json!({"queue_id": "concert"})).await;
     assert_eq!(
         (r.status, r.json["error"].as_str()),
         (StatusCode::CONFLICT, Some("duplicate_queue_id"))
@@ -197,22 +192,10 @@ async fn private_api(api: &Api) {
         json!({"queue_id": "ok", "id": 7}),
         json!([1, 2]),
     ] {
-        assert_eq!(
-            api.admin_json("POST", "/api/queue", bad.clone())
-                .await
-                .status,
-            400,
-            "{bad}"
-        );
+        assert_eq!(api.admin_json("POST", "/api/queue", bad.clone()).await.status, 400, "{bad}");
     }
     let r = api
-        .admin_req(
-            "POST",
-            "/api/queue",
-            Some("text/plain"),
-            "{}",
-            Some(common::ADMIN_KEY),
-        )
+        .admin_req("POST", "/api/queue", Some("text/plain"), "{}", Some(common::ADMIN_KEY))
         .await;
     assert_eq!(r.status, 415);
     let r = api
@@ -225,10 +208,7 @@ async fn private_api(api: &Api) {
         )
         .await;
     assert_eq!(r.status, 400);
-    let huge = format!(
-        "{{\"queue_id\":\"{}\"}}",
-        "a".repeat(coordinator::ADMIN_BODY_LIMIT)
-    );
+    let huge = format!("{{\"queue_id\":\"{}\"}}", "a".repeat(coordinator::ADMIN_BODY_LIMIT));
     assert_eq!(
         api.admin_req(
             "POST",
@@ -242,68 +222,24 @@ async fn private_api(api: &Api) {
         413
     );
 
-    let r = api
-        .admin_json("GET", &format!("/api/queue/{id}"), Value::Null)
-        .await;
-    assert_eq!(
-        (r.status, r.json["queue_id"].as_str()),
-        (StatusCode::OK, Some("concert"))
-    );
-    assert_eq!(
-        api.admin_json("GET", "/api/queue/999999", Value::Null)
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        api.admin_json("GET", "/api/queue/abc", Value::Null)
-            .await
-            .status,
-        400
-    );
+    let r = api.admin_json("GET", &format!("/api/queue/{id}"), Value::Null).await;
+    assert_eq!((r.status, r.json["queue_id"].as_str()), (StatusCode::OK, Some("concert")));
+    assert_eq!(api.admin_json("GET", "/api/queue/999999", Value::Null).await.status, 404);
+    assert_eq!(api.admin_json("GET", "/api/queue/abc", Value::Null).await.status, 400);
 
-    let r = api
-        .admin_json(
-            "PUT",
-            "/api/queue",
-            json!({"id": id, "token_validity_second": 200}),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.json["token_validity_second"].as_u64()),
-        (StatusCode::OK, Some(200))
-    );
-    assert_eq!(
-        r.json["position_expiry_second"], 60,
-        "unset fields keep their value"
-    );
-    let r = api
-        .admin_json(
-            "PUT",
-            "/api/queue",
-            json!({"id": id, "queue_id": "renamed"}),
-        )
-        .await;
+    let r =
+        api.admin_json("PUT", "/api/queue", json!({"id": id, "token_validity_second": 200})).await;
+    assert_eq!((r.status, r.json["token_validity_second"].as_u64()), (StatusCode::OK, Some(200)));
+    assert_eq!(r.json["position_expiry_second"], 60, "unset fields keep their value");
+    let r = api.admin_json("PUT", "/api/queue", json!({"id": id, "queue_id": "renamed"})).await;
     assert_eq!(r.status, 409);
     assert_eq!(
-        api.admin_json("PUT", "/api/queue", json!({"token_validity_second": 5}))
-            .await
-            .status,
+        api.admin_json("PUT", "/api/queue", json!({"token_validity_second": 5})).await.status,
         400
     );
-    assert_eq!(
-        api.admin_json("PUT", "/api/queue", json!({"id": 999999}))
-            .await
-            .status,
-        404
-    );
-    let r = api
-        .admin_json(
-            "PUT",
-            "/api/queue",
-            json!({"id": id, "token_validity_second": 120}),
-        )
-        .await;
+    assert_eq!(api.admin_json("PUT", "/api/queue", json!({"id": 999999})).await.status, 404);
+    let r =
+        api.admin_json("PUT", "/api/queue", json!({"id": id, "token_validity_second": 120})).await;
     assert_eq!(r.status, 200);
 
     for body in [
@@ -315,16 +251,12 @@ async fn private_api(api: &Api) {
         "queue_id=nope&increment_by=1",
     ] {
         assert_eq!(
-            api.admin_form("/api/queue/increment_serving_position", body)
-                .await
-                .status,
+            api.admin_form("/api/queue/increment_serving_position", body).await.status,
             400,
             "{body}"
         );
     }
-    let r = api
-        .admin_json("GET", "/api/queue/nope/active_token_num", Value::Null)
-        .await;
+    let r = api.admin_json("GET", "/api/queue/nope/active_token_num", Value::Null).await;
     assert_eq!(r.status, 400);
 }
 
@@ -336,78 +268,43 @@ async fn public_api(api: &Api) {
     let first = r.json["request_id"].as_str().unwrap().to_string();
     let second = api.enqueue("concert").await;
     let third = api.enqueue("concert").await;
-    assert_eq!(
-        api.get(&format!("/queue_pos/concert/{first}")).await.json,
-        json!({"position": 1})
-    );
-    assert_eq!(
-        api.get(&format!("/queue_pos/concert/{third}")).await.json,
-        json!({"position": 3})
-    );
+    assert_eq!(api.get(&format!("/queue_pos/concert/{first}")).await.json, json!({"position": 1}));
+    assert_eq!(api.get(&format!("/queue_pos/concert/{third}")).await.json, json!({"position": 3}));
 
     // Bad input on every public route.
     for body in ["", "queue_id=", "queue_id=unknown", "queue_id=%ZZ"] {
-        assert_eq!(
-            api.form("/assign_queue_pos", body).await.status,
-            400,
-            "{body}"
-        );
+        assert_eq!(api.form("/assign_queue_pos", body).await.status, 400, "{body}");
     }
     let req = Request::post("/assign_queue_pos")
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from("{\"queue_id\":\"concert\"}"))
         .unwrap();
     assert_eq!(Api::send(&api.public, req).await.status, 415);
-    let req = Request::post("/assign_queue_pos")
-        .body(Body::from("queue_id=concert"))
-        .unwrap();
+    let req = Request::post("/assign_queue_pos").body(Body::from("queue_id=concert")).unwrap();
     assert_eq!(Api::send(&api.public, req).await.status, 415);
-    let huge = format!(
-        "queue_id=concert&pad={}",
-        "a".repeat(coordinator::PUBLIC_BODY_LIMIT)
-    );
+    let huge = format!("queue_id=concert&pad={}", "a".repeat(coordinator::PUBLIC_BODY_LIMIT));
     assert_eq!(api.form("/assign_queue_pos", &huge).await.status, 413);
     assert_eq!(api.get("/queue_pos/concert/garbage").await.status, 400);
-    assert_eq!(
-        api.get(&format!("/queue_pos/unknown/{first}")).await.status,
-        400
-    );
+    assert_eq!(api.get(&format!("/queue_pos/unknown/{first}")).await.status, 400);
     let mut tampered = first.clone().into_bytes();
     tampered[20] = if tampered[20] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
     assert_eq!(
-        api.get(&format!("/queue_pos/concert/{tampered}"))
-            .await
-            .json["error"],
+        api.get(&format!("/queue_pos/concert/{tampered}")).await.json["error"],
         "invalid_request_id"
     );
     assert_eq!(api.get("/serving_pos/unknown").await.status, 400);
     assert_eq!(api.get("/waiting_num/unknown").await.status, 400);
-    assert_eq!(
-        api.form("/generate_token", "queue_id=concert").await.status,
-        400
-    );
-    assert_eq!(
-        api.form("/generate_token", "queue_id=concert&request_id=xyz")
-            .await
-            .status,
-        400
-    );
+    assert_eq!(api.form("/generate_token", "queue_id=concert").await.status, 400);
+    assert_eq!(api.form("/generate_token", "queue_id=concert&request_id=xyz").await.status, 400);
     assert_eq!(api.get("/nope").await.status, 404);
     assert_eq!(api.get("/assign_queue_pos").await.status, 405);
 
     // A ticket of another live queue is bad input.
-    let r = api
-        .admin_json("POST", "/api/queue", json!({"queue_id": "other"}))
-        .await;
+    let r = api.admin_json("POST", "/api/queue", json!({"queue_id": "other"})).await;
     let other_id = r.json["id"].as_u64().unwrap();
     let foreign = api.enqueue("other").await;
-    assert_eq!(
-        api.get(&format!("/queue_pos/concert/{foreign}"))
-            .await
-            .status,
-        400
-    );
+    assert_eq!(api.get(&format!("/queue_pos/concert/{foreign}")).await.status, 400);
 
     // A valid ticket beyond the committed counter (storage lost writes): 404.
     let q = api.state.queue_by_slug("concert").await.unwrap();
@@ -419,10 +316,7 @@ async fn public_api(api: &Api) {
         entered_at: T0 as u32,
     }
     .seal(api.state.keys().ticket_signer());
-    assert_eq!(
-        api.get(&format!("/queue_pos/concert/{lost}")).await.status,
-        404
-    );
+    assert_eq!(api.get(&format!("/queue_pos/concert/{lost}")).await.status, 404);
     // A pre-queue ticket before the draw: 404.
     let pre = Ticket {
         key_id: 0,
@@ -432,28 +326,16 @@ async fn public_api(api: &Api) {
         entered_at: T0 as u32,
     }
     .seal(api.state.keys().ticket_signer());
-    assert_eq!(
-        api.get(&format!("/queue_pos/concert/{pre}")).await.status,
-        404
-    );
+    assert_eq!(api.get(&format!("/queue_pos/concert/{pre}")).await.status, 404);
 
     // Serving and waiting.
-    assert_eq!(
-        api.get("/serving_pos/concert").await.json,
-        json!({"position": 0})
-    );
-    assert_eq!(
-        api.get("/waiting_num/concert").await.json,
-        json!({"waiting_num": 3})
-    );
+    assert_eq!(api.get("/serving_pos/concert").await.json, json!({"position": 0}));
+    assert_eq!(api.get("/waiting_num/concert").await.json, json!({"waiting_num": 3}));
 
     // Token: 202 while queued, then 200, the same session twice.
     let r = api.token("concert", &first).await;
     assert_eq!(r.status, 202);
-    assert_eq!(
-        (r.json["position"].as_u64(), r.json["serving_pos"].as_u64()),
-        (Some(1), Some(0))
-    );
+    assert_eq!((r.json["position"].as_u64(), r.json["serving_pos"].as_u64()), (Some(1), Some(0)));
     assert!(r.headers.contains_key(header::RETRY_AFTER));
     assert_eq!(api.serve("concert", 2).await, 2);
     api.advance(5);
@@ -476,10 +358,7 @@ async fn public_api(api: &Api) {
         shared::token::verify(
             t,
             |kid| {
-                jwks.keys
-                    .iter()
-                    .find(|k| k.kid == kid)
-                    .and_then(shared::token::public_key_from_jwk)
+                jwks.keys.iter().find(|k| k.kid == kid).and_then(shared::token::public_key_from_jwk)
             },
             "anteroom",
             "concert",
@@ -488,22 +367,14 @@ async fn public_api(api: &Api) {
         .unwrap()
     };
     let (v1, v2) = (verify(&tok1), verify(&tok2));
-    assert_eq!(
-        (v1.claims.jti.clone(), v1.exp),
-        (v2.claims.jti.clone(), v2.exp)
-    );
+    assert_eq!((v1.claims.jti.clone(), v1.exp), (v2.claims.jti.clone(), v2.exp));
     assert_eq!(
         (v1.claims.qpos, v1.claims.sub.as_str(), v1.exp),
         (1, first.as_str(), (T0 + 125) as i64)
     );
+    assert_eq!(api.get("/waiting_num/concert").await.json, json!({"waiting_num": 2}));
     assert_eq!(
-        api.get("/waiting_num/concert").await.json,
-        json!({"waiting_num": 2})
-    );
-    assert_eq!(
-        api.admin_json("GET", "/api/queue/concert/active_token_num", Value::Null)
-            .await
-            .json,
+        api.admin_json("GET", "/api/queue/concert/active_token_num", Value::Null).await.json,
         json!({"active_num": 1})
     );
 
@@ -515,9 +386,7 @@ async fn public_api(api: &Api) {
         format!("queue_id=concert&request_id={second}&status=1"),
     ] {
         assert_eq!(
-            api.admin_form("/api/queue/update_token_status", &body)
-                .await
-                .status,
+            api.admin_form("/api/queue/update_token_status", &body).await.status,
             400,
             "{body}"
         );
@@ -530,32 +399,17 @@ async fn public_api(api: &Api) {
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(
-        api.admin_json("GET", "/api/queue/concert/active_token_num", Value::Null)
-            .await
-            .json,
+        api.admin_json("GET", "/api/queue/concert/active_token_num", Value::Null).await.json,
         json!({"active_num": 0})
     );
     let r = api.token("concert", &first).await;
-    assert_eq!(
-        (r.status, r.json["error"].as_str()),
-        (StatusCode::GONE, Some("session_ended"))
-    );
+    assert_eq!((r.status, r.json["error"].as_str()), (StatusCode::GONE, Some("session_ended")));
 
     // Position expiry: the second place was passed at T0+5; its window is 60 s.
     api.advance(40); // T0+55
-    assert_eq!(
-        api.get(&format!("/queue_pos/concert/{second}"))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(api.get(&format!("/queue_pos/concert/{second}")).await.status, 200);
     api.advance(10); // T0+65
-    assert_eq!(
-        api.get(&format!("/queue_pos/concert/{second}"))
-            .await
-            .status,
-        410
-    );
+    assert_eq!(api.get(&format!("/queue_pos/concert/{second}")).await.status, 410);
     assert_eq!(api.token("concert", &second).await.status, 410);
     assert_eq!(
         api.get(&format!("/queue_pos/concert/{third}")).await.status,
@@ -570,21 +424,15 @@ async fn public_api(api: &Api) {
     // The first place holds a token, so its place does not expire; its token does.
     api.advance(200);
     assert_eq!(
-        api.admin_json("GET", "/api/queue/concert/active_token_num", Value::Null)
-            .await
-            .json,
+        api.admin_json("GET", "/api/queue/concert/active_token_num", Value::Null).await.json,
         json!({"active_num": 0})
     );
 
     // Deleting and re-creating a queue: old tickets are gone (410).
-    let r = api
-        .admin_json("DELETE", &format!("/api/queue/{}", q.id), Value::Null)
-        .await;
+    let r = api.admin_json("DELETE", &format!("/api/queue/{}", q.id), Value::Null).await;
     assert_eq!(r.status, 200);
     assert_eq!(
-        api.admin_json("DELETE", &format!("/api/queue/{}", q.id), Value::Null)
-            .await
-            .status,
+        api.admin_json("DELETE", &format!("/api/queue/{}", q.id), Value::Null).await.status,
         404
     );
     assert_eq!(
@@ -592,71 +440,92 @@ async fn public_api(api: &Api) {
         400,
         "queue unknown while deleted"
     );
-    let r = api
-        .admin_json("POST", "/api/queue", json!({"queue_id": "concert"}))
-        .await;
+    let r = api.admin_json("POST", "/api/queue", json!({"queue_id": "concert"})).await;
     assert_ne!(r.json["id"].as_u64().unwrap(), u64::from(q.id));
     let r = api.get(&format!("/queue_pos/concert/{third}")).await;
-    assert_eq!(
-        (r.status, r.json["error"].as_str()),
-        (StatusCode::GONE, Some("queue_replaced"))
-    );
+    assert_eq!((r.status, r.json["error"].as_str()), (StatusCode::GONE, Some("queue_replaced")));
     assert_eq!(api.token("concert", &third).await.status, 410);
-    assert_eq!(
-        api.enqueue("concert").await.len(),
-        shared::ticket::TICKET_TEXT_LEN
-    );
+    assert_eq!(api.enqueue("concert").await.len(), shared::ticket::TICKET_TEXT_LEN);
     let _ = other_id;
 }
 
 async fn key_rotation(api: &Api) {
     let rid = api.enqueue("other").await;
     api.serve("other", 10).await;
-    let old = api.token("other", &rid).await.json["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let r = api
-        .admin_req(
-            "POST",
-            "/api/keys/rotate",
-            None,
-            "",
-            Some(common::ADMIN_KEY),
-        )
-        .await;
+    let old = api.token("other", &rid).await.json["access_token"].as_str().unwrap().to_string();
+    let r = api.admin_req("POST", "/api/keys/rotate", None, "", Some(common::ADMIN_KEY)).await;
     assert_eq!(r.status, 200, "{}", r.json);
     let jwks: shared::wire::Jwks =
         serde_json::from_value(api.get("/.well-known/jwks.json").await.json).unwrap();
-    assert_eq!(
-        jwks.keys.len(),
-        2,
-        "old key still published while its tokens live"
-    );
+    assert_eq!(jwks.keys.len(), 2, "old key still published while its tokens live");
     let old_kid = jwt_kid(&old);
     assert!(jwks.keys.iter().any(|k| k.kid == old_kid));
     let rid2 = api.enqueue("other").await;
     api.serve("other", 1).await;
-    let new = api.token("other", &rid2).await.json["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let new = api.token("other", &rid2).await.json["access_token"].as_str().unwrap().to_string();
     assert_ne!(jwt_kid(&new), old_kid, "new tokens use the new key");
     api.advance(400);
     let jwks: shared::wire::Jwks =
         serde_json::from_value(api.get("/.well-known/jwks.json").await.json).unwrap();
-    assert!(
-        !jwks.keys.iter().any(|k| k.kid == old_kid),
-        "retired once its tokens expired"
-    );
+    assert!(!jwks.keys.iter().any(|k| k.kid == old_kid), "retired once its tokens expired");
 }
 
 fn jwt_kid(t: &str) -> String {
     let header = shared::b64::decode(t.split('.').next().unwrap()).unwrap();
-    serde_json::from_slice::<Value>(&header).unwrap()["kid"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    serde_json::from_slice::<Value>(&header).unwrap()["kid"].as_str().unwrap().to_string()
+}
+
+async fn proof_of_work(api: &Api) {
+    use shared::sync::sign_client;
+    let r = api.admin_json("POST", "/api/queue", json!({"queue_id": "bots", "pow_difficulty": 8})).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    let q = r.json["id"].as_u64().unwrap() as u32;
+    let key = common::EDGE_KEY_BYTES;
+    let ip = "198.51.100.9";
+    let now = api.state.now();
+    let header = sign_client(&key, ip, now * 1000);
+    let enqueue = |challenge: String, counter: u64, header: Option<String>| {
+        let mut b = Request::post("/assign_queue_pos").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(h) = header {
+            b = b.header("x-anteroom-client", h);
+        }
+        b.body(Body::from(format!("queue_id=bots&pow_challenge={challenge}&pow_counter={counter}"))).unwrap()
+    };
+    let fresh = |n: u8, queue: u32, expires: u64, difficulty: u8, for_ip: &str| {
+        let ch = shared::pow::issue(&key, queue, [n; 16], expires as u32, difficulty, for_ip);
+        let counter = shared::pow::solve(&ch, difficulty);
+        (ch, counter)
+    };
+    let code = |r: &Resp| r.json["error"].as_str().unwrap_or("").to_string();
+
+    let r = api.form("/assign_queue_pos", "queue_id=bots").await;
+    assert_eq!((r.status, code(&r)), (StatusCode::FORBIDDEN, "pow_required".into()));
+    let (ch, counter) = fresh(1, q, now + 60, 8, ip);
+    let r = Api::send(&api.public, enqueue(ch.clone(), counter, Some(header.clone()))).await;
+    assert_eq!(r.status, 200, "a valid solution is accepted: {}", r.json);
+    let r = Api::send(&api.public, enqueue(ch.clone(), counter, Some(header.clone()))).await;
+    assert_eq!((r.status, code(&r)), (StatusCode::FORBIDDEN, "pow_replayed".into()));
+    let (ch, counter) = fresh(2, q, now + 60, 8, ip);
+    let wrong = (counter + 1..).find(|c| shared::pow::verify_solution(&key, &ch, *c, q, ip, now).is_err()).unwrap();
+    let r = Api::send(&api.public, enqueue(ch.clone(), wrong, Some(header.clone()))).await;
+    assert_eq!((r.status, code(&r)), (StatusCode::FORBIDDEN, "pow_invalid".into()));
+    let r = Api::send(&api.public, enqueue(ch.clone(), counter, Some(sign_client(&key, "192.0.2.1", now * 1000)))).await;
+    assert_eq!((r.status, code(&r)), (StatusCode::FORBIDDEN, "pow_invalid".into()), "solved for another client");
+    let r = Api::send(&api.public, enqueue(ch.clone(), counter, Some(sign_client(&[9; 32], ip, now * 1000)))).await;
+    assert_eq!((r.status, code(&r)), (StatusCode::FORBIDDEN, "bad_client_header".into()));
+    let (ch, counter) = fresh(3, q, now - 1, 8, ip);
+    let r = Api::send(&api.public, enqueue(ch, counter, Some(header.clone()))).await;
+    assert_eq!((r.status, code(&r)), (StatusCode::FORBIDDEN, "pow_expired".into()));
+    let other = api.state.queue_by_slug("other").await.unwrap().id;
+    let (ch, counter) = fresh(4, other, now + 60, 8, ip);
+    let r = Api::send(&api.public, enqueue(ch, counter, Some(header.clone()))).await;
+    assert_eq!((r.status, code(&r)), (StatusCode::FORBIDDEN, "pow_invalid".into()), "foreign queue");
+    let (ch, counter) = fresh(5, q, now + 60, 2, ip);
+    let r = Api::send(&api.public, enqueue(ch, counter, Some(header.clone()))).await;
+    assert_eq!((r.status, code(&r)), (StatusCode::FORBIDDEN, "pow_invalid".into()), "too easy");
+    let r = Api::send(&api.public, enqueue("garbage".into(), 1, Some(header))).await;
+    assert_eq!((r.status, code(&r)), (StatusCode::FORBIDDEN, "pow_invalid".into()));
+    assert_eq!(api.get("/waiting_num/bots").await.json["waiting_num"], 1, "only the valid solution got a place");
 }
 
 async fn suite(store: Arc<dyn Store>) {
@@ -664,6 +533,7 @@ async fn suite(store: Arc<dyn Store>) {
     private_api(&api).await;
     public_api(&api).await;
     key_rotation(&api).await;
+    proof_of_work(&api).await;
 }
 
 #[tokio::test]
@@ -681,33 +551,20 @@ async fn api_on_redis() {
 async fn redis_down_is_503_and_recovers() {
     let mut redis = common::Redis::start_with(&["--appendonly", "yes"]);
     let api = Api::new(Arc::new(RedisStore::single(&redis.url(), 0).unwrap())).await;
-    assert_eq!(
-        api.admin_json("POST", "/api/queue", json!({"queue_id": "q"}))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(api.admin_json("POST", "/api/queue", json!({"queue_id": "q"})).await.status, 200);
     let rid = api.enqueue("q").await;
     redis.kill();
     for r in [
         api.form("/assign_queue_pos", "queue_id=q").await,
         api.get(&format!("/queue_pos/q/{rid}")).await,
         api.get("/serving_pos/q").await,
-        api.admin_form(
-            "/api/queue/increment_serving_position",
-            "queue_id=q&increment_by=1",
-        )
-        .await,
+        api.admin_form("/api/queue/increment_serving_position", "queue_id=q&increment_by=1").await,
     ] {
         assert_eq!(r.status, 503, "{}", r.json);
         assert_eq!(r.headers[header::RETRY_AFTER], "2");
         assert_eq!(r.json["error"], "unavailable");
     }
-    let ready = Api::send(
-        &api.public,
-        Request::get("/readyz").body(Body::empty()).unwrap(),
-    )
-    .await;
+    let ready = Api::send(&api.public, Request::get("/readyz").body(Body::empty()).unwrap()).await;
     assert_eq!(ready.status, 503);
     redis.restart();
     // The connection manager reconnects by itself; poll until it has.
@@ -718,21 +575,12 @@ async fn redis_down_is_503_and_recovers() {
             assert_eq!(r.json["position"], 1);
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no recovery: {}",
-            r.json
-        );
+        assert!(std::time::Instant::now() < deadline, "no recovery: {}", r.json);
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    assert_eq!(api.enqueue("q").await.len(), shared::ticket::TICKET_TEXT_LEN);
     assert_eq!(
-        api.enqueue("q").await.len(),
-        shared::ticket::TICKET_TEXT_LEN
-    );
-    assert_eq!(
-        api.get(&format!("/queue_pos/q/{}", api.enqueue("q").await))
-            .await
-            .json["position"],
+        api.get(&format!("/queue_pos/q/{}", api.enqueue("q").await)).await.json["position"],
         3,
         "no position lost or reused"
     );

@@ -8,17 +8,69 @@ use std::sync::Arc;
 
 use coordinator::store::memory::MemoryStore;
 use coordinator::store::redis::RedisStore;
-use coordinator::store::{Claim, Counters, Created, Ended, Session, Store, StoredSecrets};
+use coordinator::store::{
+    Assigned, Claim, Counters, Created, Ended, ReplayKey, Session, Store, StoredSecrets,
+};
 use shared::wire::QueueConfig;
 
 fn cfg(slug: &str) -> QueueConfig {
     QueueConfig {
-        id: 0,
-        queue_id: slug.into(),
-        token_validity_second: 300,
         enable_queue_position_expiry: true,
         position_expiry_second: 60,
+        paths: vec!["/".into()],
+        ..QueueConfig::with_defaults(slug)
     }
+}
+
+async fn assign_n(s: &dyn Store, q: u32, n: usize, now: u64, keep: u64) -> u64 {
+    let done = s.assign(q, vec![None; n], now, keep).await.unwrap();
+    assert!(done.replayed.is_empty());
+    done.last
+}
+
+fn nonce(b: u8, expires_at: u64) -> Option<ReplayKey> {
+    Some(ReplayKey { fingerprint: [b; 8], expires_at })
+}
+
+async fn replays_and_versions(s: &dyn Store) {
+    let q = create(s, "replay").await;
+    // Replay sets expire in Redis's real time, so use real times here.
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let (soon, later) = (t + 60, t + 130);
+    // Two fresh nonces and a plain caller: three places.
+    let done = s.assign(q.id, vec![nonce(1, soon), None, nonce(2, later)], t, 600).await.unwrap();
+    assert_eq!(done, Assigned { last: 3, replayed: vec![] });
+    // A replayed nonce gets nothing; the others still get consecutive places.
+    let batch = vec![nonce(3, soon), nonce(1, soon), nonce(4, soon)];
+    let done = s.assign(q.id, batch, t + 1, 600).await.unwrap();
+    assert_eq!(done, Assigned { last: 5, replayed: vec![1] });
+    // Within one batch too.
+    let done = s.assign(q.id, vec![nonce(5, soon), nonce(5, soon)], t + 2, 600).await.unwrap();
+    assert_eq!(done, Assigned { last: 6, replayed: vec![1] });
+    let done = s.assign(q.id, vec![nonce(2, later)], t + 3, 600).await.unwrap();
+    assert_eq!(done, Assigned { last: 6, replayed: vec![0] }, "all refused: nothing assigned");
+    assert_eq!(s.counters(q.id).await.unwrap().assigned, 6);
+
+    let v1 = s.next_version(q.id).await.unwrap();
+    let v2 = s.next_version(q.id).await.unwrap();
+    assert!(v2 > v1);
+
+    assert!(s.lease(q.id, "publish", "a".into(), 60_000).await.unwrap());
+    assert!(s.lease(q.id, "publish", "a".into(), 60_000).await.unwrap(), "the owner renews");
+    assert!(!s.lease(q.id, "publish", "b".into(), 60_000).await.unwrap(), "held by a");
+    assert!(s.lease(q.id, "other", "b".into(), 60_000).await.unwrap(), "leases are per name");
+    assert!(s.lease(q.id, "short", "a".into(), 1).await.unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !s.lease(q.id, "short", "b".into(), 1000).await.unwrap() {
+        assert!(std::time::Instant::now() < deadline, "an expired lease is free again");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+
+    s.increment_serving(q.id, 2, 1010, 600).await.unwrap();
+    s.increment_serving(q.id, 3, 1020, 600).await.unwrap();
+    s.increment_serving(q.id, 1, 1030, 600).await.unwrap();
+    assert_eq!(s.serving_history(q.id, 2).await.unwrap(), vec![(5, 1020), (6, 1030)]);
+    assert_eq!(s.serving_history(q.id, 10).await.unwrap(), vec![(2, 1010), (5, 1020), (6, 1030)]);
 }
 
 async fn create(s: &dyn Store, slug: &str) -> QueueConfig {
@@ -32,62 +84,32 @@ async fn registry(s: &dyn Store) {
     let a = create(s, "reg-a").await;
     let b = create(s, "reg-b").await;
     assert!(b.id > a.id, "ids increase");
-    assert_eq!(
-        s.create_queue(cfg("reg-a")).await.unwrap(),
-        Created::SlugTaken
-    );
+    assert_eq!(s.create_queue(cfg("reg-a")).await.unwrap(), Created::SlugTaken);
     let mut listed = s.list_queues().await.unwrap();
     listed.sort_by_key(|q| q.id);
     assert!(listed.contains(&a) && listed.contains(&b));
 
-    let updated = QueueConfig {
-        token_validity_second: 42,
-        ..a.clone()
-    };
+    let updated = QueueConfig { token_validity_second: 42, ..a.clone() };
     assert!(s.update_queue(updated.clone()).await.unwrap());
     assert!(s.list_queues().await.unwrap().contains(&updated));
-    assert!(
-        !s.update_queue(QueueConfig {
-            id: 999_999,
-            ..a.clone()
-        })
-        .await
-        .unwrap()
-    );
+    assert!(!s.update_queue(QueueConfig { id: 999_999, ..a.clone() }).await.unwrap());
 
-    s.assign(a.id, 5, 1000, 600).await.unwrap();
+    assign_n(s, a.id, 5, 1000, 600).await;
     assert!(s.delete_queue(a.id).await.unwrap());
     assert!(!s.delete_queue(a.id).await.unwrap());
-    assert_eq!(
-        s.counters(a.id).await.unwrap(),
-        Counters::default(),
-        "state deleted"
-    );
+    assert_eq!(s.counters(a.id).await.unwrap(), Counters::default(), "state deleted");
     let again = create(s, "reg-a").await;
-    assert!(
-        again.id > b.id,
-        "a re-created queue gets a new id, never a reused one"
-    );
+    assert!(again.id > b.id, "a re-created queue gets a new id, never a reused one");
 }
 
 async fn positions(s: &dyn Store) {
     let q = create(s, "pos").await;
     let other = create(s, "pos-other").await;
-    assert_eq!(s.assign(q.id, 1, 1000, 600).await.unwrap(), 1);
-    assert_eq!(s.assign(q.id, 10, 1000, 600).await.unwrap(), 11);
-    assert_eq!(s.assign(q.id, 3, 1001, 600).await.unwrap(), 14);
-    assert_eq!(
-        s.assign(other.id, 2, 1001, 600).await.unwrap(),
-        2,
-        "queues are isolated"
-    );
-    assert_eq!(
-        s.counters(q.id).await.unwrap(),
-        Counters {
-            assigned: 14,
-            serving: 0
-        }
-    );
+    assert_eq!(assign_n(s, q.id, 1, 1000, 600).await, 1);
+    assert_eq!(assign_n(s, q.id, 10, 1000, 600).await, 11);
+    assert_eq!(assign_n(s, q.id, 3, 1001, 600).await, 14);
+    assert_eq!(assign_n(s, other.id, 2, 1001, 600).await, 2, "queues are isolated");
+    assert_eq!(s.counters(q.id).await.unwrap(), Counters { assigned: 14, serving: 0 });
 
     let f = s.place(q.id, 5).await.unwrap();
     assert_eq!((f.passed_at, f.claimed), (None, false));
@@ -96,72 +118,33 @@ async fn positions(s: &dyn Store) {
     assert_eq!(s.place(q.id, 4).await.unwrap().passed_at, Some(1010));
     assert_eq!(s.place(q.id, 5).await.unwrap().passed_at, Some(1020));
     assert_eq!(s.place(q.id, 8).await.unwrap().passed_at, None);
-    assert_eq!(
-        s.counters(q.id).await.unwrap(),
-        Counters {
-            assigned: 14,
-            serving: 7
-        }
-    );
-    assert_eq!(
-        s.counters(other.id).await.unwrap(),
-        Counters {
-            assigned: 2,
-            serving: 0
-        }
-    );
+    assert_eq!(s.counters(q.id).await.unwrap(), Counters { assigned: 14, serving: 7 });
+    assert_eq!(s.counters(other.id).await.unwrap(), Counters { assigned: 2, serving: 0 });
 }
 
 async fn sessions(s: &dyn Store) {
     let q = create(s, "sess").await;
-    s.assign(q.id, 10, 1000, 600).await.unwrap();
+    assign_n(s, q.id, 10, 1000, 600).await;
     s.increment_serving(q.id, 10, 1000, 600).await.unwrap();
 
     let first = s.claim(q.id, 1, 1100, 300, 0).await.unwrap();
-    assert_eq!(
-        first,
-        Claim::Issued(Session {
-            iat: 1100,
-            exp: 1400
-        })
-    );
+    assert_eq!(first, Claim::Issued(Session { iat: 1100, exp: 1400 }));
     assert_eq!(
         s.claim(q.id, 1, 1150, 300, 0).await.unwrap(),
-        Claim::Existing(Session {
-            iat: 1100,
-            exp: 1400
-        })
+        Claim::Existing(Session { iat: 1100, exp: 1400 })
     );
     assert!(s.place(q.id, 1).await.unwrap().claimed);
     assert_eq!(
         s.claim(q.id, 2, 1100, 300, 2).await.unwrap(),
-        Claim::Issued(Session {
-            iat: 1100,
-            exp: 1400
-        })
+        Claim::Issued(Session { iat: 1100, exp: 1400 })
     );
-    assert_eq!(
-        s.claim(q.id, 3, 1100, 300, 2).await.unwrap(),
-        Claim::Full { active: 2 }
-    );
-    assert!(
-        !s.place(q.id, 3).await.unwrap().claimed,
-        "a refused claim leaves no trace"
-    );
+    assert_eq!(s.claim(q.id, 3, 1100, 300, 2).await.unwrap(), Claim::Full { active: 2 });
+    assert!(!s.place(q.id, 3).await.unwrap().claimed, "a refused claim leaves no trace");
     assert_eq!(s.active_sessions(q.id, 1100).await.unwrap(), 2);
 
-    assert_eq!(
-        s.end_session(q.id, 1, "j1".into(), 1200).await.unwrap(),
-        Ended::Now
-    );
-    assert_eq!(
-        s.end_session(q.id, 1, "j1".into(), 1201).await.unwrap(),
-        Ended::Already
-    );
-    assert_eq!(
-        s.end_session(q.id, 5, "j5".into(), 1201).await.unwrap(),
-        Ended::NeverClaimed
-    );
+    assert_eq!(s.end_session(q.id, 1, "j1".into(), 1200).await.unwrap(), Ended::Now);
+    assert_eq!(s.end_session(q.id, 1, "j1".into(), 1201).await.unwrap(), Ended::Already);
+    assert_eq!(s.end_session(q.id, 5, "j5".into(), 1201).await.unwrap(), Ended::NeverClaimed);
     assert_eq!(
         s.claim(q.id, 1, 1202, 300, 0).await.unwrap(),
         Claim::Ended,
@@ -170,51 +153,36 @@ async fn sessions(s: &dyn Store) {
     assert_eq!(s.active_sessions(q.id, 1202).await.unwrap(), 1);
     assert_eq!(
         s.claim(q.id, 3, 1203, 300, 2).await.unwrap(),
-        Claim::Issued(Session {
-            iat: 1203,
-            exp: 1503
-        }),
+        Claim::Issued(Session { iat: 1203, exp: 1503 }),
         "the freed slot is usable"
     );
-    assert_eq!(
-        s.revoked(q.id, 1300, 100).await.unwrap(),
-        vec!["j1".to_string()]
-    );
+    assert_eq!(s.revoked(q.id, 1300, 100).await.unwrap(), vec!["j1".to_string()]);
 
     // Expiry: session 2 (exp 1400) and 3 (exp 1503).
     assert_eq!(s.active_sessions(q.id, 1399).await.unwrap(), 2);
     assert_eq!(s.active_sessions(q.id, 1400).await.unwrap(), 1);
-    assert!(
-        s.revoked(q.id, 1400, 100).await.unwrap().is_empty(),
-        "revocations end with the token"
-    );
+    assert!(s.revoked(q.id, 1400, 100).await.unwrap().is_empty(), "revocations end with the token");
     assert_eq!(
         s.claim(q.id, 2, 1401, 300, 0).await.unwrap(),
         Claim::Ended,
         "expired session is not renewed"
     );
-    assert_eq!(
-        s.end_session(q.id, 2, "j2".into(), 1402).await.unwrap(),
-        Ended::Already
-    );
+    assert_eq!(s.end_session(q.id, 2, "j2".into(), 1402).await.unwrap(), Ended::Already);
     assert_eq!(s.active_sessions(q.id, 1600).await.unwrap(), 0);
 }
 
 async fn waiting(s: &dyn Store) {
     let q = create(s, "wait").await;
     // 5 arrive at t=1000, 5 more at t=1100.
-    s.assign(q.id, 5, 1000, 600).await.unwrap();
-    s.assign(q.id, 5, 1100, 600).await.unwrap();
+    assign_n(s, q.id, 5, 1000, 600).await;
+    assign_n(s, q.id, 5, 1100, 600).await;
     // Serving reaches 3 at t=1010 and 8 at t=1200.
     s.increment_serving(q.id, 3, 1010, 600).await.unwrap();
     s.increment_serving(q.id, 5, 1200, 600).await.unwrap();
     s.claim(q.id, 2, 1020, 300, 0).await.unwrap();
 
     let f = s.waiting_facts(q.id, 0).await.unwrap();
-    assert_eq!(
-        (f.counters.assigned, f.claimed_total, f.expired_upto),
-        (10, 1, 0)
-    );
+    assert_eq!((f.counters.assigned, f.claimed_total, f.expired_upto), (10, 1, 0));
 
     // t0 = 1050: serving was 3, assigned was 5 → places 1..=3 expired (2 of them claimed? 1).
     let f = s.waiting_facts(q.id, 1050).await.unwrap();
@@ -232,20 +200,11 @@ async fn waiting(s: &dyn Store) {
 async fn history_compaction(s: &dyn Store) {
     let q = create(s, "hist").await;
     for t in 0..50u64 {
-        s.assign(q.id, 1, 10_000 + t * 10, 100).await.unwrap();
-        s.increment_serving(q.id, 1, 10_000 + t * 10, 100)
-            .await
-            .unwrap();
+        assign_n(s, q.id, 1, 10_000 + t * 10, 100).await;
+        s.increment_serving(q.id, 1, 10_000 + t * 10, 100).await.unwrap();
     }
     // Now = 10_490, keep 100 s: entries before 10_390 are compacted into a floor entry.
-    assert_eq!(
-        s.place(q.id, 1)
-            .await
-            .unwrap()
-            .passed_at
-            .map(|t| t <= 10_390),
-        Some(true)
-    );
+    assert_eq!(s.place(q.id, 1).await.unwrap().passed_at.map(|t| t <= 10_390), Some(true));
     assert_eq!(s.place(q.id, 50).await.unwrap().passed_at, Some(10_490));
     assert_eq!(s.place(q.id, 45).await.unwrap().passed_at, Some(10_440));
     let f = s.waiting_facts(q.id, 10_450).await.unwrap();
@@ -253,20 +212,10 @@ async fn history_compaction(s: &dyn Store) {
 }
 
 async fn secrets(s: &dyn Store) {
-    let a = StoredSecrets {
-        signing: vec![],
-        ticket_keys: "1:aa".into(),
-    };
-    let b = StoredSecrets {
-        signing: vec![],
-        ticket_keys: "1:bb".into(),
-    };
+    let a = StoredSecrets { signing: vec![], ticket_keys: "1:aa".into() };
+    let b = StoredSecrets { signing: vec![], ticket_keys: "1:bb".into() };
     assert_eq!(s.secrets_or_init(a.clone()).await.unwrap(), a);
-    assert_eq!(
-        s.secrets_or_init(b.clone()).await.unwrap(),
-        a,
-        "first secrets win"
-    );
+    assert_eq!(s.secrets_or_init(b.clone()).await.unwrap(), a, "first secrets win");
     s.put_secrets(b.clone()).await.unwrap();
     assert_eq!(s.secrets_or_init(a).await.unwrap(), b);
 }
@@ -278,6 +227,7 @@ async fn suite(s: Arc<dyn Store>) {
     sessions(s.as_ref()).await;
     waiting(s.as_ref()).await;
     history_compaction(s.as_ref()).await;
+    replays_and_versions(s.as_ref()).await;
     secrets(s.as_ref()).await;
 }
 

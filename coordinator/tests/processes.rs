@@ -14,10 +14,7 @@ use shared::ticket::{Ticket, parse_keys};
 const TICKET_KEYS: &str = "5:0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a090807060504030201000";
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()
-        .unwrap()
+    reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap()
 }
 
 async fn create_queue(c: &reqwest::Client, admin: SocketAddr, body: Value) -> Value {
@@ -46,10 +43,8 @@ async fn enqueue(c: &reqwest::Client, public: SocketAddr, q: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_thousand_enqueues_over_two_processes_get_each_position_once() {
     let redis = Redis::start();
-    let env = [
-        ("ANTEROOM_REDIS_URL", redis.url()),
-        ("ANTEROOM_TICKET_KEYS", TICKET_KEYS.to_string()),
-    ];
+    let env =
+        [("ANTEROOM_REDIS_URL", redis.url()), ("ANTEROOM_TICKET_KEYS", TICKET_KEYS.to_string())];
     let a = Process::start(&env);
     let b = Process::start(&env);
     let c = client();
@@ -87,15 +82,8 @@ async fn twenty_thousand_enqueues_over_two_processes_get_each_position_once() {
     }
     assert_eq!(positions.len(), TOTAL);
     assert_eq!(positions.iter().min(), Some(&1));
-    assert_eq!(
-        positions.iter().max(),
-        Some(&(TOTAL as u64)),
-        "no position skipped"
-    );
-    assert!(
-        per_client_in_order,
-        "each client's later request gets a later position"
-    );
+    assert_eq!(positions.iter().max(), Some(&(TOTAL as u64)), "no position skipped");
+    assert!(per_client_in_order, "each client's later request gets a later position");
     a.stop();
     b.stop();
 }
@@ -107,25 +95,11 @@ async fn restart_keeps_tickets_and_tokens_valid() {
     let env = [("ANTEROOM_REDIS_URL", redis.url())];
     let p = Process::start(&env);
     let c = client();
-    create_queue(
-        &c,
-        p.admin,
-        json!({"queue_id": "shop", "token_validity_second": 600}),
-    )
-    .await;
-    let rid = enqueue(&c, p.public, "shop").await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let rid2 = enqueue(&c, p.public, "shop").await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    create_queue(&c, p.admin, json!({"queue_id": "shop", "token_validity_second": 600})).await;
+    let rid = enqueue(&c, p.public, "shop").await["request_id"].as_str().unwrap().to_string();
+    let rid2 = enqueue(&c, p.public, "shop").await["request_id"].as_str().unwrap().to_string();
     let r = c
-        .post(format!(
-            "http://{}/api/queue/increment_serving_position",
-            p.admin
-        ))
+        .post(format!("http://{}/api/queue/increment_serving_position", p.admin))
         .bearer_auth(ADMIN_KEY)
         .form(&[("queue_id", "shop"), ("increment_by", "1")])
         .send()
@@ -153,10 +127,7 @@ async fn restart_keeps_tickets_and_tokens_valid() {
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        r["position"], 2,
-        "ticket from before the restart still checks"
-    );
+    assert_eq!(r["position"], 2, "ticket from before the restart still checks");
     let jwks: shared::wire::Jwks = c
         .get(format!("http://{}/.well-known/jwks.json", p.public))
         .send()
@@ -165,18 +136,11 @@ async fn restart_keeps_tickets_and_tokens_valid() {
         .json()
         .await
         .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+        as i64;
     let v = shared::token::verify(
         &token,
-        |kid| {
-            jwks.keys
-                .iter()
-                .find(|k| k.kid == kid)
-                .and_then(shared::token::public_key_from_jwk)
-        },
+        |kid| jwks.keys.iter().find(|k| k.kid == kid).and_then(shared::token::public_key_from_jwk),
         "anteroom",
         "shop",
         now,
@@ -193,22 +157,13 @@ async fn restart_keeps_tickets_and_tokens_valid() {
         .unwrap();
     let v2 = shared::token::verify(
         again["access_token"].as_str().unwrap(),
-        |kid| {
-            jwks.keys
-                .iter()
-                .find(|k| k.kid == kid)
-                .and_then(shared::token::public_key_from_jwk)
-        },
+        |kid| jwks.keys.iter().find(|k| k.kid == kid).and_then(shared::token::public_key_from_jwk),
         "anteroom",
         "shop",
         now,
     )
     .unwrap();
-    assert_eq!(
-        (v.claims.jti, v.exp),
-        (v2.claims.jti, v2.exp),
-        "same session after restart"
-    );
+    assert_eq!((v.claims.jti, v.exp), (v2.claims.jti, v2.exp), "same session after restart");
     assert_eq!(enqueue(&c, p.public, "shop").await["position"], 3);
     p.stop();
 }

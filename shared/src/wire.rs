@@ -23,6 +23,12 @@ pub struct QueueForm {
     /// The visitor's ticket.
     #[serde(default)]
     pub request_id: Option<String>,
+    /// *Extension*: proof-of-work challenge (enqueue, when the queue asks for it).
+    #[serde(default)]
+    pub pow_challenge: Option<String>,
+    /// *Extension*: proof-of-work solution counter, decimal.
+    #[serde(default)]
+    pub pow_counter: Option<String>,
 }
 
 /// Answer of `POST /assign_queue_pos`.
@@ -71,10 +77,14 @@ pub struct StillQueued {
     pub retry_after_ms: u64,
 }
 
-/// A queue as stored and returned by the private API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A queue as stored and returned by the private API: one schema for every setting.
+///
+/// The first five fields are the contract's; the rest are extensions with defaults, so a
+/// client that sends only the contract's fields gets a working queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueConfig {
-    /// Server-assigned, never changes, never reused.
+    /// Server-assigned, never changes, never reused. Always serialized first (the Redis
+    /// store fills it in place).
     pub id: u32,
     /// Unique slug, `[a-z0-9_-]{1,32}`; cannot change.
     pub queue_id: String,
@@ -84,12 +94,59 @@ pub struct QueueConfig {
     pub enable_queue_position_expiry: bool,
     /// How long a place stays claimable once the serving position has passed it, seconds.
     pub position_expiry_second: u32,
+    /// *Extension*: what the edge does on this queue's protected paths.
+    #[serde(default)]
+    pub mode: crate::sync::QueueMode,
+    /// *Extension*: path prefixes the edge protects with this queue.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// *Extension*: path prefixes or `*.ext` patterns the edge passes straight through.
+    #[serde(default)]
+    pub bypass: Vec<String>,
+    /// *Extension*: proof-of-work difficulty (leading zero bits) for enqueueing; 0 = off.
+    #[serde(default)]
+    pub pow_difficulty: u8,
+    /// *Extension*: with no synced state, the edge lets visitors through (`true`) or holds
+    /// them in the waiting room (`false`).
+    #[serde(default)]
+    pub fail_open: bool,
+    /// *Extension*: status of the edge's waiting-room answer: 200, 202 or 429.
+    #[serde(default = "default_waiting_status")]
+    pub waiting_status: u16,
+    /// *Extension*: automatic admission; `None` = manual (operator increments by hand).
+    #[serde(default)]
+    pub admission: Option<crate::admission::AdmissionConfig>,
 }
 
-/// Body of `POST /api/queue` (create) and `PUT /api/queue` (update, with `id`).
+fn default_waiting_status() -> u16 {
+    200
+}
+
+impl QueueConfig {
+    /// A queue with every setting at its default (id 0 until stored).
+    pub fn with_defaults(queue_id: impl Into<String>) -> Self {
+        QueueConfig {
+            id: 0,
+            queue_id: queue_id.into(),
+            token_validity_second: 300,
+            enable_queue_position_expiry: false,
+            position_expiry_second: 900,
+            mode: Default::default(),
+            paths: Vec::new(),
+            bypass: Vec::new(),
+            pow_difficulty: 0,
+            fail_open: false,
+            waiting_status: default_waiting_status(),
+            admission: None,
+        }
+    }
+}
+
+/// Body of `POST /api/queue` (create) and `PUT /api/queue` (update, with `id`). Every field
+/// but `queue_id` (create) and `id` (update) is optional; a PUT changes only what it names.
 ///
 /// Unknown fields are refused so a typo is an error instead of a silently ignored setting.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueInput {
     /// Required on PUT; refused on POST.
@@ -107,6 +164,48 @@ pub struct QueueInput {
     /// Default 900.
     #[serde(default)]
     pub position_expiry_second: Option<u32>,
+    /// Default `queue`.
+    #[serde(default)]
+    pub mode: Option<crate::sync::QueueMode>,
+    /// Default none (the edge protects nothing with this queue).
+    #[serde(default)]
+    pub paths: Option<Vec<String>>,
+    /// Default none.
+    #[serde(default)]
+    pub bypass: Option<Vec<String>>,
+    /// Default 0 (off).
+    #[serde(default)]
+    pub pow_difficulty: Option<u8>,
+    /// Default false (fail closed).
+    #[serde(default)]
+    pub fail_open: Option<bool>,
+    /// Default 200.
+    #[serde(default)]
+    pub waiting_status: Option<u16>,
+    /// Default manual. `null` switches back to manual.
+    #[serde(default, with = "double_option")]
+    pub admission: Option<Option<crate::admission::AdmissionConfig>>,
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(
+        v: &Option<Option<T>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
 }
 
 /// Form of `POST /api/queue/increment_serving_position`.

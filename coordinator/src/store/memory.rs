@@ -12,8 +12,8 @@ use futures::future::BoxFuture;
 use shared::wire::QueueConfig;
 
 use super::{
-    Claim, Counters, Created, Ended, PlaceFacts, Session, Store, StoreError, StoreResult,
-    StoredSecrets, WaitingFacts,
+    Assigned, Claim, Counters, Created, Ended, PlaceFacts, ReplayKey, Session, Store, StoreError,
+    StoreResult, StoredSecrets, WaitingFacts,
 };
 
 /// One queue's state.
@@ -32,6 +32,12 @@ struct QueueData {
     history: Vec<(u64, u64)>,
     /// Revoked jti → expiry.
     revoked: BTreeMap<String, u64>,
+    /// Proof-of-work nonces seen, by expiry minute.
+    replay: BTreeMap<u64, std::collections::HashSet<[u8; 8]>>,
+    /// Last state version handed out.
+    version: u64,
+    /// Leases: name → (owner, expiry in ms since the store was created).
+    leases: HashMap<&'static str, (String, u128)>,
 }
 
 impl QueueData {
@@ -73,9 +79,17 @@ fn compact<T>(series: &mut Vec<T>, time_of: impl Fn(&T) -> u64, cutoff: u64) {
 }
 
 /// The in-memory store.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Monotonic time base for leases.
+    started: std::time::Instant,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore { inner: Mutex::default(), started: std::time::Instant::now() }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -157,19 +171,63 @@ impl Store for MemoryStore {
     fn assign(
         &self,
         queue: u32,
-        count: u64,
+        batch: Vec<Option<ReplayKey>>,
         now: u64,
         keep_secs: u64,
-    ) -> BoxFuture<'_, StoreResult<u64>> {
+    ) -> BoxFuture<'_, StoreResult<Assigned>> {
         self.with_queue(queue, move |q| {
-            q.counters.assigned += count;
+            // Forget nonces whose minute is over.
+            let current = now / 60;
+            q.replay.retain(|bucket, _| *bucket >= current);
+            let mut replayed = Vec::new();
+            for (i, key) in batch.iter().enumerate() {
+                if let Some(k) = key
+                    && !q.replay.entry(k.bucket()).or_default().insert(k.fingerprint)
+                {
+                    replayed.push(i);
+                }
+            }
+            q.counters.assigned += (batch.len() - replayed.len()) as u64;
             let last = q.counters.assigned;
             match q.arrivals.last_mut() {
                 Some(e) if e.0 == now => e.1 = last,
                 _ => q.arrivals.push((now, last)),
             }
             compact(&mut q.arrivals, |e| e.0, now.saturating_sub(keep_secs));
-            last
+            Assigned { last, replayed }
+        })
+    }
+
+    fn serving_history(
+        &self,
+        queue: u32,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<(u64, u64)>>> {
+        self.with_queue(queue, move |q| q.history[q.history.len().saturating_sub(limit)..].to_vec())
+    }
+
+    fn next_version(&self, queue: u32) -> BoxFuture<'_, StoreResult<u64>> {
+        self.with_queue(queue, |q| {
+            q.version += 1;
+            q.version
+        })
+    }
+
+    fn lease(
+        &self,
+        queue: u32,
+        name: &'static str,
+        owner: String,
+        ttl_ms: u64,
+    ) -> BoxFuture<'_, StoreResult<bool>> {
+        let now = self.started.elapsed().as_millis();
+        self.with_queue(queue, move |q| {
+            let held_by_other =
+                q.leases.get(name).is_some_and(|(o, until)| *o != owner && *until > now);
+            if !held_by_other {
+                q.leases.insert(name, (owner, now + u128::from(ttl_ms)));
+            }
+            !held_by_other
         })
     }
 
@@ -197,11 +255,7 @@ impl Store for MemoryStore {
     fn place(&self, queue: u32, position: u64) -> BoxFuture<'_, StoreResult<PlaceFacts>> {
         self.with_queue(queue, move |q| PlaceFacts {
             counters: q.counters,
-            passed_at: q
-                .history
-                .iter()
-                .find(|(s, _)| *s >= position)
-                .map(|(_, t)| *t),
+            passed_at: q.history.iter().find(|(s, _)| *s >= position).map(|(_, t)| *t),
             claimed: q.is_claimed(position),
         })
     }
@@ -226,10 +280,7 @@ impl Store for MemoryStore {
             if max_active > 0 && active >= max_active {
                 return Claim::Full { active };
             }
-            let s = Session {
-                iat: now,
-                exp: now + validity,
-            };
+            let s = Session { iat: now, exp: now + validity };
             q.set_claimed(position);
             q.sessions.insert(position, s);
             q.by_expiry.insert((s.exp, position));
@@ -271,18 +322,8 @@ impl Store for MemoryStore {
 
     fn waiting_facts(&self, queue: u32, t0: u64) -> BoxFuture<'_, StoreResult<WaitingFacts>> {
         self.with_queue(queue, move |q| {
-            let serving_at = q
-                .history
-                .iter()
-                .rev()
-                .find(|e| e.1 <= t0)
-                .map_or(0, |e| e.0);
-            let assigned_at = q
-                .arrivals
-                .iter()
-                .rev()
-                .find(|e| e.0 <= t0)
-                .map_or(0, |e| e.1);
+            let serving_at = q.history.iter().rev().find(|e| e.1 <= t0).map_or(0, |e| e.0);
+            let assigned_at = q.arrivals.iter().rev().find(|e| e.0 <= t0).map_or(0, |e| e.1);
             let expired_upto = serving_at.min(assigned_at);
             WaitingFacts {
                 counters: q.counters,
@@ -304,10 +345,7 @@ impl Store for MemoryStore {
             // Latest expiry first, as the Redis store answers.
             let mut all: Vec<(&String, &u64)> = q.revoked.iter().collect();
             all.sort_by(|a, b| b.1.cmp(a.1).then_with(|| b.0.cmp(a.0)));
-            all.into_iter()
-                .take(limit)
-                .map(|(j, _)| j.clone())
-                .collect()
+            all.into_iter().take(limit).map(|(j, _)| j.clone()).collect()
         })
     }
 

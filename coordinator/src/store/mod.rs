@@ -37,12 +37,39 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Outcome of creating a queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Created {
     /// Stored with a fresh id.
     Ok(QueueConfig),
     /// Another queue already has this slug.
     SlugTaken,
+}
+
+/// A proof-of-work nonce to remember until its challenge expires (the replay set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReplayKey {
+    /// First 8 bytes of the challenge nonce. A fresh nonce is wrongly refused only if it
+    /// collides with one of the n nonces remembered: probability n / 2^64.
+    pub fingerprint: [u8; 8],
+    /// The challenge's expiry, unix seconds; it is remembered until the end of that minute.
+    pub expires_at: u64,
+}
+
+impl ReplayKey {
+    /// The minute bucket the nonce is kept in.
+    pub fn bucket(&self) -> u64 {
+        self.expires_at / 60
+    }
+}
+
+/// Outcome of a group-commit batch.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Assigned {
+    /// The last position handed out (the batch's accepted callers hold the positions just
+    /// before it, in order).
+    pub last: u64,
+    /// Indexes (in the batch) of callers refused as replays.
+    pub replayed: Vec<usize>,
 }
 
 /// A queue's counters.
@@ -148,15 +175,33 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a queue and all its state; `false` if it did not exist.
     fn delete_queue(&self, id: u32) -> BoxFuture<'_, StoreResult<bool>>;
 
-    /// Hands out `count` consecutive positions at `now`; returns the last one. History older
-    /// than `keep_secs` is compacted (see the module docs).
+    /// Hands out consecutive positions at `now` to the batch's callers, in order, except
+    /// those whose proof-of-work nonce was already used (refused, no position). History
+    /// older than `keep_secs` is compacted (see the module docs).
     fn assign(
         &self,
         queue: u32,
-        count: u64,
+        batch: Vec<Option<ReplayKey>>,
         now: u64,
         keep_secs: u64,
-    ) -> BoxFuture<'_, StoreResult<u64>>;
+    ) -> BoxFuture<'_, StoreResult<Assigned>>;
+    /// The newest `limit` serving history entries `(serving, unix second)`, oldest first.
+    fn serving_history(
+        &self,
+        queue: u32,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<(u64, u64)>>>;
+    /// The next state version of a queue: strictly increasing, across processes.
+    fn next_version(&self, queue: u32) -> BoxFuture<'_, StoreResult<u64>>;
+    /// Takes or renews the lease `name` of a queue for `owner` for `ttl_ms`; `false` when
+    /// another owner holds it.
+    fn lease(
+        &self,
+        queue: u32,
+        name: &'static str,
+        owner: String,
+        ttl_ms: u64,
+    ) -> BoxFuture<'_, StoreResult<bool>>;
     /// Current counters.
     fn counters(&self, queue: u32) -> BoxFuture<'_, StoreResult<Counters>>;
     /// Advances the serving position by `by` at `now`; returns the new one.

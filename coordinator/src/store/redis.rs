@@ -17,6 +17,9 @@
 //! | `aq:{q<id>}:rev` | sorted set | ended sessions: member jti, score expiry |
 //! | `aq:{q<id>}:hist` | sorted set | serving history: member `serving:time`, score serving |
 //! | `aq:{q<id>}:arr` | sorted set | arrivals: member `second:last position`, score second |
+//! | `aq:{q<id>}:pow:<minute>` | set | 8-byte fingerprints of proof-of-work nonces expiring in that minute |
+//! | `aq:{q<id>}:ver` | string | last published state version |
+//! | `aq:{q<id>}:lease:<name>` | string | owner of a lease (publisher, controller), with a TTL |
 
 use std::time::Duration;
 
@@ -28,8 +31,8 @@ use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use shared::wire::QueueConfig;
 
 use super::{
-    Claim, Counters, Created, Ended, PlaceFacts, Session, Store, StoreError, StoreResult,
-    StoredSecrets, WaitingFacts,
+    Assigned, Claim, Counters, Created, Ended, PlaceFacts, ReplayKey, Session, Store, StoreError,
+    StoreResult, StoredSecrets, WaitingFacts,
 };
 
 const REG_NEXT_ID: &str = "anteroom:{registry}:next_id";
@@ -43,9 +46,8 @@ fn qk(id: u32, what: &str) -> String {
 }
 
 /// All per-queue key suffixes, for deletion.
-const QUEUE_KEYS: [&str; 9] = [
-    "ctr", "srv", "claimed", "nclaimed", "sess", "sinfo", "rev", "hist", "arr",
-];
+const QUEUE_KEYS: [&str; 9] =
+    ["ctr", "srv", "claimed", "nclaimed", "sess", "sinfo", "rev", "hist", "arr"];
 
 /// Shared Lua helpers, prepended to scripts that read the time series.
 const LUA_LIB: &str = r#"
@@ -69,14 +71,44 @@ local function compact_hist(k, cutoff)
 end
 "#;
 
+// KEYS: ctr, arr, then one replay set per expiry minute in the batch.
+// ARGV: n, now, cutoff, then n pairs (replay key index or 0, fingerprint), then one EXPIREAT
+// time per replay set.
 const ASSIGN: &str = r#"
-local last = redis.call('INCRBY', KEYS[1], ARGV[1])
+local n = tonumber(ARGV[1])
+local refused = {}
+local accepted = 0
+for i = 1, n do
+  local ki = tonumber(ARGV[2 + 2 * i])
+  if ki > 0 and redis.call('SADD', KEYS[ki], ARGV[3 + 2 * i]) == 0 then
+    table.insert(refused, i - 1)
+  else
+    accepted = accepted + 1
+  end
+end
+for j = 3, #KEYS do
+  redis.call('EXPIREAT', KEYS[j], ARGV[3 + 2 * n + j - 2])
+end
+if accepted == 0 then
+  local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+  table.insert(refused, 1, cur)
+  return refused
+end
+local last = redis.call('INCRBY', KEYS[1], accepted)
 local now = ARGV[2]
 redis.call('ZREMRANGEBYSCORE', KEYS[2], now, now)
 redis.call('ZADD', KEYS[2], now, now .. ':' .. last)
 local old = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. ARGV[3])
 if old > 1 then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, old - 2) end
-return last
+table.insert(refused, 1, last)
+return refused
+"#;
+
+const LEASE: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 "#;
 
 const INCR_SERVING: &str = r#"
@@ -181,9 +213,11 @@ return redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', '(' .. ARGV[1], 'LIMIT', 
 const CREATE: &str = r#"
 if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return -1 end
 local id = redis.call('INCR', KEYS[1])
-local cfg = cjson.decode(ARGV[2])
-cfg['id'] = id
-redis.call('HSET', KEYS[2], id, cjson.encode(cfg))
+-- the config arrives as {"id":0,...}; fill the id in place (a cjson round trip would turn
+-- empty arrays into objects)
+local cfg, n = string.gsub(ARGV[2], '^{"id":0,', '{"id":' .. id .. ',', 1)
+if n ~= 1 then return redis.error_reply('config must start with {"id":0,') end
+redis.call('HSET', KEYS[2], id, cfg)
 redis.call('HSET', KEYS[3], ARGV[1], id)
 return id
 "#;
@@ -215,6 +249,7 @@ struct Scripts {
     create: Script,
     update: Script,
     delete: Script,
+    lease: Script,
 }
 
 impl Scripts {
@@ -232,16 +267,14 @@ impl Scripts {
             create: Script::new(CREATE),
             update: Script::new(UPDATE),
             delete: Script::new(DELETE),
+            lease: Script::new(LEASE),
         }
     }
 }
 
 /// A connection to a single Redis (reconnecting by itself) or to a Redis Cluster.
 #[derive(Clone)]
-#[allow(
-    missing_debug_implementations,
-    reason = "connection types of the redis crate"
-)]
+#[allow(missing_debug_implementations, reason = "connection types of the redis crate")]
 pub enum Conn {
     /// One server (or a primary with replicas behind a fixed address).
     Single(ConnectionManager),
@@ -287,9 +320,7 @@ pub struct RedisStore {
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore")
-            .field("wait_replicas", &self.wait_replicas)
-            .finish()
+        f.debug_struct("RedisStore").field("wait_replicas", &self.wait_replicas).finish()
     }
 }
 
@@ -311,11 +342,7 @@ impl RedisStore {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
-        Ok(RedisStore {
-            conn: Conn::Single(conn),
-            scripts: Scripts::new(),
-            wait_replicas,
-        })
+        Ok(RedisStore { conn: Conn::Single(conn), scripts: Scripts::new(), wait_replicas })
     }
 
     /// Connects to a Redis Cluster through any of its nodes.
@@ -327,11 +354,7 @@ impl RedisStore {
             .build()
             .map_err(unavailable)?;
         let conn = client.get_async_connection().await.map_err(unavailable)?;
-        Ok(RedisStore {
-            conn: Conn::Cluster(conn),
-            scripts: Scripts::new(),
-            wait_replicas,
-        })
+        Ok(RedisStore { conn: Conn::Cluster(conn), scripts: Scripts::new(), wait_replicas })
     }
 
     fn conn(&self) -> Conn {
@@ -400,10 +423,7 @@ impl Store for RedisStore {
     fn ping(&self) -> BoxFuture<'_, StoreResult<()>> {
         async move {
             let mut c = self.conn();
-            let _: String = redis::cmd("PING")
-                .query_async(&mut c)
-                .await
-                .map_err(unavailable)?;
+            let _: String = redis::cmd("PING").query_async(&mut c).await.map_err(unavailable)?;
             Ok(())
         }
         .boxed()
@@ -412,7 +432,8 @@ impl Store for RedisStore {
     fn create_queue(&self, cfg: QueueConfig) -> BoxFuture<'_, StoreResult<Created>> {
         async move {
             let mut c = self.conn();
-            let json = serde_json::to_string(&cfg).map_err(|_| corrupt("queue config"))?;
+            let json = serde_json::to_string(&QueueConfig { id: 0, ..cfg.clone() })
+                .map_err(|_| corrupt("queue config"))?;
             let id: i64 = self
                 .scripts
                 .create
@@ -495,26 +516,109 @@ impl Store for RedisStore {
     fn assign(
         &self,
         queue: u32,
-        count: u64,
+        batch: Vec<Option<ReplayKey>>,
         now: u64,
         keep_secs: u64,
-    ) -> BoxFuture<'_, StoreResult<u64>> {
+    ) -> BoxFuture<'_, StoreResult<Assigned>> {
         async move {
             let mut c = self.conn();
             let ctr = qk(queue, "ctr");
-            let last: i64 = self
+            let mut buckets: Vec<u64> = batch.iter().flatten().map(ReplayKey::bucket).collect();
+            buckets.sort_unstable();
+            buckets.dedup();
+            let mut inv = self.scripts.assign.prepare_invoke();
+            inv.key(&ctr).key(qk(queue, "arr"));
+            for b in &buckets {
+                inv.key(qk(queue, &format!("pow:{b}")));
+            }
+            inv.arg(batch.len()).arg(now).arg(now.saturating_sub(keep_secs));
+            for k in &batch {
+                match k {
+                    Some(k) => {
+                        let idx = buckets.iter().position(|b| *b == k.bucket()).unwrap_or(0) + 3;
+                        inv.arg(idx).arg(&k.fingerprint[..]);
+                    }
+                    None => {
+                        inv.arg(0).arg("");
+                    }
+                }
+            }
+            for b in &buckets {
+                inv.arg((b + 1) * 60 + 1);
+            }
+            let v: Value = inv.invoke_async(&mut c).await.map_err(unavailable)?;
+            let v = ints(v)?;
+            let (&last, refused) = v.split_first().ok_or_else(|| corrupt("assign"))?;
+            self.replicate(&mut c, &ctr).await?;
+            Ok(Assigned {
+                last: u(last),
+                replayed: refused.iter().map(|&i| usize::try_from(i).unwrap_or(0)).collect(),
+            })
+        }
+        .boxed()
+    }
+
+    fn serving_history(
+        &self,
+        queue: u32,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<(u64, u64)>>> {
+        async move {
+            let mut c = self.conn();
+            let start = -(i64::try_from(limit).unwrap_or(i64::MAX));
+            let members: Vec<String> = redis::cmd("ZRANGE")
+                .arg(qk(queue, "hist"))
+                .arg(start)
+                .arg(-1)
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            members
+                .iter()
+                .map(|m| {
+                    let (s, t) = m.split_once(':').ok_or_else(|| corrupt("history"))?;
+                    Ok((
+                        s.parse().map_err(|_| corrupt("history"))?,
+                        t.parse().map_err(|_| corrupt("history"))?,
+                    ))
+                })
+                .collect()
+        }
+        .boxed()
+    }
+
+    fn next_version(&self, queue: u32) -> BoxFuture<'_, StoreResult<u64>> {
+        async move {
+            let mut c = self.conn();
+            let v: i64 = redis::cmd("INCR")
+                .arg(qk(queue, "ver"))
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            Ok(u(v))
+        }
+        .boxed()
+    }
+
+    fn lease(
+        &self,
+        queue: u32,
+        name: &'static str,
+        owner: String,
+        ttl_ms: u64,
+    ) -> BoxFuture<'_, StoreResult<bool>> {
+        async move {
+            let mut c = self.conn();
+            let n: i64 = self
                 .scripts
-                .assign
-                .key(&ctr)
-                .key(qk(queue, "arr"))
-                .arg(count)
-                .arg(now)
-                .arg(now.saturating_sub(keep_secs))
+                .lease
+                .key(qk(queue, &format!("lease:{name}")))
+                .arg(owner)
+                .arg(ttl_ms)
                 .invoke_async(&mut c)
                 .await
                 .map_err(unavailable)?;
-            self.replicate(&mut c, &ctr).await?;
-            Ok(u(last))
+            Ok(n == 1)
         }
         .boxed()
     }
@@ -529,10 +633,7 @@ impl Store for RedisStore {
                 .await
                 .map_err(unavailable)?;
             let get = |i: usize| v.get(i).copied().flatten().unwrap_or(0);
-            Ok(Counters {
-                assigned: get(0),
-                serving: get(1),
-            })
+            Ok(Counters { assigned: get(0), serving: get(1) })
         }
         .boxed()
     }
@@ -583,10 +684,7 @@ impl Store for RedisStore {
                 return Err(corrupt("place"));
             };
             Ok(PlaceFacts {
-                counters: Counters {
-                    assigned: u(ctr),
-                    serving: u(srv),
-                },
+                counters: Counters { assigned: u(ctr), serving: u(srv) },
                 passed_at: (passed >= 0).then_some(u(passed)),
                 claimed: claimed == 1,
             })
@@ -620,10 +718,7 @@ impl Store for RedisStore {
                 .await
                 .map_err(unavailable)?;
             let v = ints(v)?;
-            let session = |v: &[i64]| Session {
-                iat: u(v[1]),
-                exp: u(v[2]),
-            };
+            let session = |v: &[i64]| Session { iat: u(v[1]), exp: u(v[2]) };
             let out = match v.first() {
                 Some(0) if v.len() == 3 => Claim::Issued(session(&v)),
                 Some(1) if v.len() == 3 => Claim::Existing(session(&v)),
@@ -712,10 +807,7 @@ impl Store for RedisStore {
                 return Err(corrupt("waiting"));
             };
             Ok(WaitingFacts {
-                counters: Counters {
-                    assigned: u(ctr),
-                    serving: u(srv),
-                },
+                counters: Counters { assigned: u(ctr), serving: u(srv) },
                 claimed_total: u(nclaimed),
                 expired_upto: u(e),
                 claimed_upto: u(cu),

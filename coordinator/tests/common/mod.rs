@@ -1,10 +1,6 @@
 //! Test harness: real `redis-server` processes on free loopback ports (single and cluster),
 //! and coordinators started in-process or as separate processes.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    reason = "shared by several test binaries"
-)]
+#![allow(dead_code, clippy::unwrap_used, reason = "shared by several test binaries")]
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -18,6 +14,9 @@ use coordinator::state::{AppState, Clock};
 use coordinator::store::Store;
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+/// The edge key of test coordinators, and its bytes.
+pub const EDGE_KEY: &str = "a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5";
+pub const EDGE_KEY_BYTES: [u8; 32] = [0xa5; 32];
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -42,11 +41,7 @@ impl Drop for TempDir {
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Polls `f` until it returns `Some`, or panics after `secs`.
@@ -85,23 +80,12 @@ impl Redis {
     }
 
     pub fn start_on(port: u16, extra: &[&str]) -> Option<Self> {
-        Self::spawn(
-            port,
-            TempDir::new("redis"),
-            extra.iter().map(|s| s.to_string()).collect(),
-        )
+        Self::spawn(port, TempDir::new("redis"), extra.iter().map(|s| s.to_string()).collect())
     }
 
     fn spawn(port: u16, dir: TempDir, extra: Vec<String>) -> Option<Self> {
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "no", "--dir"])
             .arg(&dir.0)
             .args(&extra)
@@ -109,12 +93,7 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (the README's test command installs it)");
-        let mut r = Redis {
-            port,
-            child,
-            dir,
-            extra,
-        };
+        let mut r = Redis { port, child, dir, extra };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if redis_raw(port, "PING").is_some_and(|s| s.starts_with("+PONG")) {
@@ -160,14 +139,7 @@ impl Redis {
     pub fn restart(&mut self) {
         self.kill();
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "no", "--dir"])
             .arg(&self.dir.0)
             .args(&self.extra)
@@ -178,9 +150,7 @@ impl Redis {
         self.child = child;
         let port = self.port;
         wait_for("redis restart", 10, || {
-            redis_raw(port, "PING")
-                .filter(|s| s.starts_with("+PONG"))
-                .map(|_| ())
+            redis_raw(port, "PING").filter(|s| s.starts_with("+PONG")).map(|_| ())
         });
     }
 }
@@ -204,10 +174,7 @@ impl Cluster {
                 Redis::start_with(&["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
             })
             .collect();
-        let addrs: Vec<String> = nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
-            .collect();
+        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
         let out = Command::new("redis-cli")
             .arg("--cluster")
             .arg("create")
@@ -246,6 +213,8 @@ pub fn config(redis_url: Option<String>) -> coordinator::Config {
         "127.0.0.1:0".into(),
         "--admin-listen".into(),
         "127.0.0.1:0".into(),
+        "--edge-key".into(),
+        EDGE_KEY.into(),
     ];
     if let Some(u) = redis_url {
         args.push("--redis-url".into());
@@ -260,9 +229,8 @@ pub async fn state_with(
     t0: u64,
 ) -> (AppState, Arc<std::sync::atomic::AtomicU64>) {
     let clock = Arc::new(std::sync::atomic::AtomicU64::new(t0));
-    let state = coordinator::start(&config(None), store, Clock::Manual(clock.clone()))
-        .await
-        .unwrap();
+    let state =
+        coordinator::start(&config(None), store, Clock::Manual(clock.clone())).await.unwrap();
     (state, clock)
 }
 
@@ -304,11 +272,7 @@ impl Process {
                 std::thread::sleep(Duration::from_millis(20));
             }
             if up {
-                return Process {
-                    public,
-                    admin,
-                    child,
-                };
+                return Process { public, admin, child };
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -318,10 +282,7 @@ impl Process {
 
     /// Stops it with SIGTERM (graceful) and waits.
     pub fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let _ = self.child.wait();
     }
 }
@@ -337,11 +298,7 @@ impl Drop for Process {
 pub fn http_get_status(addr: SocketAddr, path: &str) -> Option<u16> {
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     buf.split_whitespace().nth(1)?.parse().ok()
