@@ -128,7 +128,7 @@ async fn create_queue(
         Created::Ok(cfg) => {
             state.refresh_queues().await?;
             tracing::info!(id = cfg.id, queue = %cfg.queue_id, "queue created");
-            Ok(Json(cfg))
+            Ok(Json(*cfg))
         }
         Created::SlugTaken => {
             Err(ApiError::Conflict("duplicate_queue_id", "queue_id is already in use".into()))

@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod keys;
+pub mod publish;
 pub mod state;
 pub mod store;
 
@@ -143,15 +144,25 @@ pub async fn start(cfg: &Config, store: Arc<dyn Store>, clock: Clock) -> anyhow:
     };
     let keys = Keyring::build(&stored, ticket_override.as_deref(), signing_override.as_deref())
         .map_err(anyhow::Error::msg)?;
+    let edge_key = match &cfg.edge_key {
+        Some(k) => Some(keys::parse_seed(&k.0).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let publish = match (&cfg.edge_sync_url, edge_key) {
+        (Some(url), Some(key)) => Some(publish::PublishConfig {
+            url: url.clone(),
+            key,
+            interval: Duration::from_millis(cfg.publish_interval_ms),
+        }),
+        _ => None,
+    };
     let settings = Settings {
         issuer: cfg.issuer.clone(),
         admin_key: cfg.admin_key.0.clone(),
         max_batch: cfg.max_batch,
         keys_from_config: signing_override.is_some(),
-        edge_key: match &cfg.edge_key {
-            Some(k) => Some(keys::parse_seed(&k.0).map_err(anyhow::Error::msg)?),
-            None => None,
-        },
+        edge_key,
+        publish,
     };
     let state = AppState::new(store, keys, settings, clock);
     if let Err(e) = state.refresh_queues().await {
@@ -197,6 +208,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let upkeep = tokio::spawn(maintain(state.clone(), stop_rx.clone()));
+    let publisher = state.settings().publish.clone().map(|cfg| {
+        tracing::info!(url = %cfg.url, "publishing queue states to the edge");
+        tokio::spawn(publish::run(state.clone(), cfg, stop_rx.clone()))
+    });
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.changed().await;
     };
@@ -213,6 +228,9 @@ pub async fn run(
     });
     let (a, b) = tokio::join!(public_srv.into_future(), admin_srv.into_future());
     let _ = upkeep.await;
+    if let Some(p) = publisher {
+        let _ = p.await;
+    }
     a?;
     b?;
     Ok(())

@@ -48,6 +48,8 @@ pub struct Settings {
     pub keys_from_config: bool,
     /// Secret shared with the edge (client IP header, proof-of-work, sync).
     pub edge_key: Option<[u8; 32]>,
+    /// Where and how often to publish queue states to the edge; `None` = not at all.
+    pub publish: Option<crate::publish::PublishConfig>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -118,6 +120,15 @@ impl AppState {
     /// Now, unix seconds.
     pub fn now(&self) -> u64 {
         self.inner.clock.now()
+    }
+
+    /// Longest time between two publishes of a queue's state.
+    pub fn publish_interval(&self) -> std::time::Duration {
+        self.inner
+            .settings
+            .publish
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(2), |p| p.interval)
     }
 
     /// The clock.

@@ -172,7 +172,11 @@ async fn private_api(api: &Api) {
         json!({"id": id, "queue_id": "concert", "token_validity_second": 120, "enable_queue_position_expiry": true, "position_expiry_second": 60})
     );
     assert_eq!(
-        (r.json["mode"].as_str(), r.json["pow_difficulty"].as_u64(), r.json["waiting_status"].as_u64()),
+        (
+            r.json["mode"].as_str(),
+            r.json["pow_difficulty"].as_u64(),
+            r.json["waiting_status"].as_u64()
+        ),
         (Some("queue"), Some(0), Some(200)),
         "extension defaults"
     );
@@ -477,7 +481,9 @@ fn jwt_kid(t: &str) -> String {
 
 async fn proof_of_work(api: &Api) {
     use shared::sync::sign_client;
-    let r = api.admin_json("POST", "/api/queue", json!({"queue_id": "bots", "pow_difficulty": 8})).await;
+    let r = api
+        .admin_json("POST", "/api/queue", json!({"queue_id": "bots", "pow_difficulty": 8}))
+        .await;
     assert_eq!(r.status, 200, "{}", r.json);
     let q = r.json["id"].as_u64().unwrap() as u32;
     let key = common::EDGE_KEY_BYTES;
@@ -485,11 +491,13 @@ async fn proof_of_work(api: &Api) {
     let now = api.state.now();
     let header = sign_client(&key, ip, now * 1000);
     let enqueue = |challenge: String, counter: u64, header: Option<String>| {
-        let mut b = Request::post("/assign_queue_pos").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        let mut b = Request::post("/assign_queue_pos")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
         if let Some(h) = header {
             b = b.header("x-anteroom-client", h);
         }
-        b.body(Body::from(format!("queue_id=bots&pow_challenge={challenge}&pow_counter={counter}"))).unwrap()
+        b.body(Body::from(format!("queue_id=bots&pow_challenge={challenge}&pow_counter={counter}")))
+            .unwrap()
     };
     let fresh = |n: u8, queue: u32, expires: u64, difficulty: u8, for_ip: &str| {
         let ch = shared::pow::issue(&key, queue, [n; 16], expires as u32, difficulty, for_ip);
@@ -506,12 +514,26 @@ async fn proof_of_work(api: &Api) {
     let r = Api::send(&api.public, enqueue(ch.clone(), counter, Some(header.clone()))).await;
     assert_eq!((r.status, code(&r)), (StatusCode::FORBIDDEN, "pow_replayed".into()));
     let (ch, counter) = fresh(2, q, now + 60, 8, ip);
-    let wrong = (counter + 1..).find(|c| shared::pow::verify_solution(&key, &ch, *c, q, ip, now).is_err()).unwrap();
+    let wrong = (counter + 1..)
+        .find(|c| shared::pow::verify_solution(&key, &ch, *c, q, ip, now).is_err())
+        .unwrap();
     let r = Api::send(&api.public, enqueue(ch.clone(), wrong, Some(header.clone()))).await;
     assert_eq!((r.status, code(&r)), (StatusCode::FORBIDDEN, "pow_invalid".into()));
-    let r = Api::send(&api.public, enqueue(ch.clone(), counter, Some(sign_client(&key, "192.0.2.1", now * 1000)))).await;
-    assert_eq!((r.status, code(&r)), (StatusCode::FORBIDDEN, "pow_invalid".into()), "solved for another client");
-    let r = Api::send(&api.public, enqueue(ch.clone(), counter, Some(sign_client(&[9; 32], ip, now * 1000)))).await;
+    let r = Api::send(
+        &api.public,
+        enqueue(ch.clone(), counter, Some(sign_client(&key, "192.0.2.1", now * 1000))),
+    )
+    .await;
+    assert_eq!(
+        (r.status, code(&r)),
+        (StatusCode::FORBIDDEN, "pow_invalid".into()),
+        "solved for another client"
+    );
+    let r = Api::send(
+        &api.public,
+        enqueue(ch.clone(), counter, Some(sign_client(&[9; 32], ip, now * 1000))),
+    )
+    .await;
     assert_eq!((r.status, code(&r)), (StatusCode::FORBIDDEN, "bad_client_header".into()));
     let (ch, counter) = fresh(3, q, now - 1, 8, ip);
     let r = Api::send(&api.public, enqueue(ch, counter, Some(header.clone()))).await;
@@ -519,13 +541,21 @@ async fn proof_of_work(api: &Api) {
     let other = api.state.queue_by_slug("other").await.unwrap().id;
     let (ch, counter) = fresh(4, other, now + 60, 8, ip);
     let r = Api::send(&api.public, enqueue(ch, counter, Some(header.clone()))).await;
-    assert_eq!((r.status, code(&r)), (StatusCode::FORBIDDEN, "pow_invalid".into()), "foreign queue");
+    assert_eq!(
+        (r.status, code(&r)),
+        (StatusCode::FORBIDDEN, "pow_invalid".into()),
+        "foreign queue"
+    );
     let (ch, counter) = fresh(5, q, now + 60, 2, ip);
     let r = Api::send(&api.public, enqueue(ch, counter, Some(header.clone()))).await;
     assert_eq!((r.status, code(&r)), (StatusCode::FORBIDDEN, "pow_invalid".into()), "too easy");
     let r = Api::send(&api.public, enqueue("garbage".into(), 1, Some(header))).await;
     assert_eq!((r.status, code(&r)), (StatusCode::FORBIDDEN, "pow_invalid".into()));
-    assert_eq!(api.get("/waiting_num/bots").await.json["waiting_num"], 1, "only the valid solution got a place");
+    assert_eq!(
+        api.get("/waiting_num/bots").await.json["waiting_num"],
+        1,
+        "only the valid solution got a place"
+    );
 }
 
 async fn suite(store: Arc<dyn Store>) {

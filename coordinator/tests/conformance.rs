@@ -75,7 +75,7 @@ async fn replays_and_versions(s: &dyn Store) {
 
 async fn create(s: &dyn Store, slug: &str) -> QueueConfig {
     match s.create_queue(cfg(slug)).await.unwrap() {
-        Created::Ok(q) => q,
+        Created::Ok(q) => *q,
         Created::SlugTaken => panic!("slug {slug} taken"),
     }
 }

@@ -143,7 +143,7 @@ impl Store for MemoryStore {
             inner.next_id += 1;
             cfg.id = inner.next_id;
             inner.queues.insert(cfg.id, cfg.clone());
-            Created::Ok(cfg)
+            Created::Ok(Box::new(cfg))
         })
     }
 

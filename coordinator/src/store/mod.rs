@@ -40,7 +40,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Created {
     /// Stored with a fresh id.
-    Ok(QueueConfig),
+    Ok(Box<QueueConfig>),
     /// Another queue already has this slug.
     SlugTaken,
 }

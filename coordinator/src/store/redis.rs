@@ -450,7 +450,7 @@ impl Store for RedisStore {
             }
             self.replicate(&mut c, REG_QUEUES).await?;
             let id = u32::try_from(id).map_err(|_| corrupt("queue id"))?;
-            Ok(Created::Ok(QueueConfig { id, ..cfg }))
+            Ok(Created::Ok(Box::new(QueueConfig { id, ..cfg })))
         }
         .boxed()
     }

@@ -1,0 +1,204 @@
+//! Publishes each queue's state to the edge's sync endpoint (which writes it to KV).
+//!
+//! Every 250 ms the publisher looks at each queue whose publish lease it holds (one process
+//! per queue at a time, across every coordinator on the store) and sends the queues that are
+//! due in one signed batch: a queue is due when its state changed and its last publish is at
+//! least a second old (the KV limit of one write per key per second), or when its last
+//! publish is older than the publish interval. Versions come from the store, so they rise
+//! across processes and lease hand-overs.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use shared::sync::{EdgeQueue, EdgeState, SIGNATURE_HEADER, SyncBatch, TIMESTAMP_HEADER};
+use shared::wire::QueueConfig;
+use tokio::sync::watch;
+
+use crate::api::expiry;
+use crate::state::AppState;
+use crate::store::StoreResult;
+
+/// How often the publisher looks for changes.
+const POLL: Duration = Duration::from_millis(250);
+/// At most one write per queue per this long (Cloudflare KV's per-key write limit).
+const MIN_GAP: Duration = Duration::from_secs(1);
+/// Revoked sessions sent per queue (the newest ones; older tokens expire sooner).
+pub const REVOKED_LIMIT: usize = 1000;
+/// Serving history entries sent per queue, for position expiry at the edge.
+const HISTORY_LIMIT: usize = 64;
+/// Publish lease lifetime; renewed every poll.
+const LEASE_MS: u64 = 3000;
+
+/// Settings of the publisher.
+#[derive(Clone)]
+pub struct PublishConfig {
+    /// The worker's sync endpoint.
+    pub url: String,
+    /// Shared secret with the edge.
+    pub key: [u8; 32],
+    /// Longest time between two publishes of a queue.
+    pub interval: Duration,
+}
+
+impl std::fmt::Debug for PublishConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishConfig").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The edge's view of a queue's settings.
+pub fn edge_queue(q: &QueueConfig) -> EdgeQueue {
+    EdgeQueue {
+        id: q.id,
+        queue_id: q.queue_id.clone(),
+        mode: q.mode,
+        paths: q.paths.clone(),
+        bypass: q.bypass.clone(),
+        pow_difficulty: q.pow_difficulty,
+        fail_open: q.fail_open,
+        waiting_status: q.waiting_status,
+        token_validity_second: q.token_validity_second,
+        enable_queue_position_expiry: q.enable_queue_position_expiry,
+        position_expiry_second: q.position_expiry_second,
+    }
+}
+
+/// Builds a queue's state (version and time filled in by the caller).
+pub async fn snapshot(state: &AppState, q: &QueueConfig) -> StoreResult<EdgeState> {
+    let store = state.store();
+    let now = state.now();
+    let t0 = expiry(q).map_or(0, |e| now.saturating_sub(e));
+    let w = store.waiting_facts(q.id, t0).await?;
+    Ok(EdgeState {
+        format: shared::sync::FORMAT,
+        version: 0,
+        published_at_ms: 0,
+        issuer: state.settings().issuer.clone(),
+        queue: edge_queue(q),
+        serving_pos: w.counters.serving,
+        assigned: w.counters.assigned,
+        waiting_num: shared::place::waiting(
+            w.counters.assigned,
+            w.claimed_total,
+            w.expired_upto,
+            w.claimed_upto,
+        ),
+        active_num: store.active_sessions(q.id, now).await?,
+        serving_history: store.serving_history(q.id, HISTORY_LIMIT).await?,
+        jwks: state.keys().jwks(now),
+        revoked: store.revoked(q.id, now, REVOKED_LIMIT).await?,
+    })
+}
+
+fn fingerprint(s: &EdgeState) -> u64 {
+    let mut h = DefaultHasher::new();
+    serde_json::to_string(s).unwrap_or_default().hash(&mut h);
+    h.finish()
+}
+
+/// Runs the publisher until `stop` fires.
+pub async fn run(state: AppState, cfg: PublishConfig, mut stop: watch::Receiver<bool>) {
+    let owner = format!("{}-{}", std::process::id(), now_ms());
+    let client = match reqwest::Client::builder().timeout(Duration::from_secs(5)).build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(cause = %e, "publisher disabled: no http client");
+            return;
+        }
+    };
+    // Per queue: when it was last published and what it looked like.
+    let mut last: HashMap<u32, (Instant, u64)> = HashMap::new();
+    let mut known: HashSet<String> = HashSet::new();
+    let mut tick = tokio::time::interval(POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let queues = state.cached_queues();
+        let live: HashSet<String> = queues.iter().map(|q| q.queue_id.clone()).collect();
+        let removed: Vec<String> = known.difference(&live).cloned().collect();
+        let mut batch = SyncBatch { states: Vec::new(), removed };
+        let mut published = Vec::new();
+        for q in &queues {
+            match publish_one(&state, q, &owner, last.get(&q.id)).await {
+                Ok(Some((s, fp))) => {
+                    published.push((q.id, fp));
+                    batch.states.push(s);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(queue = %q.queue_id, cause = %e, "state not published"),
+            }
+        }
+        if batch.states.is_empty() && batch.removed.is_empty() {
+            continue;
+        }
+        match send(&client, &cfg, &batch).await {
+            Ok(()) => {
+                let at = Instant::now();
+                for (id, fp) in published {
+                    last.insert(id, (at, fp));
+                }
+                known = live;
+            }
+            Err(e) => {
+                tracing::warn!(cause = %e, queues = batch.states.len(), "sync to edge failed")
+            }
+        }
+    }
+}
+
+/// The state of `q` if this process holds its lease and it is due, with its fingerprint.
+async fn publish_one(
+    state: &AppState,
+    q: &QueueConfig,
+    owner: &str,
+    last: Option<&(Instant, u64)>,
+) -> StoreResult<Option<(EdgeState, u64)>> {
+    if !state.store().lease(q.id, "publish", owner.to_string(), LEASE_MS).await? {
+        return Ok(None);
+    }
+    let mut s = snapshot(state, q).await?;
+    let fp = fingerprint(&s);
+    let interval = state.publish_interval();
+    let due = match last {
+        None => true,
+        Some((at, prev)) => {
+            let age = at.elapsed();
+            (*prev != fp && age >= MIN_GAP) || age >= interval
+        }
+    };
+    if !due {
+        return Ok(None);
+    }
+    s.version = state.store().next_version(q.id).await?;
+    s.published_at_ms = now_ms();
+    Ok(Some((s, fp)))
+}
+
+async fn send(
+    client: &reqwest::Client,
+    cfg: &PublishConfig,
+    batch: &SyncBatch,
+) -> anyhow::Result<()> {
+    let body = serde_json::to_vec(batch)?;
+    let ts = now_ms();
+    let resp = client
+        .post(&cfg.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(TIMESTAMP_HEADER, ts.to_string())
+        .header(SIGNATURE_HEADER, shared::sync::sign_sync(&cfg.key, ts, &body))
+        .body(body)
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        anyhow::bail!("edge answered {}", resp.status());
+    }
+    Ok(())
+}
