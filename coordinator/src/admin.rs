@@ -25,30 +25,55 @@ const MAX_POSITION_EXPIRY: u32 = 86_400;
 /// Largest single serving increment.
 const MAX_INCREMENT: u64 = 1_000_000_000;
 
-/// Routes of the private listener, behind the bearer-key check.
+/// Routes of the private listener. Every route needs the admin key; the two the origin
+/// calls (ending sessions, health telemetry) also accept the origin key.
 pub fn routes(state: AppState) -> Router<AppState> {
-    Router::new()
+    let admin_only = Router::new()
         .route("/api/queue", post(create_queue).put(update_queue))
         .route("/api/queue/{id}", get(get_queue).delete(delete_queue))
         .route("/api/queue/increment_serving_position", post(increment_serving))
-        .route("/api/queue/update_token_status", post(update_token_status))
         .route("/api/queue/{queue_id}/active_token_num", get(active_token_num))
+        .route("/api/queue/{queue_id}/status", get(queue_status))
         .route("/api/queues", get(list_queues))
         .route("/api/keys/rotate", post(rotate_keys))
-        .route_layer(middleware::from_fn_with_state(state, require_key))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    let origin = Router::new()
+        .route("/api/queue/update_token_status", post(update_token_status))
+        .route("/api/queue/{queue_id}/health", post(report_health))
+        .route_layer(middleware::from_fn_with_state(state, require_admin_or_origin));
+    admin_only.merge(origin)
 }
 
-async fn require_key(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
+/// Constant-time comparison of a bearer token with a key (digests, so neither the length
+/// nor the content leaks through timing).
+fn key_matches(given: &str, key: &str) -> bool {
+    bool::from(Sha256::digest(given.as_bytes()).ct_eq(&Sha256::digest(key.as_bytes())))
+}
+
+fn bearer(req: &Request) -> &str {
+    req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    // Compare digests so neither the length nor the content leaks through timing.
-    let a = Sha256::digest(given.as_bytes());
-    let b = Sha256::digest(state.settings().admin_key.as_bytes());
-    if bool::from(a.ct_eq(&b)) {
+        .unwrap_or("")
+}
+
+async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if key_matches(bearer(&req), &state.settings().admin_key) {
+        next.run(req).await
+    } else {
+        ApiError::Unauthorized.into_response()
+    }
+}
+
+async fn require_admin_or_origin(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let given = bearer(&req);
+    let origin_ok = state.settings().origin_key.as_deref().is_some_and(|k| key_matches(given, k));
+    if key_matches(given, &state.settings().admin_key) || origin_ok {
         next.run(req).await
     } else {
         ApiError::Unauthorized.into_response()
@@ -238,6 +263,90 @@ async fn active_token_num(
     let q = state.queue_by_slug(&queue_id).await?;
     let active_num = state.store().active_sessions(q.id, state.now()).await?;
     Ok(Json(ActiveNumResponse { active_num }))
+}
+
+/// Body of `POST /api/queue/{queue_id}/health`: the origin's telemetry.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthReport {
+    /// Latency percentile the origin measures (p95 recommended), milliseconds.
+    latency_ms: f64,
+    /// Share of failed requests, 0..=1.
+    error_rate: f64,
+    /// Work in progress at the origin, if known.
+    #[serde(default)]
+    in_flight: Option<u64>,
+}
+
+/// Records the origin's health; the reading is stamped with the time it arrived.
+async fn report_health(
+    State(state): State<AppState>,
+    Path(queue_id): Path<String>,
+    JsonBody(report): JsonBody<HealthReport>,
+) -> ApiResult<StatusCode> {
+    let q = state.queue_by_slug(&queue_id).await?;
+    let ok_latency =
+        report.latency_ms.is_finite() && (0.0..=3_600_000.0).contains(&report.latency_ms);
+    if !ok_latency || !report.error_rate.is_finite() || !(0.0..=1.0).contains(&report.error_rate) {
+        return Err(ApiError::invalid("latency_ms must be 0..=3600000 and error_rate 0..=1"));
+    }
+    let reading = shared::admission::HealthReading {
+        latency_ms: report.latency_ms,
+        error_rate: report.error_rate,
+        in_flight: report.in_flight,
+        at_ms: state.now_ms(),
+    };
+    let json = serde_json::to_string(&reading).map_err(|e| ApiError::Internal(e.to_string()))?;
+    state.store().put_meta(q.id, "health", json).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// What an operator sees of a running queue.
+#[derive(Debug, serde::Serialize)]
+struct QueueStatus {
+    queue: QueueConfig,
+    serving_pos: u64,
+    assigned: u64,
+    waiting_num: u64,
+    active_num: u64,
+    admission_rate: f64,
+    admission_rate_sd: f64,
+    eta_last_position: Option<shared::eta::EtaBand>,
+    last_decision: Option<shared::admission::TickDecision>,
+    last_health: Option<shared::admission::HealthReading>,
+    health_rate: Option<f64>,
+}
+
+/// Strategy and parameters, counters, sessions, admission rate, the ETA of the last
+/// position and the last health reading of a queue.
+async fn queue_status(
+    State(state): State<AppState>,
+    Path(queue_id): Path<String>,
+) -> ApiResult<Json<QueueStatus>> {
+    let q = state.queue_by_slug(&queue_id).await?;
+    let now = state.now();
+    let t0 = crate::api::expiry(&q).map_or(0, |e| now.saturating_sub(e));
+    let w = state.store().waiting_facts(q.id, t0).await?;
+    let ctl = crate::control::load(&state, q.id).await?;
+    let ahead = w.counters.assigned.saturating_sub(w.counters.serving);
+    Ok(Json(QueueStatus {
+        serving_pos: w.counters.serving,
+        assigned: w.counters.assigned,
+        waiting_num: shared::place::waiting(
+            w.counters.assigned,
+            w.claimed_total,
+            w.expired_upto,
+            w.claimed_upto,
+        ),
+        active_num: state.store().active_sessions(q.id, now).await?,
+        admission_rate: ctl.estimate.rate,
+        admission_rate_sd: ctl.estimate.var.max(0.0).sqrt(),
+        eta_last_position: shared::eta::eta(&ctl.estimate, ahead),
+        last_decision: ctl.last,
+        last_health: crate::control::health(&state, q.id).await?,
+        health_rate: ctl.state.health.as_ref().map(|h| h.rate),
+        queue: q,
+    }))
 }
 
 /// Rotates the token signing key; the old public key stays in the JWKS until every token it

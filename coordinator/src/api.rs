@@ -207,7 +207,13 @@ async fn queue_pos(
     {
         return Err(expired_error());
     }
-    Ok(Json(PositionResponse { position: t.position }))
+    let ahead = t.position.saturating_sub(facts.counters.serving);
+    Ok(Json(PositionResponse {
+        position: t.position,
+        ahead: Some(ahead),
+        eta: state.estimate(q.id).and_then(|e| shared::eta::eta(&e, ahead)),
+        admission_rate: state.estimate(q.id).map(|e| e.rate),
+    }))
 }
 
 async fn serving_pos(
@@ -216,7 +222,12 @@ async fn serving_pos(
 ) -> ApiResult<Json<PositionResponse>> {
     let q = state.queue_by_slug(&queue_id).await?;
     let c = state.store().counters(q.id).await?;
-    Ok(Json(PositionResponse { position: c.serving }))
+    Ok(Json(PositionResponse {
+        position: c.serving,
+        ahead: None,
+        eta: None,
+        admission_rate: state.estimate(q.id).map(|e| e.rate),
+    }))
 }
 
 async fn waiting_num(
@@ -267,7 +278,9 @@ async fn generate_token(
         return Err(expired_error());
     }
     let validity = u64::from(q.token_validity_second);
-    let session = match state.store().claim(q.id, t.position, now, validity, 0).await? {
+    // A session cap holds atomically in the claim, even when many due visitors claim at once.
+    let max_active = q.admission.as_ref().and_then(|a| a.policy.max_active()).map_or(0, u64::from);
+    let session = match state.store().claim(q.id, t.position, now, validity, max_active).await? {
         Claim::Issued(s) | Claim::Existing(s) => s,
         Claim::Ended => return Err(ApiError::Gone("session_ended", "session has ended".into())),
         Claim::Full { .. } => return Ok(still_queued(t.position, facts.counters.serving)),

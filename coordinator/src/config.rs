@@ -35,6 +35,10 @@ pub struct Config {
     /// Bearer key for the private API (at least 16 characters).
     #[arg(long, env = "ANTEROOM_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Secret,
+    /// Bearer key for the protected origin (at least 16 characters): it may only end
+    /// sessions (`update_token_status`) and report health telemetry, nothing else.
+    #[arg(long, env = "ANTEROOM_ORIGIN_KEY", hide_env_values = true)]
+    pub origin_key: Option<Secret>,
     /// Redis URL, e.g. `redis://127.0.0.1:6379/0`. Without it (and without a cluster), the
     /// coordinator runs on an in-memory store: single node, nothing survives a restart.
     #[arg(long, env = "ANTEROOM_REDIS_URL")]
@@ -83,6 +87,11 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         if self.admin_key.0.len() < 16 {
             return Err("admin key must be at least 16 characters".into());
+        }
+        if self.origin_key.as_ref().is_some_and(|k| k.0.len() < 16 || *k == self.admin_key) {
+            return Err(
+                "origin key must be at least 16 characters and differ from the admin key".into()
+            );
         }
         if self.redis_url.is_some() && !self.redis_cluster.is_empty() {
             return Err("give either a redis url or redis cluster nodes, not both".into());

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod api;
 pub mod batcher;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod extract;
 pub mod keys;
@@ -159,6 +160,7 @@ pub async fn start(cfg: &Config, store: Arc<dyn Store>, clock: Clock) -> anyhow:
     let settings = Settings {
         issuer: cfg.issuer.clone(),
         admin_key: cfg.admin_key.0.clone(),
+        origin_key: cfg.origin_key.as_ref().map(|k| k.0.clone()),
         max_batch: cfg.max_batch,
         keys_from_config: signing_override.is_some(),
         edge_key,
@@ -185,6 +187,13 @@ async fn maintain(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>)
         if let Err(e) = state.refresh_queues().await {
             tracing::warn!(cause = %e, "queue registry refresh failed");
         }
+        let mut estimates = std::collections::HashMap::new();
+        for q in state.cached_queues().iter().filter(|q| q.admission.is_some()) {
+            if let Ok(c) = control::load(&state, q.id).await {
+                estimates.insert(q.id, c.estimate);
+            }
+        }
+        state.set_estimates(estimates);
         if n.is_multiple_of(10) && !state.settings().keys_from_config {
             match state.store().secrets_or_init(keys::fresh_secrets()).await {
                 Ok(stored) => match Keyring::build(&stored, None, None) {
@@ -208,6 +217,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let upkeep = tokio::spawn(maintain(state.clone(), stop_rx.clone()));
+    let controller = tokio::spawn(control::run(state.clone(), stop_rx.clone()));
     let publisher = state.settings().publish.clone().map(|cfg| {
         tracing::info!(url = %cfg.url, "publishing queue states to the edge");
         tokio::spawn(publish::run(state.clone(), cfg, stop_rx.clone()))
@@ -228,6 +238,7 @@ pub async fn run(
     });
     let (a, b) = tokio::join!(public_srv.into_future(), admin_srv.into_future());
     let _ = upkeep.await;
+    let _ = controller.await;
     if let Some(p) = publisher {
         let _ = p.await;
     }

@@ -14,24 +14,38 @@ use crate::error::{ApiError, ApiResult};
 use crate::keys::Keyring;
 use crate::store::{Store, StoreResult};
 
-/// Wall-clock time in unix seconds; manual in tests so expiry can be tested without waiting.
+/// Wall-clock time; settable in tests so expiry and admission run without waiting.
 #[derive(Debug, Clone)]
 pub enum Clock {
     /// The system clock.
     System,
-    /// A settable clock.
+    /// A settable clock, unix milliseconds.
     Manual(Arc<AtomicU64>),
+    /// Follows tokio's clock from a unix-ms base (with `tokio::time::pause` it jumps with
+    /// `advance`, so the admission controller's ticks and time agree in tests).
+    Tokio {
+        /// Unix milliseconds at `start`.
+        base_ms: u64,
+        /// The tokio instant that corresponds to `base_ms`.
+        start: tokio::time::Instant,
+    },
 }
 
 impl Clock {
-    /// Now, unix seconds.
-    pub fn now(&self) -> u64 {
+    /// Now, unix milliseconds.
+    pub fn now_ms(&self) -> u64 {
         match self {
             Clock::System => {
-                SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+                SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
             }
             Clock::Manual(t) => t.load(Ordering::SeqCst),
+            Clock::Tokio { base_ms, start } => base_ms + start.elapsed().as_millis() as u64,
         }
+    }
+
+    /// Now, unix seconds.
+    pub fn now(&self) -> u64 {
+        self.now_ms() / 1000
     }
 }
 
@@ -42,6 +56,8 @@ pub struct Settings {
     pub issuer: String,
     /// Bearer key of the private API.
     pub admin_key: String,
+    /// Bearer key of the origin (end sessions, report health only).
+    pub origin_key: Option<String>,
     /// Largest group-commit batch.
     pub max_batch: usize,
     /// Whether keys come from config (rotation is then done by config, not the API).
@@ -82,6 +98,8 @@ struct Inner {
     clock: Clock,
     settings: Settings,
     batchers: Batchers,
+    /// Measured admission rate per queue, refreshed every second from the store.
+    estimates: RwLock<HashMap<u32, shared::eta::RateEstimate>>,
 }
 
 /// The registry, indexed both ways.
@@ -108,6 +126,7 @@ impl AppState {
                 clock,
                 settings,
                 batchers,
+                estimates: RwLock::new(HashMap::new()),
             }),
         }
     }
@@ -120,6 +139,11 @@ impl AppState {
     /// Now, unix seconds.
     pub fn now(&self) -> u64 {
         self.inner.clock.now()
+    }
+
+    /// Now, unix milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        self.inner.clock.now_ms()
     }
 
     /// Longest time between two publishes of a queue's state.
@@ -198,6 +222,22 @@ impl AppState {
         self.cached(|c| c.by_slug.get(slug).cloned()).ok_or_else(|| {
             ApiError::BadRequest("unknown_queue", "queue_id is not a known queue".into())
         })
+    }
+
+    /// The measured admission rate of a queue with automatic admission.
+    pub fn estimate(&self, queue: u32) -> Option<shared::eta::RateEstimate> {
+        match self.inner.estimates.read() {
+            Ok(g) => g.get(&queue).copied(),
+            Err(p) => p.into_inner().get(&queue).copied(),
+        }
+    }
+
+    /// Replaces the cached admission-rate estimates.
+    pub fn set_estimates(&self, all: HashMap<u32, shared::eta::RateEstimate>) {
+        match self.inner.estimates.write() {
+            Ok(mut g) => *g = all,
+            Err(p) => *p.into_inner() = all,
+        }
     }
 
     /// Looks a queue up by numeric id in the cache.

@@ -44,7 +44,7 @@ impl Api {
     }
 
     fn advance(&self, secs: u64) {
-        self.clock.fetch_add(secs, Ordering::SeqCst);
+        self.clock.fetch_add(secs * 1000, Ordering::SeqCst);
     }
 
     async fn send(router: &Router, req: Request<Body>) -> Resp {

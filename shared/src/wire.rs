@@ -42,10 +42,20 @@ pub struct AssignResponse {
 }
 
 /// Answer of `GET /queue_pos/{queue_id}/{request_id}` and `GET /serving_pos/{queue_id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PositionResponse {
     /// The position.
     pub position: u64,
+    /// *Extension* (`queue_pos`): places between the serving position and this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ahead: Option<u64>,
+    /// *Extension* (`queue_pos`): estimated wait with its band, once the queue's admission
+    /// rate has been measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta: Option<crate::eta::EtaBand>,
+    /// *Extension*: measured admission rate, visitors per second (automatic admission).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission_rate: Option<f64>,
 }
 
 /// Answer of `GET /waiting_num/{queue_id}`.

@@ -38,6 +38,10 @@ struct QueueData {
     version: u64,
     /// Leases: name → (owner, expiry in ms since the store was created).
     leases: HashMap<&'static str, (String, u128)>,
+    /// Small named values.
+    meta: HashMap<&'static str, String>,
+    /// Last controller tick applied.
+    ctl_tick: Option<u64>,
 }
 
 impl QueueData {
@@ -346,6 +350,49 @@ impl Store for MemoryStore {
             let mut all: Vec<(&String, &u64)> = q.revoked.iter().collect();
             all.sort_by(|a, b| b.1.cmp(a.1).then_with(|| b.0.cmp(a.0)));
             all.into_iter().take(limit).map(|(j, _)| j.clone()).collect()
+        })
+    }
+
+    fn get_meta(
+        &self,
+        queue: u32,
+        name: &'static str,
+    ) -> BoxFuture<'_, StoreResult<Option<String>>> {
+        self.with_queue(queue, move |q| q.meta.get(name).cloned())
+    }
+
+    fn put_meta(
+        &self,
+        queue: u32,
+        name: &'static str,
+        value: String,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        self.with_queue(queue, move |q| {
+            q.meta.insert(name, value);
+        })
+    }
+
+    fn apply_tick(
+        &self,
+        queue: u32,
+        tick: u64,
+        by: u64,
+        ctl: String,
+        now: u64,
+        keep_secs: u64,
+    ) -> BoxFuture<'_, StoreResult<Option<u64>>> {
+        self.with_queue(queue, move |q| {
+            if q.ctl_tick.is_some_and(|t| t >= tick) {
+                return None;
+            }
+            q.ctl_tick = Some(tick);
+            q.meta.insert("ctl", ctl);
+            q.counters.serving += by;
+            if by > 0 {
+                q.history.push((q.counters.serving, now));
+                compact(&mut q.history, |e| e.1, now.saturating_sub(keep_secs));
+            }
+            Some(q.counters.serving)
         })
     }
 

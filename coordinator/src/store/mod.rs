@@ -245,6 +245,33 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'_, StoreResult<Vec<String>>>;
 
+    /// A small per-queue value (controller state, last health reading), if set.
+    fn get_meta(
+        &self,
+        queue: u32,
+        name: &'static str,
+    ) -> BoxFuture<'_, StoreResult<Option<String>>>;
+    /// Sets a small per-queue value.
+    fn put_meta(
+        &self,
+        queue: u32,
+        name: &'static str,
+        value: String,
+    ) -> BoxFuture<'_, StoreResult<()>>;
+    /// Applies one controller tick exactly once: if no tick `tick` or later was applied,
+    /// advances the serving position by `by`, stores `ctl` (the controller's state) and
+    /// returns the new serving position; otherwise changes nothing and returns `None`. This
+    /// fences a second process that computed the same tick.
+    fn apply_tick(
+        &self,
+        queue: u32,
+        tick: u64,
+        by: u64,
+        ctl: String,
+        now: u64,
+        keep_secs: u64,
+    ) -> BoxFuture<'_, StoreResult<Option<u64>>>;
+
     /// Returns the stored secrets, storing `fresh` first if there are none (first start).
     fn secrets_or_init(&self, fresh: StoredSecrets) -> BoxFuture<'_, StoreResult<StoredSecrets>>;
     /// Replaces the stored secrets (key rotation).

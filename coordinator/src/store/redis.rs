@@ -19,6 +19,8 @@
 //! | `aq:{q<id>}:arr` | sorted set | arrivals: member `second:last position`, score second |
 //! | `aq:{q<id>}:pow:<minute>` | set | 8-byte fingerprints of proof-of-work nonces expiring in that minute |
 //! | `aq:{q<id>}:ver` | string | last published state version |
+//! | `aq:{q<id>}:ctltick` | string | last controller tick applied (fencing) |
+//! | `aq:{q<id>}:meta:<name>` | string | controller state (`ctl`), last health reading (`health`) |
 //! | `aq:{q<id>}:lease:<name>` | string | owner of a lease (publisher, controller), with a TTL |
 
 use std::time::Duration;
@@ -102,6 +104,20 @@ local old = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. ARGV[3])
 if old > 1 then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, old - 2) end
 table.insert(refused, 1, last)
 return refused
+"#;
+
+// KEYS: ctltick, ctl, srv, hist. ARGV: tick, by, ctl json, now, cutoff.
+const APPLY_TICK: &str = r#"
+local last = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if last >= tonumber(ARGV[1]) then return -1 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[3])
+local s = redis.call('INCRBY', KEYS[3], ARGV[2])
+if tonumber(ARGV[2]) > 0 then
+  redis.call('ZADD', KEYS[4], s, s .. ':' .. ARGV[4])
+  compact_hist(KEYS[4], tonumber(ARGV[5]))
+end
+return s
 "#;
 
 const LEASE: &str = r#"
@@ -250,6 +266,7 @@ struct Scripts {
     update: Script,
     delete: Script,
     lease: Script,
+    apply_tick: Script,
 }
 
 impl Scripts {
@@ -268,6 +285,7 @@ impl Scripts {
             update: Script::new(UPDATE),
             delete: Script::new(DELETE),
             lease: Script::new(LEASE),
+            apply_tick: lib(APPLY_TICK),
         }
     }
 }
@@ -832,6 +850,77 @@ impl Store for RedisStore {
                 .invoke_async(&mut c)
                 .await
                 .map_err(unavailable)
+        }
+        .boxed()
+    }
+
+    fn get_meta(
+        &self,
+        queue: u32,
+        name: &'static str,
+    ) -> BoxFuture<'_, StoreResult<Option<String>>> {
+        async move {
+            let mut c = self.conn();
+            redis::cmd("GET")
+                .arg(qk(queue, &format!("meta:{name}")))
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)
+        }
+        .boxed()
+    }
+
+    fn put_meta(
+        &self,
+        queue: u32,
+        name: &'static str,
+        value: String,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        async move {
+            let mut c = self.conn();
+            let _: Value = redis::cmd("SET")
+                .arg(qk(queue, &format!("meta:{name}")))
+                .arg(value)
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn apply_tick(
+        &self,
+        queue: u32,
+        tick: u64,
+        by: u64,
+        ctl: String,
+        now: u64,
+        keep_secs: u64,
+    ) -> BoxFuture<'_, StoreResult<Option<u64>>> {
+        async move {
+            let mut c = self.conn();
+            let srv = qk(queue, "srv");
+            let s: i64 = self
+                .scripts
+                .apply_tick
+                .key(qk(queue, "ctltick"))
+                .key(qk(queue, "meta:ctl"))
+                .key(&srv)
+                .key(qk(queue, "hist"))
+                .arg(tick)
+                .arg(by)
+                .arg(ctl)
+                .arg(now)
+                .arg(now.saturating_sub(keep_secs))
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            if s < 0 {
+                return Ok(None);
+            }
+            self.replicate(&mut c, &srv).await?;
+            Ok(Some(u(s)))
         }
         .boxed()
     }

@@ -223,12 +223,12 @@ pub fn config(redis_url: Option<String>) -> coordinator::Config {
     coordinator::Config::try_parse_from(args).unwrap()
 }
 
-/// State over a given store, with a manual clock starting at `t0`.
+/// State over a given store, with a manual clock (milliseconds) starting at `t0` seconds.
 pub async fn state_with(
     store: Arc<dyn Store>,
     t0: u64,
 ) -> (AppState, Arc<std::sync::atomic::AtomicU64>) {
-    let clock = Arc::new(std::sync::atomic::AtomicU64::new(t0));
+    let clock = Arc::new(std::sync::atomic::AtomicU64::new(t0 * 1000));
     let state =
         coordinator::start(&config(None), store, Clock::Manual(clock.clone())).await.unwrap();
     (state, clock)
