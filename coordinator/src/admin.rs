@@ -101,8 +101,21 @@ fn merge(base: QueueConfig, input: &QueueInput) -> ApiResult<QueueConfig> {
         fail_open: i.fail_open.unwrap_or(base.fail_open),
         waiting_status: i.waiting_status.unwrap_or(base.waiting_status),
         admission: i.admission.unwrap_or(base.admission),
+        prequeue_opens_at: i.prequeue_opens_at.unwrap_or(base.prequeue_opens_at),
+        opens_at: i.opens_at.unwrap_or(base.opens_at),
+        closes_at: i.closes_at.unwrap_or(base.closes_at),
         ..base
     };
+    if let Some(pq) = cfg.prequeue_opens_at
+        && cfg.opens_at.is_none_or(|o| o <= pq)
+    {
+        return Err(ApiError::invalid("a pre-queue needs opens_at after prequeue_opens_at"));
+    }
+    if let (Some(o), Some(c)) = (cfg.opens_at, cfg.closes_at)
+        && c <= o
+    {
+        return Err(ApiError::invalid("closes_at must be after opens_at"));
+    }
     if !(1..=MAX_TOKEN_VALIDITY).contains(&cfg.token_validity_second) {
         return Err(ApiError::invalid(format!(
             "token_validity_second must be 1..={MAX_TOKEN_VALIDITY}"
@@ -151,6 +164,9 @@ async fn create_queue(
     let cfg = merge(base, &input)?;
     match state.store().create_queue(cfg).await? {
         Created::Ok(cfg) => {
+            if cfg.prequeue_opens_at.is_some() {
+                crate::api::prequeue_seed(&state, &cfg).await?;
+            }
             state.refresh_queues().await?;
             tracing::info!(id = cfg.id, queue = %cfg.queue_id, "queue created");
             Ok(Json(*cfg))
@@ -183,6 +199,9 @@ async fn update_queue(
     let cfg = merge(current, &input)?;
     if !state.store().update_queue(cfg.clone()).await? {
         return Err(ApiError::NotFound("queue_not_found", "no queue with this id".into()));
+    }
+    if cfg.prequeue_opens_at.is_some() {
+        crate::api::prequeue_seed(&state, &cfg).await?;
     }
     state.refresh_queues().await?;
     Ok(Json(cfg))
@@ -248,7 +267,10 @@ async fn update_token_status(
         }
     }
     let t = open_ticket(&state, &q, rid)?;
-    match state.store().end_session(q.id, t.position, jti(q.id, t.position), state.now()).await? {
+    let place = crate::api::place_of(&state, &q, &t)
+        .await?
+        .ok_or_else(|| ApiError::invalid("no access token was issued for this request_id"))?;
+    match state.store().end_session(q.id, place, jti(q.id, place), state.now()).await? {
         Ended::Now | Ended::Already => Ok(StatusCode::OK),
         Ended::NeverClaimed => {
             Err(ApiError::invalid("no access token was issued for this request_id"))

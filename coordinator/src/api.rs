@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/waiting_num/{queue_id}", get(waiting_num))
         .route("/generate_token", post(generate_token))
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/prequeue/{queue_id}", get(prequeue_info))
 }
 
 /// History the store must keep for a queue: its expiry window plus a margin.
@@ -73,6 +74,50 @@ pub fn open_ticket(state: &AppState, q: &QueueConfig, request_id: &str) -> ApiRe
         });
     }
     Ok(t)
+}
+
+/// Draws the pre-queue once the queue has opened (idempotent, any process may do it).
+pub async fn ensure_drawn(state: &AppState, q: &QueueConfig) -> ApiResult<(u64, u64)> {
+    Ok(state.store().draw(q.id).await?)
+}
+
+/// The seed of a queue's pre-queue draw, created on first use (its commitment is public).
+pub async fn prequeue_seed(state: &AppState, q: &QueueConfig) -> ApiResult<[u8; 32]> {
+    let fresh = shared::prequeue::seed_to_hex(&crate::keys::random32());
+    let hex = state.store().init_meta(q.id, "seed", fresh).await?;
+    shared::prequeue::seed_from_hex(&hex).ok_or_else(|| ApiError::Internal("bad seed".into()))
+}
+
+/// The place a ticket holds: its position for a FIFO ticket, its drawn place for a
+/// pre-queue ticket once the draw is done (`None` before).
+pub async fn place_of(state: &AppState, q: &QueueConfig, t: &Ticket) -> ApiResult<Option<u64>> {
+    if t.kind == TicketKind::Fifo {
+        return Ok(Some(t.position));
+    }
+    let Some((base, n)) = state.store().drawn(q.id).await? else { return Ok(None) };
+    let seed = prequeue_seed(state, q).await?;
+    Ok(shared::prequeue::drawn_place(&seed, q.id, n, t.position).map(|p| base + p))
+}
+
+async fn prequeue_info(
+    State(state): State<AppState>,
+    Path(queue_id): Path<String>,
+) -> ApiResult<Json<shared::wire::PrequeueInfo>> {
+    let q = state.queue_by_slug(&queue_id).await?;
+    if q.prequeue_opens_at.is_none() {
+        return Err(ApiError::NotFound("no_prequeue", "this queue has no pre-queue".into()));
+    }
+    let seed = prequeue_seed(&state, &q).await?;
+    let drawn = state.store().drawn(q.id).await?;
+    Ok(Json(shared::wire::PrequeueInfo {
+        id: q.id,
+        commitment: shared::prequeue::commitment(&seed),
+        prequeue_opens_at: q.prequeue_opens_at,
+        opens_at: q.opens_at,
+        base: drawn.map(|d| d.0),
+        count: drawn.map(|d| d.1),
+        seed: drawn.map(|_| shared::prequeue::seed_to_hex(&seed)),
+    }))
 }
 
 fn expired_error() -> ApiError {
@@ -170,6 +215,30 @@ async fn assign_queue_pos(
     let q = state.queue_by_slug(required(&form.queue_id, "queue_id")?).await?;
     let ip = client_ip(&state, &headers, peer)?;
     let replay = check_pow(&state, &q, &form, &ip)?;
+    let now = state.now();
+    if q.closes_at.is_some_and(|c| now >= c) {
+        return Err(forbidden("queue_closed", "the queue is closed to new visitors"));
+    }
+    let opens_first = q.prequeue_opens_at.or(q.opens_at);
+    if let Some(at) = opens_first.filter(|at| now < *at) {
+        return Err(ApiError::NotOpen(at - now));
+    }
+    let in_prequeue = q.prequeue_opens_at.is_some() && q.opens_at.is_some_and(|o| now < o);
+    if in_prequeue && let Some(index) = state.store().assign_prequeue(q.id, 1).await? {
+        let ticket = Ticket {
+            key_id: 0,
+            kind: TicketKind::PreQueue,
+            queue: q.id,
+            position: index,
+            entered_at: u32::try_from(now).unwrap_or(u32::MAX),
+        };
+        let request_id = ticket.seal(state.keys().ticket_signer());
+        return Ok(Json(AssignResponse { request_id, position: None }));
+    }
+    if q.prequeue_opens_at.is_some() {
+        // The pre-queue's places come first: draw before any FIFO place is handed out.
+        ensure_drawn(&state, &q).await?;
+    }
     let placed = state.batchers().assign(q.id, keep_secs(&q), replay).await;
     let (position, entered_at) = placed.map_err(|e| match e {
         NotPlaced::Store(e) => ApiError::from(e),
@@ -193,10 +262,11 @@ async fn queue_pos(
     Path((queue_id, request_id)): Path<(String, String)>,
 ) -> ApiResult<Json<PositionResponse>> {
     let q = state.queue_by_slug(&queue_id).await?;
-    let t = open_ticket(&state, &q, &request_id)?;
-    if t.kind == TicketKind::PreQueue {
+    let mut t = open_ticket(&state, &q, &request_id)?;
+    let Some(place) = place_of(&state, &q, &t).await? else {
         return Err(ApiError::NotFound("not_ready", "place not drawn yet".into()));
-    }
+    };
+    t.position = place;
     let facts = state.store().place(q.id, t.position).await?;
     if t.position > facts.counters.assigned {
         return Err(ApiError::NotFound("not_ready", "place is not committed".into()));
@@ -260,10 +330,11 @@ async fn generate_token(
 ) -> ApiResult<Response> {
     let q = state.queue_by_slug(required(&form.queue_id, "queue_id")?).await?;
     let request_id = required(&form.request_id, "request_id")?;
-    let t = open_ticket(&state, &q, request_id)?;
-    if t.kind == TicketKind::PreQueue {
+    let mut t = open_ticket(&state, &q, request_id)?;
+    let Some(place) = place_of(&state, &q, &t).await? else {
         return Ok(still_queued(t.position, 0));
-    }
+    };
+    t.position = place;
     let facts = state.store().place(q.id, t.position).await?;
     if t.position > facts.counters.assigned {
         return Err(ApiError::NotFound("not_ready", "place is not committed".into()));

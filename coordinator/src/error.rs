@@ -44,6 +44,9 @@ pub enum ApiError {
     /// 503: storage or the service is temporarily unavailable.
     #[error("{0}")]
     Unavailable(String),
+    /// 503: the queue is not open yet; retry after this many seconds.
+    #[error("queue is not open yet")]
+    NotOpen(u64),
     /// 500: a bug or corrupt data; the cause is logged, not shown.
     #[error("internal error")]
     Internal(String),
@@ -82,6 +85,7 @@ impl IntoResponse for ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::NotOpen(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_open"),
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
@@ -92,6 +96,9 @@ impl IntoResponse for ApiError {
         match self {
             ApiError::Unavailable(_) => {
                 resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            ApiError::NotOpen(secs) => {
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
             }
             ApiError::Unauthorized => {
                 resp.headers_mut()

@@ -187,6 +187,13 @@ async fn maintain(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>)
         if let Err(e) = state.refresh_queues().await {
             tracing::warn!(cause = %e, "queue registry refresh failed");
         }
+        let now = state.now();
+        for q in state.cached_queues() {
+            let due = q.prequeue_opens_at.is_some() && q.opens_at.is_some_and(|o| now >= o);
+            if due && let Err(e) = state.store().draw(q.id).await {
+                tracing::warn!(queue = %q.queue_id, cause = %e, "pre-queue draw failed");
+            }
+        }
         let mut estimates = std::collections::HashMap::new();
         for q in state.cached_queues().iter().filter(|q| q.admission.is_some()) {
             if let Ok(c) = control::load(&state, q.id).await {

@@ -126,6 +126,17 @@ pub struct QueueConfig {
     /// *Extension*: automatic admission; `None` = manual (operator increments by hand).
     #[serde(default)]
     pub admission: Option<crate::admission::AdmissionConfig>,
+    /// *Extension*: when the pre-queue opens (unix seconds): arrivals from then until
+    /// `opens_at` are put in a random order at `opens_at`. Before it, enqueue is a 503.
+    #[serde(default)]
+    pub prequeue_opens_at: Option<u64>,
+    /// *Extension*: when the queue opens (unix seconds); without a pre-queue, enqueue is a
+    /// 503 before it.
+    #[serde(default)]
+    pub opens_at: Option<u64>,
+    /// *Extension*: after this (unix seconds), new enqueues are refused.
+    #[serde(default)]
+    pub closes_at: Option<u64>,
 }
 
 fn default_waiting_status() -> u16 {
@@ -148,6 +159,9 @@ impl QueueConfig {
             fail_open: false,
             waiting_status: default_waiting_status(),
             admission: None,
+            prequeue_opens_at: None,
+            opens_at: None,
+            closes_at: None,
         }
     }
 }
@@ -195,6 +209,36 @@ pub struct QueueInput {
     /// Default manual. `null` switches back to manual.
     #[serde(default, with = "double_option")]
     pub admission: Option<Option<crate::admission::AdmissionConfig>>,
+    /// Default none. `null` clears it.
+    #[serde(default, with = "double_option")]
+    pub prequeue_opens_at: Option<Option<u64>>,
+    /// Default none. `null` clears it.
+    #[serde(default, with = "double_option")]
+    pub opens_at: Option<Option<u64>>,
+    /// Default none. `null` clears it.
+    #[serde(default, with = "double_option")]
+    pub closes_at: Option<Option<u64>>,
+}
+
+/// `GET /prequeue/{queue_id}`: the public record of a queue's pre-queue draw. The
+/// commitment is public before the pre-queue opens; the seed once the draw is done, so
+/// anyone can recompute every place with `shared::prequeue::drawn_place`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrequeueInfo {
+    /// Numeric queue id (part of the permutation key).
+    pub id: u32,
+    /// SHA-256 of the seed, hex.
+    pub commitment: String,
+    /// When the pre-queue opens, unix seconds.
+    pub prequeue_opens_at: Option<u64>,
+    /// When the draw happens, unix seconds.
+    pub opens_at: Option<u64>,
+    /// After the draw: places taken before it (pre-queue places are `base + drawn place`).
+    pub base: Option<u64>,
+    /// After the draw: the number of pre-queue arrivals.
+    pub count: Option<u64>,
+    /// After the draw: the seed, hex.
+    pub seed: Option<String>,
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).

@@ -42,6 +42,10 @@ struct QueueData {
     meta: HashMap<&'static str, String>,
     /// Last controller tick applied.
     ctl_tick: Option<u64>,
+    /// Pre-queue arrivals so far.
+    prequeue: u64,
+    /// `(base, count)` once drawn.
+    drawn: Option<(u64, u64)>,
 }
 
 impl QueueData {
@@ -351,6 +355,41 @@ impl Store for MemoryStore {
             all.sort_by(|a, b| b.1.cmp(a.1).then_with(|| b.0.cmp(a.0)));
             all.into_iter().take(limit).map(|(j, _)| j.clone()).collect()
         })
+    }
+
+    fn assign_prequeue(&self, queue: u32, count: u64) -> BoxFuture<'_, StoreResult<Option<u64>>> {
+        self.with_queue(queue, move |q| {
+            if q.drawn.is_some() {
+                return None;
+            }
+            q.prequeue += count;
+            Some(q.prequeue)
+        })
+    }
+
+    fn draw(&self, queue: u32) -> BoxFuture<'_, StoreResult<(u64, u64)>> {
+        self.with_queue(queue, |q| {
+            if let Some(d) = q.drawn {
+                return d;
+            }
+            let d = (q.counters.assigned, q.prequeue);
+            q.counters.assigned += q.prequeue;
+            q.drawn = Some(d);
+            d
+        })
+    }
+
+    fn drawn(&self, queue: u32) -> BoxFuture<'_, StoreResult<Option<(u64, u64)>>> {
+        self.with_queue(queue, |q| q.drawn)
+    }
+
+    fn init_meta(
+        &self,
+        queue: u32,
+        name: &'static str,
+        value: String,
+    ) -> BoxFuture<'_, StoreResult<String>> {
+        self.with_queue(queue, move |q| q.meta.entry(name).or_insert(value).clone())
     }
 
     fn get_meta(

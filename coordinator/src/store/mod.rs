@@ -245,6 +245,22 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'_, StoreResult<Vec<String>>>;
 
+    /// Hands out `count` pre-queue arrival indexes; `None` once the draw has happened
+    /// (the callers then enqueue in FIFO order instead).
+    fn assign_prequeue(&self, queue: u32, count: u64) -> BoxFuture<'_, StoreResult<Option<u64>>>;
+    /// Freezes the pre-queue (once; later calls return the same): `(base, count)` where
+    /// `base` is the number of places handed out before and `count` the pre-queue arrivals,
+    /// which take places `base + 1 ..= base + count`. FIFO positions continue after them.
+    fn draw(&self, queue: u32) -> BoxFuture<'_, StoreResult<(u64, u64)>>;
+    /// The draw, if it happened.
+    fn drawn(&self, queue: u32) -> BoxFuture<'_, StoreResult<Option<(u64, u64)>>>;
+    /// Sets a per-queue value unless it is set; returns the value that is set.
+    fn init_meta(
+        &self,
+        queue: u32,
+        name: &'static str,
+        value: String,
+    ) -> BoxFuture<'_, StoreResult<String>>;
     /// A small per-queue value (controller state, last health reading), if set.
     fn get_meta(
         &self,

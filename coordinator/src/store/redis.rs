@@ -20,6 +20,8 @@
 //! | `aq:{q<id>}:pow:<minute>` | set | 8-byte fingerprints of proof-of-work nonces expiring in that minute |
 //! | `aq:{q<id>}:ver` | string | last published state version |
 //! | `aq:{q<id>}:ctltick` | string | last controller tick applied (fencing) |
+//! | `aq:{q<id>}:pq` | string | pre-queue arrivals so far |
+//! | `aq:{q<id>}:drawn` | string | `base:count` once the pre-queue is drawn |
 //! | `aq:{q<id>}:meta:<name>` | string | controller state (`ctl`), last health reading (`health`) |
 //! | `aq:{q<id>}:lease:<name>` | string | owner of a lease (publisher, controller), with a TTL |
 
@@ -118,6 +120,23 @@ if tonumber(ARGV[2]) > 0 then
   compact_hist(KEYS[4], tonumber(ARGV[5]))
 end
 return s
+"#;
+
+const PQ_ASSIGN: &str = r#"
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+return redis.call('INCRBY', KEYS[1], ARGV[1])
+"#;
+
+// KEYS: pq, drawn, ctr
+const DRAW: &str = r#"
+local d = redis.call('GET', KEYS[2])
+if d then return d end
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+local base = tonumber(redis.call('GET', KEYS[3]) or '0')
+d = base .. ':' .. n
+redis.call('SET', KEYS[2], d)
+redis.call('INCRBY', KEYS[3], n)
+return d
 "#;
 
 const LEASE: &str = r#"
@@ -267,6 +286,8 @@ struct Scripts {
     delete: Script,
     lease: Script,
     apply_tick: Script,
+    pq_assign: Script,
+    draw: Script,
 }
 
 impl Scripts {
@@ -286,6 +307,8 @@ impl Scripts {
             delete: Script::new(DELETE),
             lease: Script::new(LEASE),
             apply_tick: lib(APPLY_TICK),
+            pq_assign: Script::new(PQ_ASSIGN),
+            draw: Script::new(DRAW),
         }
     }
 }
@@ -424,6 +447,11 @@ fn ints(v: Value) -> StoreResult<Vec<i64>> {
 
 fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
+}
+
+fn parse_drawn(d: &str) -> StoreResult<(u64, u64)> {
+    let (b, n) = d.split_once(':').ok_or_else(|| corrupt("drawn"))?;
+    Ok((b.parse().map_err(|_| corrupt("drawn"))?, n.parse().map_err(|_| corrupt("drawn"))?))
 }
 
 fn parse_cfg(json: &str) -> StoreResult<QueueConfig> {
@@ -850,6 +878,80 @@ impl Store for RedisStore {
                 .invoke_async(&mut c)
                 .await
                 .map_err(unavailable)
+        }
+        .boxed()
+    }
+
+    fn assign_prequeue(&self, queue: u32, count: u64) -> BoxFuture<'_, StoreResult<Option<u64>>> {
+        async move {
+            let mut c = self.conn();
+            let pq = qk(queue, "pq");
+            let n: i64 = self
+                .scripts
+                .pq_assign
+                .key(&pq)
+                .key(qk(queue, "drawn"))
+                .arg(count)
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            if n < 0 {
+                return Ok(None);
+            }
+            self.replicate(&mut c, &pq).await?;
+            Ok(Some(u(n)))
+        }
+        .boxed()
+    }
+
+    fn draw(&self, queue: u32) -> BoxFuture<'_, StoreResult<(u64, u64)>> {
+        async move {
+            let mut c = self.conn();
+            let d: String = self
+                .scripts
+                .draw
+                .key(qk(queue, "pq"))
+                .key(qk(queue, "drawn"))
+                .key(qk(queue, "ctr"))
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            self.replicate(&mut c, &qk(queue, "ctr")).await?;
+            parse_drawn(&d)
+        }
+        .boxed()
+    }
+
+    fn drawn(&self, queue: u32) -> BoxFuture<'_, StoreResult<Option<(u64, u64)>>> {
+        async move {
+            let mut c = self.conn();
+            let d: Option<String> = redis::cmd("GET")
+                .arg(qk(queue, "drawn"))
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            d.as_deref().map(parse_drawn).transpose()
+        }
+        .boxed()
+    }
+
+    fn init_meta(
+        &self,
+        queue: u32,
+        name: &'static str,
+        value: String,
+    ) -> BoxFuture<'_, StoreResult<String>> {
+        async move {
+            let mut c = self.conn();
+            let key = qk(queue, &format!("meta:{name}"));
+            let _: Value = redis::cmd("SET")
+                .arg(&key)
+                .arg(value)
+                .arg("NX")
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            redis::cmd("GET").arg(&key).query_async(&mut c).await.map_err(unavailable)
         }
         .boxed()
     }
