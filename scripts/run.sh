@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The run command: installs whatever is missing, then starts the whole system locally —
+# Redis, the coordinator, a small demo origin and the edge worker under `wrangler dev` —
+# creates a demo queue and prints the URL to open. Ctrl-C stops everything. Re-running it
+# first stops what an earlier run left behind. State (keys, logs) lives in .dev/.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export WRANGLER_SEND_METRICS=false WRANGLER_SEND_ERROR_REPORTS=false CLOUDFLARE_CF_FETCH_ENABLED=false
+
+REDIS_PORT="${REDIS_PORT:-6390}"
+PUBLIC_PORT="${PUBLIC_PORT:-8080}"
+ADMIN_PORT="${ADMIN_PORT:-8081}"
+ORIGIN_PORT="${ORIGIN_PORT:-8000}"
+EDGE_PORT="${EDGE_PORT:-8787}"
+DEV="$ROOT/.dev"
+mkdir -p "$DEV"
+log() { printf '[run] %s\n' "$*"; }
+
+"$ROOT/scripts/install.sh"
+
+# Stop what a previous run left behind.
+for pidfile in "$DEV"/*.pid; do
+  [ -f "$pidfile" ] || continue
+  kill "$(cat "$pidfile")" 2>/dev/null || true
+  rm -f "$pidfile"
+done
+
+hex32() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
+if [ ! -f "$DEV/keys.env" ]; then
+  umask 077
+  cat >"$DEV/keys.env" <<KEYS
+ANTEROOM_ADMIN_KEY=$(hex32)
+ANTEROOM_ORIGIN_KEY=$(hex32)
+ANTEROOM_EDGE_KEY=$(hex32)
+ANTEROOM_TICKET_KEYS=1:$(hex32)
+ANTEROOM_SIGNING_KEY=$(hex32)
+KEYS
+fi
+set -a
+# shellcheck disable=SC1091
+. "$DEV/keys.env"
+set +a
+
+log "redis on 127.0.0.1:$REDIS_PORT"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+  --pidfile "$DEV/redis.pid" --logfile "$DEV/redis.log" --dir "$DEV"
+
+log "building the coordinator and the worker"
+cargo build -q -p coordinator
+"$ROOT/scripts/build-worker.sh" >/dev/null
+
+pids=()
+stop_all() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$DEV/redis.pid" ] && kill "$(cat "$DEV/redis.pid")" 2>/dev/null || true
+  rm -f "$DEV"/*.pid
+}
+trap stop_all EXIT INT TERM
+
+log "demo origin on 127.0.0.1:$ORIGIN_PORT"
+mkdir -p "$DEV/origin"
+cat >"$DEV/origin/index.html" <<'HTML'
+<!doctype html><meta charset="utf-8"><title>Demo shop</title>
+<h1>You are in.</h1><p>This page is the protected origin behind Anteroom.</p>
+HTML
+python3 -m http.server "$ORIGIN_PORT" --bind 127.0.0.1 --directory "$DEV/origin" \
+  >"$DEV/origin.log" 2>&1 &
+pids+=($!); echo $! >"$DEV/origin.pid"
+
+log "coordinator: public 127.0.0.1:$PUBLIC_PORT, private 127.0.0.1:$ADMIN_PORT"
+ANTEROOM_LISTEN="127.0.0.1:$PUBLIC_PORT" ANTEROOM_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
+  ANTEROOM_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" \
+  ANTEROOM_EDGE_SYNC_URL="http://127.0.0.1:$EDGE_PORT/anteroom/__anteroom/sync" \
+  "$ROOT/target/debug/coordinator" >"$DEV/coordinator.log" 2>&1 &
+pids+=($!); echo $! >"$DEV/coordinator.pid"
+
+log "edge worker under wrangler dev on 127.0.0.1:$EDGE_PORT"
+cat >"$ROOT/.dev.vars" <<VARS
+EDGE_KEY=$ANTEROOM_EDGE_KEY
+TICKET_KEYS=$ANTEROOM_TICKET_KEYS
+VARS
+npx wrangler dev --local --ip 127.0.0.1 --port "$EDGE_PORT" \
+  --var "COORDINATOR_URL:http://127.0.0.1:$PUBLIC_PORT" --var "ORIGIN_URL:http://127.0.0.1:$ORIGIN_PORT" \
+  --persist-to "$DEV/wrangler" >"$DEV/wrangler.log" 2>&1 &
+pids+=($!); echo $! >"$DEV/wrangler.pid"
+
+wait_http() { # url, what
+  for _ in $(seq 1 300); do
+    if curl -fs -o /dev/null "$1"; then return 0; fi
+    sleep 0.2
+  done
+  log "$2 did not come up; see $DEV/*.log"
+  exit 1
+}
+wait_http "http://127.0.0.1:$ADMIN_PORT/healthz" "coordinator"
+
+# A demo queue protecting the whole demo site, admitting 2 visitors per second.
+curl -fs -o /dev/null -H "Authorization: Bearer $ANTEROOM_ADMIN_KEY" \
+  -H 'content-type: application/json' "http://127.0.0.1:$ADMIN_PORT/api/queue" \
+  -d '{"queue_id":"demo","paths":["/"],"pow_difficulty":12,"enable_queue_position_expiry":true,"position_expiry_second":600,"admission":{"policy":{"strategy":"fixed_rate","rate_per_sec":2.0,"burst":0,"max_active":20}}}' \
+  || log "demo queue exists already"
+
+wait_http "http://127.0.0.1:$EDGE_PORT/anteroom/serving_pos/demo" "edge worker"
+cat <<MSG
+
+  Anteroom is running.
+    open:         http://127.0.0.1:$EDGE_PORT/
+    coordinator:  http://127.0.0.1:$PUBLIC_PORT (public), http://127.0.0.1:$ADMIN_PORT (private)
+    admin key:    in $DEV/keys.env (ANTEROOM_ADMIN_KEY)
+    logs:         $DEV/*.log
+  Ctrl-C stops everything.
+
+MSG
+wait
