@@ -39,6 +39,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let origin = Router::new()
         .route("/api/queue/update_token_status", post(update_token_status))
+        .route("/api/queue/extend_session", post(extend_session))
         .route("/api/queue/{queue_id}/health", post(report_health))
         .route_layer(middleware::from_fn_with_state(state, require_admin_or_origin));
     admin_only.merge(origin)
@@ -104,8 +105,16 @@ fn merge(base: QueueConfig, input: &QueueInput) -> ApiResult<QueueConfig> {
         prequeue_opens_at: i.prequeue_opens_at.unwrap_or(base.prequeue_opens_at),
         opens_at: i.opens_at.unwrap_or(base.opens_at),
         closes_at: i.closes_at.unwrap_or(base.closes_at),
+        session_max_second: i.session_max_second.unwrap_or(base.session_max_second),
         ..base
     };
+    if cfg.session_max_second != 0
+        && !(cfg.token_validity_second..=MAX_TOKEN_VALIDITY).contains(&cfg.session_max_second)
+    {
+        return Err(ApiError::invalid(
+            "session_max_second must be 0 or between token_validity_second and 86400",
+        ));
+    }
     if let Some(pq) = cfg.prequeue_opens_at
         && cfg.opens_at.is_none_or(|o| o <= pq)
     {
@@ -285,6 +294,42 @@ async fn active_token_num(
     let q = state.queue_by_slug(&queue_id).await?;
     let active_num = state.store().active_sessions(q.id, state.now()).await?;
     Ok(Json(ActiveNumResponse { active_num }))
+}
+
+/// Extends a live session (a payment in progress) up to the queue's `session_max_second`
+/// from issue; answers a fresh token for the same session (same `jti`, later `exp`).
+async fn extend_session(
+    State(state): State<AppState>,
+    Form(form): Form<shared::wire::ExtendForm>,
+) -> ApiResult<Json<shared::wire::TokenResponse>> {
+    let slug = form.queue_id.as_deref().ok_or_else(|| ApiError::invalid("queue_id is required"))?;
+    let q = state.queue_by_slug(slug).await?;
+    let rid =
+        form.request_id.as_deref().ok_or_else(|| ApiError::invalid("request_id is required"))?;
+    let by: u64 = form
+        .extend_by
+        .as_deref()
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|n| (1..=u64::from(MAX_TOKEN_VALIDITY)).contains(n))
+        .ok_or_else(|| ApiError::invalid("extend_by must be 1..=86400"))?;
+    if q.session_max_second == 0 {
+        return Err(ApiError::Conflict(
+            "extension_disabled",
+            "sessions of this queue cannot be extended".into(),
+        ));
+    }
+    let t = open_ticket(&state, &q, rid)?;
+    let place = crate::api::place_of(&state, &q, &t)
+        .await?
+        .ok_or_else(|| ApiError::invalid("no access token was issued for this request_id"))?;
+    let now = state.now();
+    let cap = u64::from(q.session_max_second);
+    let session = state
+        .store()
+        .extend_session(q.id, place, by, cap, now)
+        .await?
+        .ok_or_else(|| ApiError::Gone("session_ended", "no live session to extend".into()))?;
+    Ok(Json(crate::api::token_response(&state, &q, rid, place, session, now)))
 }
 
 /// Body of `POST /api/queue/{queue_id}/health`: the origin's telemetry.

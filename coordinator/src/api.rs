@@ -16,7 +16,7 @@ use crate::batcher::NotPlaced;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Form;
 use crate::state::AppState;
-use crate::store::{Claim, ReplayKey};
+use crate::store::{Claim, ReplayKey, Session};
 
 /// Seconds of history kept beyond a queue's expiry window.
 const HISTORY_MARGIN_SECS: u64 = 120;
@@ -356,24 +356,36 @@ async fn generate_token(
         Claim::Ended => return Err(ApiError::Gone("session_ended", "session has ended".into())),
         Claim::Full { .. } => return Ok(still_queued(t.position, facts.counters.serving)),
     };
+    let mut resp =
+        Json(token_response(&state, &q, request_id, t.position, session, now)).into_response();
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// Signs the access token of a session.
+pub fn token_response(
+    state: &AppState,
+    q: &QueueConfig,
+    request_id: &str,
+    place: u64,
+    session: Session,
+    now: u64,
+) -> TokenResponse {
     let claims = AccessClaims {
         iss: state.settings().issuer.clone(),
         aud: q.queue_id.clone(),
         sub: request_id.to_string(),
-        qpos: t.position,
-        jti: jti(q.id, t.position),
+        qpos: place,
+        jti: jti(q.id, place),
     };
     let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let access_token =
         state.keys().signer().issue(&claims, to_i64(session.iat), to_i64(session.exp));
-    let body = TokenResponse {
+    TokenResponse {
         access_token,
         token_type: "Bearer".into(),
         expires_in: session.exp.saturating_sub(now),
-    };
-    let mut resp = Json(body).into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
+    }
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {

@@ -565,6 +565,78 @@ async fn suite(store: Arc<dyn Store>) {
     public_api(&api).await;
     key_rotation(&api).await;
     proof_of_work(&api).await;
+    origin_key_and_extension(&api).await;
+}
+
+async fn origin_key_and_extension(api: &Api) {
+    let rid = api.enqueue("other").await;
+    api.serve("other", 1).await;
+    let first = api.token("other", &rid).await;
+    assert_eq!(first.status, 200);
+    let origin = Some(common::ORIGIN_KEY);
+    let ext = format!("queue_id=other&request_id={rid}&extend_by=60");
+    let form = Some("application/x-www-form-urlencoded");
+    // The origin key is refused everywhere but its two routes.
+    let r = api
+        .admin_req(
+            "POST",
+            "/api/queue/increment_serving_position",
+            form,
+            "queue_id=other&increment_by=1",
+            origin,
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(api.admin_req("GET", "/api/queue/1", None, "", origin).await.status, 401);
+    let r = api.admin_req("POST", "/api/queue/extend_session", form, &ext, origin).await;
+    assert_eq!(
+        (r.status, r.json["error"].as_str()),
+        (StatusCode::CONFLICT, Some("extension_disabled"))
+    );
+    let id = api.state.queue_by_slug("other").await.unwrap().id;
+    let r = api.admin_json("PUT", "/api/queue", json!({"id": id, "session_max_second": 400})).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    let r = api.admin_req("POST", "/api/queue/extend_session", form, &ext, origin).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["expires_in"], first.json["expires_in"].as_u64().unwrap() + 60);
+    let r = api
+        .admin_req(
+            "POST",
+            "/api/queue/extend_session",
+            form,
+            &format!("queue_id=other&request_id={rid}&extend_by=9999"),
+            origin,
+        )
+        .await;
+    assert_eq!(r.json["expires_in"], 400, "capped at session_max_second from issue");
+    let jti = |t: &Value| -> String {
+        let p = shared::b64::decode(t["access_token"].as_str().unwrap().split('.').nth(1).unwrap())
+            .unwrap();
+        serde_json::from_slice::<Value>(&p).unwrap()["jti"].as_str().unwrap().to_string()
+    };
+    assert_eq!(jti(&r.json), jti(&first.json), "same session");
+    let r = api
+        .admin_req(
+            "POST",
+            "/api/queue/extend_session",
+            form,
+            "queue_id=other&request_id=x&extend_by=0",
+            origin,
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    let r = api
+        .admin_req(
+            "POST",
+            "/api/queue/update_token_status",
+            form,
+            &format!("queue_id=other&request_id={rid}&status=2"),
+            origin,
+        )
+        .await;
+    assert_eq!(r.status, 200, "the origin ends sessions");
+    let r = api.admin_req("POST", "/api/queue/extend_session", form, &ext, origin).await;
+    assert_eq!(r.status, 410, "an ended session cannot be extended");
 }
 
 #[tokio::test]

@@ -169,6 +169,19 @@ async fn sessions(s: &dyn Store) {
     );
     assert_eq!(s.end_session(q.id, 2, "j2".into(), 1402).await.unwrap(), Ended::Already);
     assert_eq!(s.active_sessions(q.id, 1600).await.unwrap(), 0);
+
+    // Extension: up to iat + cap, never shorter, only while live.
+    assert_eq!(
+        s.claim(q.id, 6, 2000, 300, 0).await.unwrap(),
+        Claim::Issued(Session { iat: 2000, exp: 2300 })
+    );
+    let ext = s.extend_session(q.id, 6, 100, 600, 2100).await.unwrap();
+    assert_eq!(ext, Some(Session { iat: 2000, exp: 2400 }));
+    let ext = s.extend_session(q.id, 6, 500, 600, 2200).await.unwrap();
+    assert_eq!(ext, Some(Session { iat: 2000, exp: 2600 }), "capped at iat + 600");
+    assert_eq!(s.active_sessions(q.id, 2599).await.unwrap(), 1, "the new expiry counts");
+    assert_eq!(s.extend_session(q.id, 7, 100, 600, 2200).await.unwrap(), None, "never claimed");
+    assert_eq!(s.extend_session(q.id, 6, 100, 600, 2600).await.unwrap(), None, "expired");
 }
 
 async fn waiting(s: &dyn Store) {

@@ -137,6 +137,10 @@ pub struct QueueConfig {
     /// *Extension*: after this (unix seconds), new enqueues are refused.
     #[serde(default)]
     pub closes_at: Option<u64>,
+    /// *Extension*: longest a session may last when the origin extends it
+    /// (`extend_session`), seconds from issue; 0 = sessions cannot be extended.
+    #[serde(default)]
+    pub session_max_second: u32,
 }
 
 fn default_waiting_status() -> u16 {
@@ -162,6 +166,7 @@ impl QueueConfig {
             prequeue_opens_at: None,
             opens_at: None,
             closes_at: None,
+            session_max_second: 0,
         }
     }
 }
@@ -218,6 +223,23 @@ pub struct QueueInput {
     /// Default none. `null` clears it.
     #[serde(default, with = "double_option")]
     pub closes_at: Option<Option<u64>>,
+    /// Default 0 (no extension).
+    #[serde(default)]
+    pub session_max_second: Option<u32>,
+}
+
+/// Form of `POST /api/queue/extend_session`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtendForm {
+    /// The queue slug.
+    #[serde(default)]
+    pub queue_id: Option<String>,
+    /// The visitor's ticket.
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// Seconds to add to the session's expiry (capped by the queue's `session_max_second`).
+    #[serde(default)]
+    pub extend_by: Option<String>,
 }
 
 /// `GET /prequeue/{queue_id}`: the public record of a queue's pre-queue draw. The

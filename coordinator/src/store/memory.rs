@@ -321,6 +321,25 @@ impl Store for MemoryStore {
         })
     }
 
+    fn extend_session(
+        &self,
+        queue: u32,
+        position: u64,
+        by: u64,
+        cap: u64,
+        now: u64,
+    ) -> BoxFuture<'_, StoreResult<Option<Session>>> {
+        self.with_queue(queue, move |q| {
+            q.expire_sessions(now);
+            let s = q.sessions.get_mut(&position)?;
+            let exp = (s.exp + by).min(s.iat + cap).max(s.exp);
+            q.by_expiry.remove(&(s.exp, position));
+            s.exp = exp;
+            q.by_expiry.insert((exp, position));
+            Some(*s)
+        })
+    }
+
     fn active_sessions(&self, queue: u32, now: u64) -> BoxFuture<'_, StoreResult<u64>> {
         self.with_queue(queue, move |q| {
             q.expire_sessions(now);

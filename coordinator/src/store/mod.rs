@@ -233,6 +233,16 @@ pub trait Store: Send + Sync + 'static {
         jti: String,
         now: u64,
     ) -> BoxFuture<'_, StoreResult<Ended>>;
+    /// Moves a live session's expiry to `min(exp + by, iat + cap)` (never earlier); `None`
+    /// when the place holds no live session.
+    fn extend_session(
+        &self,
+        queue: u32,
+        position: u64,
+        by: u64,
+        cap: u64,
+        now: u64,
+    ) -> BoxFuture<'_, StoreResult<Option<Session>>>;
     /// Live sessions at `now`.
     fn active_sessions(&self, queue: u32, now: u64) -> BoxFuture<'_, StoreResult<u64>>;
     /// Facts for the waiting count; `t0` is `now - position_expiry` (or 0 when expiry is off).

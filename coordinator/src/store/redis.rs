@@ -214,6 +214,16 @@ end
 return 2
 "#;
 
+// KEYS: sess, sinfo. ARGV: pos, by, cap, now.
+const EXTEND: &str = r#"
+local exp = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not exp or tonumber(exp) <= tonumber(ARGV[4]) then return {} end
+local iat = tonumber(redis.call('HGET', KEYS[2], ARGV[1]))
+local e = math.max(tonumber(exp), math.min(tonumber(exp) + tonumber(ARGV[2]), iat + tonumber(ARGV[3])))
+redis.call('ZADD', KEYS[1], e, ARGV[1])
+return {iat, e}
+"#;
+
 const ACTIVE: &str = r#"
 local now = tonumber(ARGV[1])
 expire_sessions(KEYS[1], KEYS[2], now)
@@ -288,6 +298,7 @@ struct Scripts {
     apply_tick: Script,
     pq_assign: Script,
     draw: Script,
+    extend: Script,
 }
 
 impl Scripts {
@@ -309,6 +320,7 @@ impl Scripts {
             apply_tick: lib(APPLY_TICK),
             pq_assign: Script::new(PQ_ASSIGN),
             draw: Script::new(DRAW),
+            extend: Script::new(EXTEND),
         }
     }
 }
@@ -811,6 +823,39 @@ impl Store for RedisStore {
                 }
                 _ => Ended::Already,
             })
+        }
+        .boxed()
+    }
+
+    fn extend_session(
+        &self,
+        queue: u32,
+        position: u64,
+        by: u64,
+        cap: u64,
+        now: u64,
+    ) -> BoxFuture<'_, StoreResult<Option<Session>>> {
+        async move {
+            let mut c = self.conn();
+            let sess = qk(queue, "sess");
+            let v: Value = self
+                .scripts
+                .extend
+                .key(&sess)
+                .key(qk(queue, "sinfo"))
+                .arg(position)
+                .arg(by)
+                .arg(cap)
+                .arg(now)
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            let v = ints(v)?;
+            if v.len() != 2 {
+                return Ok(None);
+            }
+            self.replicate(&mut c, &sess).await?;
+            Ok(Some(Session { iat: u(v[0]), exp: u(v[1]) }))
         }
         .boxed()
     }

@@ -14,6 +14,7 @@ use coordinator::state::{AppState, Clock};
 use coordinator::store::Store;
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+pub const ORIGIN_KEY: &str = "test-origin-key-0123456789";
 /// The edge key of test coordinators, and its bytes.
 pub const EDGE_KEY: &str = "a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5";
 pub const EDGE_KEY_BYTES: [u8; 32] = [0xa5; 32];
@@ -215,6 +216,8 @@ pub fn config(redis_url: Option<String>) -> coordinator::Config {
         "127.0.0.1:0".into(),
         "--edge-key".into(),
         EDGE_KEY.into(),
+        "--origin-key".into(),
+        ORIGIN_KEY.into(),
     ];
     if let Some(u) = redis_url {
         args.push("--redis-url".into());
