@@ -258,6 +258,7 @@ async fn increment_serving(
         .filter(|n| (1..=MAX_INCREMENT).contains(n))
         .ok_or_else(|| ApiError::invalid(format!("increment_by must be 1..={MAX_INCREMENT}")))?;
     let serving_pos = state.store().increment_serving(q.id, by, state.now(), keep_secs(&q)).await?;
+    state.forget_status(q.id, None);
     Ok(Json(ServingPosResponse { serving_pos }))
 }
 

@@ -78,7 +78,9 @@ pub fn open_ticket(state: &AppState, q: &QueueConfig, request_id: &str) -> ApiRe
 
 /// Draws the pre-queue once the queue has opened (idempotent, any process may do it).
 pub async fn ensure_drawn(state: &AppState, q: &QueueConfig) -> ApiResult<(u64, u64)> {
-    Ok(state.store().draw(q.id).await?)
+    let drawn = state.store().draw(q.id).await?;
+    state.forget_status(q.id, None);
+    Ok(drawn)
 }
 
 /// The seed of a queue's pre-queue draw, created on first use (its commitment is public).
@@ -225,6 +227,7 @@ async fn assign_queue_pos(
     }
     let in_prequeue = q.prequeue_opens_at.is_some() && q.opens_at.is_some_and(|o| now < o);
     if in_prequeue && let Some(index) = state.store().assign_prequeue(q.id, 1).await? {
+        state.forget_status(q.id, None);
         let ticket = Ticket {
             key_id: 0,
             kind: TicketKind::PreQueue,
@@ -240,6 +243,7 @@ async fn assign_queue_pos(
         ensure_drawn(&state, &q).await?;
     }
     let placed = state.batchers().assign(q.id, keep_secs(&q), replay).await;
+    state.forget_status(q.id, None);
     let (position, entered_at) = placed.map_err(|e| match e {
         NotPlaced::Store(e) => ApiError::from(e),
         NotPlaced::Replayed => {
@@ -291,9 +295,9 @@ async fn serving_pos(
     Path(queue_id): Path<String>,
 ) -> ApiResult<Json<PositionResponse>> {
     let q = state.queue_by_slug(&queue_id).await?;
-    let c = state.store().counters(q.id).await?;
+    let s = state.status(&q).await?;
     Ok(Json(PositionResponse {
-        position: c.serving,
+        position: s.serving,
         ahead: None,
         eta: None,
         admission_rate: state.estimate(q.id).map(|e| e.rate),
@@ -305,15 +309,7 @@ async fn waiting_num(
     Path(queue_id): Path<String>,
 ) -> ApiResult<Json<WaitingNumResponse>> {
     let q = state.queue_by_slug(&queue_id).await?;
-    let t0 = expiry(&q).map_or(0, |e| state.now().saturating_sub(e));
-    let f = state.store().waiting_facts(q.id, t0).await?;
-    let waiting_num = shared::place::waiting(
-        f.counters.assigned,
-        f.claimed_total,
-        f.expired_upto,
-        f.claimed_upto,
-    );
-    Ok(Json(WaitingNumResponse { waiting_num }))
+    Ok(Json(WaitingNumResponse { waiting_num: state.status(&q).await?.waiting }))
 }
 
 fn still_queued(position: u64, serving_pos: u64) -> Response {
@@ -351,7 +347,9 @@ async fn generate_token(
     let validity = u64::from(q.token_validity_second);
     // A session cap holds atomically in the claim, even when many due visitors claim at once.
     let max_active = q.admission.as_ref().and_then(|a| a.policy.max_active()).map_or(0, u64::from);
-    let session = match state.store().claim(q.id, t.position, now, validity, max_active).await? {
+    let claimed = state.store().claim(q.id, t.position, now, validity, max_active).await;
+    state.forget_status(q.id, None);
+    let session = match claimed? {
         Claim::Issued(s) | Claim::Existing(s) => s,
         Claim::Ended => return Err(ApiError::Gone("session_ended", "session has ended".into())),
         Claim::Full { .. } => return Ok(still_queued(t.position, facts.counters.serving)),

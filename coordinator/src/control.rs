@@ -89,6 +89,7 @@ pub async fn tick_queue(
     ctl.tick = tick;
     let json = serde_json::to_string(&ctl).unwrap_or_default();
     let applied = store.apply_tick(q.id, tick, decision.admit, json, now, keep_secs(q)).await?;
+    state.forget_status(q.id, None);
     Ok(applied.map(|_| decision))
 }
 

@@ -100,7 +100,22 @@ struct Inner {
     batchers: Batchers,
     /// Measured admission rate per queue, refreshed every second from the store.
     estimates: RwLock<HashMap<u32, shared::eta::RateEstimate>>,
+    /// Recently read status numbers per queue, so polls are answered from memory.
+    status: RwLock<HashMap<u32, (u64, CachedStatus)>>,
 }
+
+/// Status numbers of a queue as last read from the store.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CachedStatus {
+    /// Serving position.
+    pub serving: u64,
+    /// Waiting visitors.
+    pub waiting: u64,
+}
+
+/// How long (by the state's clock) a status read from the store answers polls: a poll sees a
+/// change made by another process at most this late; changes made here are seen at once.
+pub const STATUS_TTL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The registry, indexed both ways.
 #[derive(Debug, Default)]
@@ -127,6 +142,7 @@ impl AppState {
                 settings,
                 batchers,
                 estimates: RwLock::new(HashMap::new()),
+                status: RwLock::new(HashMap::new()),
             }),
         }
     }
@@ -238,6 +254,48 @@ impl AppState {
             Ok(mut g) => *g = all,
             Err(p) => *p.into_inner() = all,
         }
+    }
+
+    /// The status numbers of a queue, from memory when read less than [`STATUS_TTL`] ago.
+    pub async fn status(&self, q: &QueueConfig) -> StoreResult<CachedStatus> {
+        let fresh = {
+            let g = match self.inner.status.read() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            let now_ms = self.now_ms();
+            let ttl = STATUS_TTL.as_millis() as u64;
+            g.get(&q.id).filter(|(at, _)| now_ms.saturating_sub(*at) < ttl).map(|(_, s)| *s)
+        };
+        if let Some(s) = fresh {
+            return Ok(s);
+        }
+        let now = self.now();
+        let t0 = crate::api::expiry(q).map_or(0, |e| now.saturating_sub(e));
+        let w = self.inner.store.waiting_facts(q.id, t0).await?;
+        let s = CachedStatus {
+            serving: w.counters.serving,
+            waiting: shared::place::waiting(
+                w.counters.assigned,
+                w.claimed_total,
+                w.expired_upto,
+                w.claimed_upto,
+            ),
+        };
+        self.forget_status(q.id, Some(s));
+        Ok(s)
+    }
+
+    /// Replaces (or drops) the cached status of a queue after a change made here.
+    pub fn forget_status(&self, queue: u32, fresh: Option<CachedStatus>) {
+        let mut g = match self.inner.status.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        match fresh {
+            Some(s) => g.insert(queue, (self.now_ms(), s)),
+            None => g.remove(&queue),
+        };
     }
 
     /// Looks a queue up by numeric id in the cache.
