@@ -6,7 +6,9 @@
 
 pub mod admission;
 pub mod eta;
+pub mod pow;
 pub mod prequeue;
+pub mod sync;
 pub mod ticket;
 pub mod token;
 pub mod wire;

@@ -1,0 +1,244 @@
+//! Synced state: the sync endpoint that writes it to KV, and the reads with the in-isolate cache.
+//!
+//! KV layout (namespace bound as `ANTEROOM_KV`):
+//! - `state/<queue_id>`: the latest [`EdgeState`] JSON of a queue;
+//! - `index`: an [`EdgeIndex`], the queues' configs, for path-to-queue mapping.
+//!
+//! Each isolate caches what it read for [`CACHE_MS`] and never goes back to a version lower
+//! than one it has seen (KV replicas can briefly answer with an older value).
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+use ed25519_compact::PublicKey;
+use serde::{Deserialize, Serialize};
+use shared::sync::{EdgeQueue, EdgeState, FORMAT, SIGNATURE_HEADER, SyncBatch, TIMESTAMP_HEADER};
+use worker::{Context, Env, KvStore, Request};
+
+use crate::{EdgeError, EdgeResult, json_response, now_ms};
+
+/// KV binding name.
+const KV: &str = "ANTEROOM_KV";
+/// How long an isolate trusts what it read from KV, milliseconds.
+pub const CACHE_MS: u64 = 1_000;
+/// Largest sync body accepted.
+const MAX_SYNC_BODY: usize = 4 << 20;
+/// KV key of the queue index.
+const INDEX_KEY: &str = "index";
+
+/// The queue index: every synced queue's config (KV `index`), rewritten only when a config
+/// changes, so a routine publish costs one KV write per changed queue.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EdgeIndex {
+    /// The configs of the latest applied states.
+    pub queues: Vec<EdgeQueue>,
+}
+
+/// A synced state with what the hot paths derive from it once.
+#[derive(Debug)]
+pub struct Loaded {
+    pub state: EdgeState,
+    /// Token keys by `kid`.
+    pub keys: HashMap<String, PublicKey>,
+    /// `jti` of ended sessions.
+    pub revoked: HashSet<String>,
+}
+
+impl Loaded {
+    fn new(state: EdgeState) -> Self {
+        let keys = state
+            .jwks
+            .keys
+            .iter()
+            .filter_map(|jwk| Some((jwk.kid.clone(), shared::token::public_key_from_jwk(jwk)?)))
+            .collect();
+        let revoked = state.revoked.iter().cloned().collect();
+        Loaded { state, keys, revoked }
+    }
+}
+
+struct Slot<T> {
+    value: Option<Rc<T>>,
+    fetched_ms: u64,
+}
+
+thread_local! {
+    static STATES: RefCell<HashMap<String, Slot<Loaded>>> = RefCell::new(HashMap::new());
+    static INDEX: RefCell<Option<Slot<EdgeIndex>>> = const { RefCell::new(None) };
+}
+
+pub fn kv(env: &Env) -> EdgeResult<KvStore> {
+    env.kv(KV).map_err(|e| EdgeError::Internal(format!("kv binding {KV}: {e}")))
+}
+
+fn state_key(queue_id: &str) -> String {
+    format!("state/{queue_id}")
+}
+
+/// Slugs are `[a-z0-9_-]{1,32}`; anything else is never a queue (and never a KV key).
+pub fn valid_slug(q: &str) -> bool {
+    (1..=32).contains(&q.len())
+        && q.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+async fn read_state(kv: &KvStore, queue_id: &str) -> EdgeResult<Option<EdgeState>> {
+    let Some(text) = kv.get(&state_key(queue_id)).text().await? else { return Ok(None) };
+    match serde_json::from_str::<EdgeState>(&text) {
+        Ok(s) if s.format == FORMAT => Ok(Some(s)),
+        Ok(s) => {
+            worker::console_warn!("state/{queue_id} has unknown format {}", s.format);
+            Ok(None)
+        }
+        Err(e) => Err(EdgeError::Internal(format!("state/{queue_id} does not parse: {e}"))),
+    }
+}
+
+/// Remembers `state` in this isolate unless it already holds a newer one; returns what it holds.
+fn remember(queue_id: &str, state: Option<EdgeState>, now: u64) -> Option<Rc<Loaded>> {
+    STATES.with_borrow_mut(|m| {
+        let slot = m.entry(queue_id.to_owned()).or_insert(Slot { value: None, fetched_ms: 0 });
+        slot.fetched_ms = now;
+        match state {
+            // A queue that vanished from KV was removed on purpose (sync `removed`).
+            None => slot.value = None,
+            Some(s) if slot.value.as_ref().is_none_or(|old| s.version > old.state.version) => {
+                slot.value = Some(Rc::new(Loaded::new(s)));
+            }
+            Some(_) => {}
+        }
+        slot.value.clone()
+    })
+}
+
+/// The synced state of `queue_id`, from the isolate cache when fresh, else from KV.
+pub async fn state(env: &Env, queue_id: &str) -> EdgeResult<Option<Rc<Loaded>>> {
+    if !valid_slug(queue_id) {
+        return Ok(None);
+    }
+    let now = now_ms();
+    let cached = STATES.with_borrow(|m| {
+        m.get(queue_id)
+            .filter(|s| now.saturating_sub(s.fetched_ms) < CACHE_MS)
+            .map(|s| s.value.clone())
+    });
+    if let Some(v) = cached {
+        return Ok(v);
+    }
+    let fresh = read_state(&kv(env)?, queue_id).await?;
+    Ok(remember(queue_id, fresh, now))
+}
+
+/// The queue index, from the isolate cache when fresh, else from KV. `None`: never synced.
+pub async fn index(env: &Env) -> EdgeResult<Option<Rc<EdgeIndex>>> {
+    let now = now_ms();
+    let cached = INDEX.with_borrow(|s| {
+        s.as_ref().filter(|s| now.saturating_sub(s.fetched_ms) < CACHE_MS).map(|s| s.value.clone())
+    });
+    if let Some(v) = cached {
+        return Ok(v);
+    }
+    let text = kv(env)?.get(INDEX_KEY).text().await?;
+    let value = match text {
+        None => None,
+        Some(t) => Some(Rc::new(
+            serde_json::from_str::<EdgeIndex>(&t)
+                .map_err(|e| EdgeError::Internal(format!("index does not parse: {e}")))?,
+        )),
+    };
+    INDEX.with_borrow_mut(|s| *s = Some(Slot { value: value.clone(), fetched_ms: now }));
+    Ok(value)
+}
+
+#[derive(Serialize)]
+struct Applied<'a> {
+    queue_id: &'a str,
+    version: u64,
+}
+
+#[derive(Serialize, Default)]
+struct SyncAnswer<'a> {
+    /// States written (newer than what KV held).
+    applied: Vec<Applied<'a>>,
+    /// States not written: KV already held this version or a newer one.
+    ignored: Vec<Applied<'a>>,
+    /// Queues forgotten.
+    removed: Vec<&'a str>,
+}
+
+/// `POST {prefix}/__anteroom/sync`: the coordinator's publish, MAC'd over timestamp and body.
+pub async fn sync(mut req: Request, env: &Env, _ctx: &Context) -> EdgeResult {
+    let key = crate::edge_key(env)?;
+    let headers = req.headers();
+    let ts: u64 = headers
+        .get(TIMESTAMP_HEADER)?
+        .and_then(|t| t.trim().parse().ok())
+        .ok_or_else(|| EdgeError::client(401, "unauthorized", "missing or bad timestamp"))?;
+    let sig = headers
+        .get(SIGNATURE_HEADER)?
+        .ok_or_else(|| EdgeError::client(401, "unauthorized", "missing signature"))?;
+    if headers
+        .get("content-length")?
+        .and_then(|l| l.parse::<usize>().ok())
+        .is_some_and(|l| l > MAX_SYNC_BODY)
+    {
+        return Err(EdgeError::client(413, "payload_too_large", "sync body is too large"));
+    }
+    let body = req.bytes().await?;
+    if body.len() > MAX_SYNC_BODY {
+        return Err(EdgeError::client(413, "payload_too_large", "sync body is too large"));
+    }
+    shared::sync::verify_sync(&key, ts, &body, &sig, now_ms())
+        .map_err(|e| EdgeError::client(401, "unauthorized", e.to_string()))?;
+    let batch: SyncBatch = serde_json::from_slice(&body).map_err(|_| {
+        EdgeError::client(400, "invalid_parameter", "sync body is not a valid batch")
+    })?;
+    for s in &batch.states {
+        if s.format != FORMAT || !valid_slug(&s.queue.queue_id) {
+            return Err(EdgeError::client(
+                400,
+                "invalid_parameter",
+                "unknown format or bad queue_id",
+            ));
+        }
+    }
+    let kv = kv(env)?;
+    let now = now_ms();
+    let mut answer = SyncAnswer::default();
+    let mut index = match kv.get(INDEX_KEY).text().await? {
+        Some(t) => serde_json::from_str::<EdgeIndex>(&t).unwrap_or_default(),
+        None => EdgeIndex::default(),
+    };
+    let before = serde_json::to_string(&index).unwrap_or_default();
+    for s in &batch.states {
+        let q = s.queue.queue_id.as_str();
+        let stored = read_state(&kv, q).await.ok().flatten().map(|s| s.version);
+        if stored.is_some_and(|v| v >= s.version) {
+            answer.ignored.push(Applied { queue_id: q, version: s.version });
+            continue;
+        }
+        let text = serde_json::to_string(s).map_err(|e| EdgeError::Internal(e.to_string()))?;
+        kv.put(&state_key(q), text)?.execute().await?;
+        remember(q, Some(s.clone()), now);
+        match index.queues.iter_mut().find(|e| e.queue_id == q) {
+            Some(e) => *e = s.queue.clone(),
+            None => index.queues.push(s.queue.clone()),
+        }
+        answer.applied.push(Applied { queue_id: q, version: s.version });
+    }
+    for q in &batch.removed {
+        if !valid_slug(q) {
+            continue;
+        }
+        kv.delete(&state_key(q)).await?;
+        index.queues.retain(|e| &e.queue_id != q);
+        STATES.with_borrow_mut(|m| m.remove(q.as_str()));
+        answer.removed.push(q);
+    }
+    let after = serde_json::to_string(&index).map_err(|e| EdgeError::Internal(e.to_string()))?;
+    if after != before {
+        kv.put(INDEX_KEY, after)?.execute().await?;
+    }
+    INDEX.with_borrow_mut(|s| *s = Some(Slot { value: Some(Rc::new(index)), fetched_ms: now }));
+    Ok(json_response(200, &answer))
+}

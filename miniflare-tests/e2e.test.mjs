@@ -1,0 +1,286 @@
+// End to end: the built worker under Miniflare (listening on a loopback port), the real
+// coordinator (target/debug/coordinator) publishing to it, and a real redis-server, all started
+// here on free ports. No mocks. Between the worker and the coordinator sits a counting
+// pass-through proxy, so the test can say how many requests reached the coordinator.
+//
+// Also prints the measurements the edge issue asks for (sync staleness, coordinator requests
+// caused by 10,000 status polls) as `# measure:` lines.
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createServer, request as httpRequest } from "node:http";
+import { createRequire } from "node:module";
+import { connect } from "node:net";
+import {
+  EDGE_KEY_HEX, PREFIX, ROOT, SIGNING_SEED_HEX, TICKET_KEYS, freePort, startOrigin, until,
+} from "./helpers.mjs";
+import { Miniflare } from "miniflare";
+
+const require = createRequire(import.meta.url);
+const pow = require("../edge-worker/assets/pow.js");
+const COORDINATOR = `${ROOT}/target/debug/coordinator`;
+const ADMIN_KEY = "e2e-admin-key";
+const PUBLISH_MS = 500;
+const IP = "192.0.2.50";
+
+let redis, coordinator, proxy, mf, origin;
+let edge, publicUrl, adminUrl, coordinatorLog = "";
+const children = [];
+
+function spawnChild(cmd, args, env = {}) {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  children.push(child);
+  return child;
+}
+
+async function redisPing(port) {
+  return new Promise((resolve) => {
+    const s = connect(port, "127.0.0.1", () => s.write("PING\r\n"));
+    s.on("data", (d) => { resolve(d.toString().startsWith("+PONG")); s.destroy(); });
+    s.on("error", () => resolve(false));
+  });
+}
+
+/// Forwards every request to `target`, counting them by path.
+async function startCountingProxy(target) {
+  const counts = new Map();
+  const t = new URL(target);
+  const server = createServer((req, res) => {
+    const path = req.url.split("?")[0];
+    counts.set(path, (counts.get(path) ?? 0) + 1);
+    const up = httpRequest({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode, r.headers);
+      r.pipe(res);
+    });
+    up.on("error", () => { res.writeHead(502); res.end(); });
+    req.pipe(up);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    counts,
+    total: () => [...counts.values()].reduce((a, b) => a + b, 0),
+    close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }),
+  };
+}
+
+async function startCoordinator(env) {
+  const child = spawnChild(COORDINATOR, [], env);
+  child.stdout.on("data", (d) => (coordinatorLog += d));
+  child.stderr.on("data", (d) => (coordinatorLog += d));
+  await until(async () => (await fetch(`${publicUrl}/healthz`)).ok, { ms: 20_000, what: "coordinator /healthz" });
+  return child;
+}
+
+const admin = (path, init = {}) => fetch(`${adminUrl}${path}`, {
+  ...init, headers: { authorization: `Bearer ${ADMIN_KEY}`, ...(init.headers ?? {}) },
+});
+const formBody = (fields) => ({
+  method: "POST",
+  headers: { "content-type": "application/x-www-form-urlencoded", "cf-connecting-ip": IP },
+  body: new URLSearchParams(fields).toString(),
+});
+const atEdge = (path, init) => mf.dispatchFetch(`${edge}${path}`, init);
+
+async function solvedForm(queueId) {
+  const ch = await (await atEdge(`${PREFIX}/pow/challenge?queue_id=${queueId}`, { headers: { "cf-connecting-ip": IP } })).json();
+  const fields = { queue_id: queueId };
+  if (ch.difficulty > 0) {
+    fields.pow_challenge = ch.challenge;
+    fields.pow_counter = String(pow.solve(ch.challenge, ch.difficulty));
+  }
+  return fields;
+}
+
+const haveCoordinator = existsSync(COORDINATOR);
+
+describe("edge + coordinator + redis", { skip: !haveCoordinator && "target/debug/coordinator is not built" }, () => {
+  let coordEnv;
+
+  before(async () => {
+    const redisPort = await freePort();
+    redis = spawnChild("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+    await until(() => redisPing(redisPort), { what: "redis PING" });
+
+    origin = await startOrigin();
+    const edgePort = await freePort();
+    const publicPort = await freePort();
+    const adminPort = await freePort();
+    publicUrl = `http://127.0.0.1:${publicPort}`;
+    adminUrl = `http://127.0.0.1:${adminPort}`;
+    proxy = await startCountingProxy(publicUrl);
+    mf = new Miniflare({
+      scriptPath: `${ROOT}/edge-worker/build/index.js`,
+      modules: true,
+      modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
+      compatibilityDate: "2026-04-26",
+      kvNamespaces: ["ANTEROOM_KV"],
+      host: "127.0.0.1",
+      port: edgePort,
+      bindings: {
+        PREFIX, EDGE_KEY: EDGE_KEY_HEX, TICKET_KEYS, COORDINATOR_URL: proxy.url, ORIGIN_URL: origin.url,
+      },
+    });
+    edge = (await mf.ready).toString().replace(/\/$/, "");
+    coordEnv = {
+      ANTEROOM_LISTEN: `127.0.0.1:${publicPort}`,
+      ANTEROOM_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
+      ANTEROOM_ADMIN_KEY: ADMIN_KEY,
+      ANTEROOM_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      ANTEROOM_TICKET_KEYS: TICKET_KEYS,
+      ANTEROOM_SIGNING_KEY: SIGNING_SEED_HEX,
+      ANTEROOM_EDGE_KEY: EDGE_KEY_HEX,
+      ANTEROOM_EDGE_SYNC_URL: `${edge}${PREFIX}/__anteroom/sync`,
+      ANTEROOM_PUBLISH_INTERVAL_MS: String(PUBLISH_MS),
+      RUST_LOG: "info",
+    };
+    coordinator = await startCoordinator(coordEnv);
+    const created = await admin("/api/queue", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        queue_id: "live", token_validity_second: 300, enable_queue_position_expiry: false,
+        position_expiry_second: 900, paths: ["/shop"], bypass: ["/shop/webhooks"], pow_difficulty: 8,
+        waiting_status: 202,
+      }),
+    });
+    assert.equal(created.status, 200, await created.clone().text());
+    // The coordinator publishes the new queue to the edge on its own.
+    await until(async () => (await atEdge(`${PREFIX}/serving_pos/live`)).status === 200, { what: "first sync of queue live" });
+  });
+
+  after(async () => {
+    await mf?.dispose();
+    for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+    await proxy?.close();
+    await origin?.close();
+    if (process.env.E2E_VERBOSE) console.log(coordinatorLog);
+  });
+
+  let ticket;
+
+  test("enqueue through the edge with proof-of-work; the place is then known at the edge", async () => {
+    const r = await atEdge(`${PREFIX}/assign_queue_pos`, formBody(await solvedForm("live")));
+    assert.equal(r.status, 200, await r.clone().text());
+    ticket = await r.json();
+    assert.equal(typeof ticket.request_id, "string");
+    const q = await atEdge(`${PREFIX}/queue_pos/live/${ticket.request_id}`);
+    assert.equal(q.status, 200);
+    assert.equal((await q.json()).position, ticket.position);
+  });
+
+  test("a replayed solution passes the edge but the coordinator refuses it", async () => {
+    const fields = await solvedForm("live");
+    const first = await atEdge(`${PREFIX}/assign_queue_pos`, formBody(fields));
+    assert.equal(first.status, 200);
+    await first.text();
+    const before = proxy.counts.get("/assign_queue_pos");
+    const again = await atEdge(`${PREFIX}/assign_queue_pos`, formBody(fields));
+    assert.ok(again.status >= 400 && again.status < 500, `replay answered ${again.status}`);
+    await again.text();
+    assert.equal(proxy.counts.get("/assign_queue_pos"), before + 1, "the replay reached the coordinator");
+  });
+
+  test("a wrong solution never reaches the coordinator", async () => {
+    const before = proxy.total();
+    const fields = await solvedForm("live");
+    let bad = Number(fields.pow_counter) + 1;
+    while (pow.digestHex(fields.pow_challenge, bad).startsWith("00")) bad++;
+    const r = await atEdge(`${PREFIX}/assign_queue_pos`, formBody({ ...fields, pow_counter: String(bad) }));
+    assert.equal(r.status, 403);
+    await r.text();
+    assert.equal(proxy.total(), before);
+  });
+
+  test("a serving-position change reaches the edge; token claimed; protected path proxied", async () => {
+    let g = await atEdge(`${PREFIX}/generate_token`, formBody({ queue_id: "live", request_id: ticket.request_id }));
+    assert.equal(g.status, 202);
+    await g.text();
+    const served = await admin("/api/queue/increment_serving_position", {
+      method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ queue_id: "live", increment_by: String(ticket.position) }).toString(),
+    });
+    assert.equal(served.status, 200);
+    const target = (await served.json()).serving_pos;
+    await until(async () => (await (await atEdge(`${PREFIX}/serving_pos/live`)).json()).position >= target, { what: "serving position at the edge" });
+    g = await atEdge(`${PREFIX}/generate_token`, formBody({ queue_id: "live", request_id: ticket.request_id }));
+    assert.equal(g.status, 200, await g.clone().text());
+    const cookie = g.headers.get("set-cookie");
+    const tok = await g.json();
+    assert.match(cookie, /^anteroom-live=[^;]+; Path=\/; Max-Age=\d+; HttpOnly; SameSite=Lax$/);
+    const p = await atEdge("/shop/page?x=1", { headers: { cookie: cookie.split(";")[0] } });
+    assert.equal(p.status, 200);
+    assert.equal((await p.json()).url, "/shop/page?x=1");
+    const b = await atEdge("/shop/page", { headers: { authorization: `Bearer ${tok.access_token}` } });
+    assert.equal(b.status, 200);
+    await b.text();
+    const none = await atEdge("/shop/page");
+    assert.equal(none.status, 202);
+    await none.text();
+  });
+
+  test("measure: sync staleness of serving-position changes (p50/p99)", async () => {
+    const samples = [];
+    for (let i = 0; i < 20; i++) {
+      const t0 = performance.now();
+      const r = await admin("/api/queue/increment_serving_position", {
+        method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ queue_id: "live", increment_by: "1" }).toString(),
+      });
+      const want = (await r.json()).serving_pos;
+      await until(async () => (await (await atEdge(`${PREFIX}/serving_pos/live`)).json()).position >= want, { every: 10, what: "serving position" });
+      samples.push(performance.now() - t0);
+    }
+    samples.sort((a, b) => a - b);
+    const pct = (p) => samples[Math.min(samples.length - 1, Math.floor((p / 100) * samples.length))];
+    console.log(`# measure: sync staleness over ${samples.length} changes: p50 ${pct(50).toFixed(0)} ms, p99 ${pct(99).toFixed(0)} ms (publish interval ${PUBLISH_MS} ms + isolate cache 1000 ms)`);
+    assert.ok(pct(99) <= PUBLISH_MS + 1000 + 300 + 500, `p99 ${pct(99)} ms`);
+  });
+
+  test("measure: 10,000 status polls cause no coordinator request", async () => {
+    const before = proxy.total();
+    const paths = [`${PREFIX}/serving_pos/live`, `${PREFIX}/waiting_num/live`, `${PREFIX}/queue_pos/live/${ticket.request_id}`];
+    let ok = 0;
+    const t0 = performance.now();
+    for (let i = 0; i < 10_000; i += 50) {
+      const batch = await Promise.all(Array.from({ length: 50 }, (_, j) => atEdge(paths[(i + j) % 3])));
+      for (const r of batch) {
+        if (r.status === 200) ok++;
+        await r.arrayBuffer();
+      }
+    }
+    const ms = performance.now() - t0;
+    const caused = proxy.total() - before;
+    console.log(`# measure: 10000 status polls at the edge: ${ok} answered 200 in ${ms.toFixed(0)} ms, ${caused} coordinator requests`);
+    assert.equal(ok, 10_000);
+    assert.equal(caused, 0);
+  });
+
+  test("coordinator killed: status and protected paths still served, enqueue 503 + Retry-After", async () => {
+    const g = await atEdge(`${PREFIX}/generate_token`, formBody({ queue_id: "live", request_id: ticket.request_id }));
+    const tok = (await g.json()).access_token;
+    coordinator.kill("SIGKILL");
+    await until(async () => {
+      try { await fetch(`${publicUrl}/healthz`); return false; } catch { return true; }
+    }, { what: "coordinator down" });
+    const s = await atEdge(`${PREFIX}/serving_pos/live`);
+    assert.equal(s.status, 200);
+    await s.text();
+    const q = await atEdge(`${PREFIX}/queue_pos/live/${ticket.request_id}`);
+    assert.equal(q.status, 200);
+    await q.text();
+    const p = await atEdge("/shop/page", { headers: { authorization: `Bearer ${tok}` } });
+    assert.equal(p.status, 200);
+    await p.text();
+    const a = await atEdge(`${PREFIX}/assign_queue_pos`, formBody(await solvedForm("live")));
+    assert.equal(a.status, 503);
+    assert.ok(Number(a.headers.get("retry-after")) > 0);
+    assert.equal((await a.json()).error, "coordinator_unavailable");
+    // Back up: tickets and tokens issued before still work, publishing resumes.
+    coordinator = await startCoordinator(coordEnv);
+    const again = await atEdge(`${PREFIX}/assign_queue_pos`, formBody(await solvedForm("live")));
+    assert.equal(again.status, 200);
+    await again.text();
+  });
+});

@@ -1,0 +1,195 @@
+// Shared harness for the edge tests: loads the built worker into Miniflare, signs sync
+// batches, seals tickets and signs tokens with Node's crypto (an implementation independent of
+// the Rust one), and runs a small origin server that records what reaches it.
+import { createHash, createHmac, createPrivateKey, createPublicKey, sign as edSign, randomBytes } from "node:crypto";
+import { createServer } from "node:http";
+import { fileURLToPath } from "node:url";
+import { Miniflare } from "miniflare";
+
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+export const EDGE_KEY_HEX = "7e".repeat(32);
+export const EDGE_KEY = Buffer.from(EDGE_KEY_HEX, "hex");
+export const TICKET_KEY = { id: 3, secret: Buffer.alloc(32, 0x3c) };
+export const TICKET_KEYS = `${TICKET_KEY.id}:${TICKET_KEY.secret.toString("hex")}`;
+export const SIGNING_SEED_HEX = "5b".repeat(32);
+export const ISSUER = "anteroom";
+export const PREFIX = "/anteroom";
+export const BASE = "https://shop.example";
+
+export const b64 = (buf) => Buffer.from(buf).toString("base64url");
+export const nowSecs = () => Math.floor(Date.now() / 1000);
+
+/// An unused loopback port ("127.0.0.1:0" is not accepted by every service we start).
+export async function freePort() {
+  const { createServer: net } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const s = net();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/// Polls `check` (async, truthy = done) every `every` ms until `ms` have passed.
+export async function until(check, { ms = 10_000, every = 25, what = "condition" } = {}) {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    try {
+      last = await check();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${last}`);
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
+
+export async function startWorker(vars = {}) {
+  const mf = new Miniflare({
+    scriptPath: `${ROOT}/edge-worker/build/index.js`,
+    modules: true,
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
+    compatibilityDate: "2026-04-26",
+    kvNamespaces: ["ANTEROOM_KV"],
+    bindings: {
+      PREFIX,
+      EDGE_KEY: EDGE_KEY_HEX,
+      TICKET_KEYS,
+      COORDINATOR_URL: "http://127.0.0.1:9", // nothing listens there unless a test says so
+      ...vars,
+    },
+  });
+  await mf.ready;
+  return mf;
+}
+
+// ---- sync ----
+
+export function signSync(body, ts = Date.now(), key = EDGE_KEY) {
+  return b64(createHmac("sha256", key).update(`anteroom-sync-v1\n${ts}\n`).update(body).digest());
+}
+
+export async function postSync(mf, batch, { ts = Date.now(), key = EDGE_KEY, sig } = {}) {
+  const body = typeof batch === "string" ? batch : JSON.stringify(batch);
+  return mf.dispatchFetch(`${BASE}${PREFIX}/__anteroom/sync`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "x-anteroom-timestamp": String(ts),
+      "x-anteroom-signature": sig ?? signSync(body, ts, key),
+    },
+    body,
+  });
+}
+
+export function verifyClientHeader(header, key = EDGE_KEY) {
+  const [ip, ts, mac] = header.split("|");
+  const want = b64(createHmac("sha256", key).update(`anteroom-client-v1\n${ip}\n${ts}`).digest());
+  return want === mac ? { ip, ts: Number(ts) } : null;
+}
+
+// ---- tokens (EdDSA JWT, as shared/src/token.rs) ----
+
+function keyPair(seedHex) {
+  const der = Buffer.concat([Buffer.from("302e020100300506032b657004220420", "hex"), Buffer.from(seedHex, "hex")]);
+  const privateKey = createPrivateKey({ key: der, format: "der", type: "pkcs8" });
+  const pub = createPublicKey(privateKey).export({ format: "jwk" });
+  const raw = Buffer.from(pub.x, "base64url");
+  const kid = b64(createHash("sha256").update(raw).digest().subarray(0, 12));
+  return { privateKey, x: pub.x, kid };
+}
+
+export const SIGNER = keyPair(SIGNING_SEED_HEX);
+export const OTHER_SIGNER = keyPair("6c".repeat(32));
+
+export function jwk(signer = SIGNER) {
+  return { kty: "OKP", crv: "Ed25519", x: signer.x, kid: signer.kid, alg: "EdDSA", use: "sig" };
+}
+
+export function signToken(claims, { signer = SIGNER, header = {} } = {}) {
+  const now = nowSecs();
+  const h = b64(JSON.stringify({ alg: "EdDSA", typ: "JWT", kid: signer.kid, ...header }));
+  const p = b64(JSON.stringify({
+    iss: ISSUER, aud: "concert", sub: "ticket", qpos: 1, jti: randomBytes(6).toString("hex"),
+    iat: now, nbf: now, exp: now + 300, ...claims,
+  }));
+  const sig = edSign(null, Buffer.from(`${h}.${p}`), signer.privateKey);
+  return `${h}.${p}.${b64(sig)}`;
+}
+
+// ---- tickets (as shared/src/ticket.rs) ----
+
+export function sealTicket({ queue, position, enteredAt = nowSecs(), prequeue = false, key = TICKET_KEY }) {
+  const body = Buffer.alloc(19);
+  body[0] = 1;
+  body[1] = key.id;
+  body[2] = prequeue ? 1 : 0;
+  body.writeUInt32BE(queue, 3);
+  body.writeBigUInt64BE(BigInt(position), 7);
+  body.writeUInt32BE(enteredAt, 15);
+  const mac = createHmac("sha256", key.secret).update(body).digest().subarray(0, 16);
+  return b64(Buffer.concat([body, mac]));
+}
+
+// ---- edge state ----
+
+let version = 1000;
+export function nextVersion() {
+  return ++version;
+}
+
+export function queueConfig(overrides = {}) {
+  return {
+    id: 7, queue_id: "concert", mode: "queue", paths: ["/shop"], bypass: ["/shop/webhooks", "*.png"],
+    pow_difficulty: 0, fail_open: false, waiting_status: 200, token_validity_second: 300,
+    enable_queue_position_expiry: false, position_expiry_second: 900, ...overrides,
+  };
+}
+
+export function edgeState({ queue = {}, ...overrides } = {}) {
+  return {
+    format: 1, version: nextVersion(), published_at_ms: Date.now(), issuer: ISSUER,
+    queue: queueConfig(queue), serving_pos: 10, assigned: 50, waiting_num: 40, active_num: 3,
+    serving_history: [[10, nowSecs() - 5]], jwks: { keys: [jwk()] }, revoked: [], ...overrides,
+  };
+}
+
+// ---- origin ----
+
+/// A small origin: records requests; `/shop/stream` sends its second chunk only once the test
+/// calls `release()`, so a client that sees the first chunk first proves streaming.
+export async function startOrigin() {
+  const seen = [];
+  let release;
+  let released = new Promise((r) => (release = r));
+  const server = createServer(async (req, res) => {
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    seen.push({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() });
+    if (req.url.startsWith("/shop/stream")) {
+      res.writeHead(200, { "content-type": "text/plain", "x-origin": "stream" });
+      res.write("first chunk\n");
+      await released;
+      res.end("second chunk\n");
+      return;
+    }
+    res.writeHead(req.url.startsWith("/shop/created") ? 201 : 200, {
+      "content-type": "application/json", "x-origin": "yes", "set-cookie": "origin=1; Path=/",
+    });
+    res.end(JSON.stringify({ origin: true, method: req.method, url: req.url }));
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    seen,
+    release: () => {
+      release();
+      released = new Promise((r) => (release = r));
+    },
+    close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }),
+  };
+}

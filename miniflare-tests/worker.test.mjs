@@ -1,0 +1,524 @@
+// The edge worker alone under Miniflare: sync, status answers, tickets, proof-of-work at the
+// edge, token checks on protected paths, proxying, assets. The coordinator is absent here (its
+// URL is a closed port), which is itself tested: nothing the edge answers alone needs it.
+// End-to-end with the real coordinator and Redis: e2e.test.mjs.
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createHash, createHmac } from "node:crypto";
+import { createRequire } from "node:module";
+import {
+  BASE, PREFIX, EDGE_KEY, OTHER_SIGNER, SIGNER, b64, edgeState, nowSecs, postSync, sealTicket,
+  signToken, startOrigin, startWorker, jwk, until,
+} from "./helpers.mjs";
+
+const require = createRequire(import.meta.url);
+const pow = require("../edge-worker/assets/pow.js");
+
+let mf;
+let origin;
+const get = (path, init = {}) => mf.dispatchFetch(`${BASE}${path}`, init);
+const form = (fields, headers = {}) => ({
+  method: "POST",
+  headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
+  body: new URLSearchParams(fields).toString(),
+});
+
+before(async () => {
+  origin = await startOrigin();
+  mf = await startWorker({ ORIGIN_URL: origin.url });
+});
+after(async () => {
+  await mf?.dispose();
+  await origin?.close();
+});
+
+describe("before any sync", () => {
+  test("protected paths fail closed with 503 and Retry-After, JSON on request", async () => {
+    const r = await get("/shop/item", { headers: { accept: "application/json" } });
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get("retry-after"), "5");
+    assert.equal((await r.json()).error, "not_synced");
+    const html = await get("/shop/item");
+    assert.equal(html.status, 503);
+    assert.match(html.headers.get("content-type"), /text\/html/);
+    await html.text();
+    assert.equal(origin.seen.length, 0);
+  });
+
+  test("status of an unknown queue is 400", async () => {
+    const r = await get(`${PREFIX}/serving_pos/concert`);
+    assert.equal(r.status, 400);
+    assert.deepEqual(Object.keys(await r.json()).sort(), ["error", "message"]);
+  });
+});
+
+describe("sync endpoint", () => {
+  test("a signed batch is applied and served with its version", async () => {
+    const s = edgeState({ serving_pos: 12, waiting_num: 33 });
+    const r = await postSync(mf, { states: [s], removed: [] });
+    assert.equal(r.status, 200);
+    assert.deepEqual((await r.json()).applied, [{ queue_id: "concert", version: s.version }]);
+    const sp = await (await get(`${PREFIX}/serving_pos/concert`)).json();
+    assert.deepEqual(sp, { position: 12, version: s.version });
+    const wn = await (await get(`${PREFIX}/waiting_num/concert`)).json();
+    assert.deepEqual(wn, { waiting_num: 33, version: s.version });
+    const kv = await mf.getKVNamespace("ANTEROOM_KV");
+    assert.equal(JSON.parse(await kv.get("state/concert")).version, s.version);
+    assert.equal(JSON.parse(await kv.get("index")).queues[0].queue_id, "concert");
+  });
+
+  test("a bad MAC, a stale or future timestamp and missing headers are refused", async () => {
+    const batch = { states: [edgeState({ serving_pos: 999 })], removed: [] };
+    const body = JSON.stringify(batch);
+    const cases = [
+      { sig: b64(Buffer.alloc(32)) },
+      { key: Buffer.alloc(32, 1) },
+      { ts: Date.now() - 31_000 },
+      { ts: Date.now() + 31_000 },
+    ];
+    for (const c of cases) {
+      const r = await postSync(mf, body, c);
+      assert.equal(r.status, 401, JSON.stringify(c));
+      assert.equal((await r.json()).error, "unauthorized");
+    }
+    const r = await mf.dispatchFetch(`${BASE}${PREFIX}/__anteroom/sync`, { method: "POST", body });
+    assert.equal(r.status, 401);
+    await r.text();
+    // A body changed after signing.
+    const ts = Date.now();
+    const signed = await postSync(mf, body, { ts, sig: (await import("./helpers.mjs")).signSync(body.replace("999", "998"), ts) });
+    assert.equal(signed.status, 401);
+    await signed.text();
+    const sp = await (await get(`${PREFIX}/serving_pos/concert`)).json();
+    assert.notEqual(sp.position, 999);
+  });
+
+  test("an older state never replaces a newer one", async () => {
+    const newer = edgeState({ serving_pos: 20 });
+    const older = { ...edgeState({ serving_pos: 5 }), version: newer.version - 1 };
+    assert.equal((await postSync(mf, { states: [newer], removed: [] })).status, 200);
+    const r = await postSync(mf, { states: [older], removed: [] });
+    assert.equal(r.status, 200);
+    const answer = await r.json();
+    assert.deepEqual(answer.applied, []);
+    assert.deepEqual(answer.ignored, [{ queue_id: "concert", version: older.version }]);
+    // Same version again is ignored too.
+    const again = await (await postSync(mf, { states: [newer], removed: [] })).json();
+    assert.equal(again.ignored.length, 1);
+    const sp = await (await get(`${PREFIX}/serving_pos/concert`)).json();
+    assert.deepEqual(sp, { position: 20, version: newer.version });
+    const kv = await mf.getKVNamespace("ANTEROOM_KV");
+    assert.equal(JSON.parse(await kv.get("state/concert")).serving_pos, 20);
+  });
+
+  test("an isolate never goes back to a lower version it has seen, even if KV does", async () => {
+    const s = edgeState({ serving_pos: 21 });
+    await (await postSync(mf, { states: [s], removed: [] })).text();
+    assert.equal((await (await get(`${PREFIX}/serving_pos/concert`)).json()).position, 21);
+    // Simulate a lagging KV replica answering with an older value.
+    const kv = await mf.getKVNamespace("ANTEROOM_KV");
+    await kv.put("state/concert", JSON.stringify({ ...s, version: s.version - 10, serving_pos: 1 }));
+    const deadline = Date.now() + 2500; // beyond the 1 s isolate cache: KV is re-read
+    while (Date.now() < deadline) {
+      const sp = await (await get(`${PREFIX}/serving_pos/concert`)).json();
+      assert.deepEqual(sp, { position: 21, version: s.version });
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await (await postSync(mf, { states: [edgeState({ serving_pos: 22 })], removed: [] })).text();
+  });
+
+  test("malformed batches, unknown formats and bad slugs are 400; wrong method 405", async () => {
+    for (const body of ["not json", JSON.stringify({ states: [{ ...edgeState(), format: 2 }] }),
+      JSON.stringify({ states: [edgeState({ queue: { queue_id: "Bad Slug" } })] })]) {
+      const r = await postSync(mf, body);
+      assert.equal(r.status, 400, body.slice(0, 40));
+      await r.text();
+    }
+    const r = await get(`${PREFIX}/__anteroom/sync`);
+    assert.equal(r.status, 405);
+    await r.text();
+  });
+
+  test("removed queues are forgotten", async () => {
+    const gone = edgeState({ queue: { id: 99, queue_id: "gone", paths: ["/gone"] } });
+    await (await postSync(mf, { states: [gone], removed: [] })).text();
+    assert.equal((await get(`${PREFIX}/serving_pos/gone`)).status, 200);
+    const r = await (await postSync(mf, { states: [], removed: ["gone"] })).json();
+    assert.deepEqual(r.removed, ["gone"]);
+    assert.equal((await get(`${PREFIX}/serving_pos/gone`)).status, 400);
+  });
+});
+
+describe("tickets at the edge", () => {
+  test("queue_pos: valid, foreign, tampered, pre-queue, lost and expired", async () => {
+    const s = edgeState({
+      serving_pos: 10, assigned: 50, published_at_ms: Date.now(),
+      queue: { enable_queue_position_expiry: true, position_expiry_second: 60 },
+      serving_history: [[3, nowSecs() - 200], [10, nowSecs() - 5]],
+    });
+    await (await postSync(mf, { states: [s], removed: [] })).text();
+    const q = (t) => get(`${PREFIX}/queue_pos/concert/${t}`);
+    let r = await q(sealTicket({ queue: 7, position: 42 }));
+    assert.equal(r.status, 200);
+    assert.deepEqual(await r.json(), { position: 42, version: s.version });
+    // Just issued, beyond the synced `assigned`: the state is older than the ticket.
+    r = await q(sealTicket({ queue: 7, position: 51 }));
+    assert.equal(r.status, 200);
+    await r.text();
+    // Issued long before the state and still not in it: the storage lost it.
+    r = await q(sealTicket({ queue: 7, position: 51, enteredAt: nowSecs() - 60 }));
+    assert.equal(r.status, 404);
+    await r.text();
+    r = await q(sealTicket({ queue: 8, position: 4 }));
+    assert.equal(r.status, 400);
+    await r.text();
+    const t = sealTicket({ queue: 7, position: 4 });
+    r = await q(t.slice(0, -2) + (t.endsWith("AA") ? "BB" : "AA"));
+    assert.equal(r.status, 400);
+    await r.text();
+    r = await q(sealTicket({ queue: 7, position: 4, key: { id: 3, secret: Buffer.alloc(32, 9) } }));
+    assert.equal(r.status, 400);
+    await r.text();
+    r = await q(sealTicket({ queue: 7, position: 4, prequeue: true }));
+    assert.equal(r.status, 404);
+    await r.text();
+    // Position 2 was passed 200 s ago, expiry 60 s.
+    r = await q(sealTicket({ queue: 7, position: 2, enteredAt: nowSecs() - 300 }));
+    assert.equal(r.status, 410);
+    await r.text();
+    r = await q("garbage");
+    assert.equal(r.status, 400);
+    await r.text();
+  });
+
+  test("generate_token is 202 at the edge while the place is not served (no coordinator call)", async () => {
+    const s = edgeState({ serving_pos: 10 });
+    await (await postSync(mf, { states: [s], removed: [] })).text();
+    const r = await get(`${PREFIX}/generate_token`, form({ queue_id: "concert", request_id: sealTicket({ queue: 7, position: 11 }) }));
+    assert.equal(r.status, 202);
+    const body = await r.json();
+    assert.equal(body.position, 11);
+    assert.equal(body.serving_pos, 10);
+    assert.equal(body.version, s.version);
+  });
+
+  test("generate_token for a served place goes to the coordinator: down means 503 + Retry-After", async () => {
+    const r = await get(`${PREFIX}/generate_token`, form({ queue_id: "concert", request_id: sealTicket({ queue: 7, position: 9 }) }));
+    assert.equal(r.status, 503);
+    assert.ok(Number(r.headers.get("retry-after")) > 0);
+    const body = await r.json();
+    assert.equal(body.error, "coordinator_unavailable");
+    assert.doesNotMatch(body.message, /127\.0\.0\.1|connect|refused/i);
+  });
+
+  test("bad forms: missing fields 400, wrong content type 415, huge body 413", async () => {
+    let r = await get(`${PREFIX}/generate_token`, form({ queue_id: "concert" }));
+    assert.equal(r.status, 400);
+    await r.text();
+    r = await get(`${PREFIX}/generate_token`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    assert.equal(r.status, 415);
+    await r.text();
+    r = await get(`${PREFIX}/assign_queue_pos`, form({ queue_id: "concert", pad: "x".repeat(10_000) }));
+    assert.equal(r.status, 413);
+    await r.text();
+    r = await get(`${PREFIX}/assign_queue_pos`, form({ queue_id: "nope" }));
+    assert.equal(r.status, 400);
+    await r.text();
+    r = await get(`${PREFIX}/assign_queue_pos`);
+    assert.equal(r.status, 405);
+    await r.text();
+  });
+});
+
+describe("proof-of-work at the edge", () => {
+  const IP = "198.51.100.23";
+  const ipHeaders = { "cf-connecting-ip": IP };
+
+  // A challenge made by the test itself with the edge key (expired or foreign on purpose).
+  function craft({ queue = 7, expiresAt = nowSecs() + 60, difficulty = 8, ip = IP } = {}) {
+    const raw = Buffer.alloc(34);
+    raw[0] = 1;
+    raw.writeUInt32BE(queue, 1);
+    Buffer.alloc(16, 0x42).copy(raw, 5);
+    raw.writeUInt32BE(expiresAt, 21);
+    raw[25] = difficulty;
+    createHash("sha256").update(ip).digest().subarray(0, 8).copy(raw, 26);
+    const mac = createHmac("sha256", EDGE_KEY).update("anteroom-pow-v1\n").update(raw).digest().subarray(0, 12);
+    return b64(Buffer.concat([raw, mac]));
+  }
+
+  before(async () => {
+    await (await postSync(mf, { states: [edgeState({ queue: { pow_difficulty: 8 } })], removed: [] })).text();
+  });
+
+  test("the challenge route hands out fresh challenges for the queue's difficulty", async () => {
+    const r = await get(`${PREFIX}/pow/challenge?queue_id=concert`, { headers: ipHeaders });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get("cache-control"), "no-store");
+    const a = await r.json();
+    assert.equal(a.difficulty, 8);
+    assert.equal(a.challenge.length, 62);
+    assert.ok(a.expires_at > nowSecs() && a.expires_at <= nowSecs() + 121);
+    const b = await (await get(`${PREFIX}/pow/challenge?queue_id=concert`, { headers: ipHeaders })).json();
+    assert.notEqual(a.challenge, b.challenge);
+    assert.equal((await get(`${PREFIX}/pow/challenge?queue_id=nope`)).status, 400);
+    assert.equal((await get(`${PREFIX}/pow/challenge`)).status, 400);
+  });
+
+  test("missing, wrong, expired, foreign-queue and foreign-client solutions get 403 at the edge", async () => {
+    const { challenge } = await (await get(`${PREFIX}/pow/challenge?queue_id=concert`, { headers: ipHeaders })).json();
+    const good = pow.solve(challenge, 8);
+    let wrong = good + 1;
+    while (pow.digestHex(challenge, wrong).startsWith("00")) wrong++;
+    const expired = craft({ expiresAt: nowSecs() - 1 });
+    const foreign = craft({ queue: 8 });
+    const cases = [
+      [{}, /pow_challenge is missing/],
+      [{ pow_challenge: challenge }, /pow_counter is missing/],
+      [{ pow_challenge: challenge, pow_counter: String(wrong) }, /solution is wrong/],
+      [{ pow_challenge: expired, pow_counter: String(pow.solve(expired, 8)) }, /expired/],
+      [{ pow_challenge: foreign, pow_counter: String(pow.solve(foreign, 8)) }, /another queue/],
+      [{ pow_challenge: challenge.slice(0, 30) + (challenge[30] === "A" ? "B" : "A") + challenge.slice(31), pow_counter: String(good) }, /integrity|wrong/],
+    ];
+    for (const [fields, message] of cases) {
+      const r = await get(`${PREFIX}/assign_queue_pos`, form({ queue_id: "concert", ...fields }, ipHeaders));
+      assert.equal(r.status, 403, JSON.stringify(fields));
+      const body = await r.json();
+      assert.equal(body.error, "pow_failed");
+      assert.match(body.message, message);
+    }
+    const other = await get(`${PREFIX}/assign_queue_pos`, form(
+      { queue_id: "concert", pow_challenge: challenge, pow_counter: String(good) },
+      { "cf-connecting-ip": "198.51.100.24" },
+    ));
+    assert.equal(other.status, 403);
+    assert.match((await other.json()).message, /another client/);
+  });
+
+  test("an accepted solution passes the edge (coordinator down: 503 + Retry-After, not 403)", async () => {
+    const { challenge } = await (await get(`${PREFIX}/pow/challenge?queue_id=concert`, { headers: ipHeaders })).json();
+    const r = await get(`${PREFIX}/assign_queue_pos`, form({ queue_id: "concert", pow_challenge: challenge, pow_counter: String(pow.solve(challenge, 8)) }, ipHeaders));
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get("retry-after"), "5");
+    assert.equal((await r.json()).error, "coordinator_unavailable");
+  });
+});
+
+describe("protected paths", () => {
+  const shop = (path = "/shop/item?x=1", init = {}) => get(path, init);
+  const bearer = (t, extra = {}) => ({ headers: { authorization: `Bearer ${t}`, ...extra } });
+
+  before(async () => {
+    await (await postSync(mf, { states: [edgeState({ queue: { waiting_status: 429 } })], removed: [] })).text();
+  });
+
+  test("without a token: waiting room HTML with the queue's status and a same-origin return", async () => {
+    const r = await shop("/shop/item?x=1");
+    assert.equal(r.status, 429);
+    assert.equal(r.headers.get("cache-control"), "no-store");
+    const html = await r.text();
+    assert.match(html, /data-queue="concert"/);
+    assert.match(html, /data-return="\/shop\/item\?x=1"/);
+    assert.match(html, /\/anteroom\/__anteroom\/assets\/app\.[0-9a-f]{12}\.js/);
+    const j = await shop("/shop/item", { headers: { accept: "application/json" } });
+    assert.equal(j.status, 429);
+    const body = await j.json();
+    assert.equal(body.queue_id, "concert");
+    assert.equal(body.error, "queued");
+    assert.equal(origin.seen.length, 0);
+  });
+
+  test("a non-GET request without a token gets a JSON 403", async () => {
+    const r = await shop("/shop/cart", { method: "POST", body: "a=1", headers: { "content-type": "application/x-www-form-urlencoded" } });
+    assert.equal(r.status, 403);
+    assert.equal((await r.json()).error, "token_required");
+    assert.equal(origin.seen.length, 0);
+  });
+
+  test("a valid token is proxied with status, headers and body intact (bearer and cookie)", async () => {
+    const t = signToken({ aud: "concert" });
+    const r = await shop("/shop/created?q=2", { method: "POST", body: "payload=1", headers: { authorization: `Bearer ${t}`, "content-type": "text/plain" } });
+    assert.equal(r.status, 201);
+    assert.equal(r.headers.get("x-origin"), "yes");
+    assert.equal(r.headers.get("set-cookie"), "origin=1; Path=/");
+    assert.deepEqual(await r.json(), { origin: true, method: "POST", url: "/shop/created?q=2" });
+    const last = origin.seen.at(-1);
+    assert.equal(last.body, "payload=1");
+    const c = await shop("/shop/item", { headers: { cookie: `other=1; anteroom-concert=${t}` } });
+    assert.equal(c.status, 200);
+    assert.equal((await c.json()).url, "/shop/item");
+    const h = await shop("/shop/item", { headers: { cookie: `__Host-anteroom-concert=${t}` } });
+    assert.equal(h.status, 200);
+    await h.text();
+  });
+
+  test("the origin's body is streamed, not buffered", async () => {
+    // `identity`: with gzip accepted, workerd compresses text and buffers it to do so.
+    const r = await shop("/shop/stream", bearer(signToken({ aud: "concert" }), { "accept-encoding": "identity" }));
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get("x-origin"), "stream");
+    const reader = r.body.getReader();
+    const timeout = new Promise((resolve) => setTimeout(() => resolve("timed out"), 5000));
+    const first = await Promise.race([reader.read(), timeout]);
+    origin.release();
+    assert.notEqual(first, "timed out", "first chunk did not arrive while the origin held the rest");
+    // Arrived while the origin still held the rest.
+    assert.equal(new TextDecoder().decode(first.value), "first chunk\n");
+    let rest = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      rest += new TextDecoder().decode(value);
+    }
+    assert.equal(rest, "second chunk\n");
+  });
+
+  test("forged, expired, not-yet-valid, wrong-queue, wrong-issuer and alg:none tokens get the waiting room", async () => {
+    const now = nowSecs();
+    const forged = signToken({ aud: "concert" }, { signer: OTHER_SIGNER, header: { kid: SIGNER.kid } });
+    const [h, p] = signToken({ aud: "concert" }).split(".");
+    const none = `${b64(JSON.stringify({ alg: "none", typ: "JWT", kid: SIGNER.kid }))}.${p}.`;
+    const tampered = `${h}.${b64(JSON.stringify({ ...JSON.parse(Buffer.from(p, "base64url")), aud: "concert", qpos: 0 }))}.${signToken({}).split(".")[2]}`;
+    const cases = {
+      forged, none, tampered,
+      unknownKid: signToken({ aud: "concert" }, { signer: OTHER_SIGNER }),
+      expired: signToken({ aud: "concert", iat: now - 600, nbf: now - 600, exp: now - 60 }),
+      notYet: signToken({ aud: "concert", iat: now + 600, nbf: now + 600, exp: now + 900 }),
+      wrongQueue: signToken({ aud: "other" }),
+      wrongIssuer: signToken({ aud: "concert", iss: "evil" }),
+      garbage: "a.b.c",
+    };
+    const before = origin.seen.length;
+    for (const [name, t] of Object.entries(cases)) {
+      const r = await shop("/shop/item", bearer(t));
+      assert.equal(r.status, 429, name);
+      assert.match(await r.text(), /data-queue="concert"/, name);
+    }
+    assert.equal(origin.seen.length, before);
+  });
+
+  test("a revoked session is refused even after its token was cached as valid", async () => {
+    const jti = "session-to-revoke";
+    const t = signToken({ aud: "concert", jti });
+    const ok = await shop("/shop/item", bearer(t));
+    assert.equal(ok.status, 200);
+    await ok.text();
+    await (await postSync(mf, { states: [edgeState({ queue: { waiting_status: 429 }, revoked: [jti] })], removed: [] })).text();
+    const r = await shop("/shop/item", bearer(t));
+    assert.equal(r.status, 429);
+    await r.text();
+  });
+
+  test("a key removed from the JWKS stops admitting cached tokens", async () => {
+    const t = signToken({ aud: "concert" });
+    assert.equal((await (await shop("/shop/item", bearer(t))).text()).length > 0, true);
+    await (await postSync(mf, { states: [edgeState({ queue: { waiting_status: 429 }, jwks: { keys: [jwk(OTHER_SIGNER)] } })], removed: [] })).text();
+    const r = await shop("/shop/item", bearer(t));
+    assert.equal(r.status, 429);
+    await r.text();
+    await (await postSync(mf, { states: [edgeState({ queue: { waiting_status: 429 } })], removed: [] })).text();
+  });
+
+  test("bypass patterns and unprotected paths go straight to the origin", async () => {
+    for (const path of ["/shop/webhooks/stripe", "/shop/logo.png", "/about", "/shopping"]) {
+      const r = await shop(path, { method: path.includes("webhooks") ? "POST" : "GET", body: path.includes("webhooks") ? "{}" : undefined });
+      assert.equal(r.status, 200, path);
+      assert.equal((await r.json()).url, path);
+    }
+  });
+
+  test("passthrough and closed modes; fail-open and fail-closed with no state", async () => {
+    await (await postSync(mf, { states: [
+      edgeState({ queue: { id: 20, queue_id: "open-q", paths: ["/open"], mode: "passthrough" } }),
+      edgeState({ queue: { id: 21, queue_id: "closed-q", paths: ["/closed"], mode: "closed" } }),
+      edgeState({ queue: { id: 22, queue_id: "fo", paths: ["/fo"], fail_open: true } }),
+      edgeState({ queue: { id: 23, queue_id: "fc", paths: ["/fc"], fail_open: false } }),
+    ], removed: [] })).text();
+    let r = await shop("/open/page");
+    assert.equal(r.status, 200);
+    assert.equal((await r.json()).url, "/open/page");
+    r = await shop("/closed/page");
+    assert.equal(r.status, 403);
+    assert.match(await r.text(), /closed/i);
+    r = await shop("/closed/page", { headers: { accept: "application/json" } });
+    assert.equal((await r.json()).error, "queue_closed");
+    // The index knows fo and fc, but their states vanish from KV (e.g. not written yet).
+    const kv = await mf.getKVNamespace("ANTEROOM_KV");
+    await kv.delete("state/fo");
+    await kv.delete("state/fc");
+    // Once the isolate's 1 s cache lapses, KV has no state for them.
+    const fo = await until(async () => {
+      const res = await mf.dispatchFetch(`${BASE}/fo/x`);
+      // The origin answers JSON; the waiting room (status 200 for this queue) HTML.
+      const proxied = res.status === 200 && res.headers.get("x-origin") === "yes";
+      return proxied ? res : void (await res.arrayBuffer());
+    }, { ms: 5000, what: "fail-open queue proxied" });
+    assert.equal((await fo.json()).url, "/fo/x");
+    const fc = await until(async () => {
+      const res = await mf.dispatchFetch(`${BASE}/fc/x`);
+      return res.status === 503 ? res : void (await res.arrayBuffer());
+    }, { ms: 5000, what: "fail-closed queue answering 503" });
+    assert.equal(fc.headers.get("retry-after"), "5");
+    await fc.text();
+    r = await get(`${PREFIX}/serving_pos/fc`);
+    assert.equal(r.status, 503);
+    await r.text();
+  });
+});
+
+describe("assets and the room page", () => {
+  test("hashed assets are immutable, the page is no-store, unknown assets 404", async () => {
+    const page = await get(`${PREFIX}/__anteroom/room?queue_id=concert&return_to=/shop/item`);
+    assert.equal(page.status, 200);
+    assert.equal(page.headers.get("cache-control"), "no-store");
+    const html = await page.text();
+    const names = [...html.matchAll(/__anteroom\/assets\/([a-z]+\.[0-9a-f]{12}\.(?:js|css))/g)].map((m) => m[1]);
+    assert.equal(new Set(names).size, 3, html);
+    for (const name of names) {
+      const a = await get(`${PREFIX}/__anteroom/assets/${name}`);
+      assert.equal(a.status, 200);
+      assert.equal(a.headers.get("cache-control"), "public, max-age=31536000, immutable");
+      const text = await a.text();
+      const hash = createHash("sha256").update(text).digest("hex").slice(0, 12);
+      assert.ok(name.includes(hash), `${name} named after its content`);
+    }
+    assert.equal((await get(`${PREFIX}/__anteroom/assets/app.000000000000.js`)).status, 404);
+    assert.equal((await get(`${PREFIX}/nothing-here`)).status, 404);
+  });
+
+  test("return_to never leaves the site", async () => {
+    for (const evil of ["//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"]) {
+      const r = await get(`${PREFIX}/__anteroom/room?queue_id=concert&return_to=${encodeURIComponent(evil)}`);
+      assert.match(await r.text(), /data-return="\/"/, evil);
+    }
+    const r = await get(`${PREFIX}/__anteroom/room?queue_id=concert&return_to=${encodeURIComponent('/a"><script>')}`);
+    const html = await r.text();
+    assert.doesNotMatch(html, /"><script>/);
+  });
+
+  test("the solver script served to browsers solves the shared vectors", async () => {
+    const page = await (await get(`${PREFIX}/__anteroom/room?queue_id=concert`)).text();
+    const name = page.match(/assets\/(pow\.[0-9a-f]{12}\.js)/)[1];
+    const src = await (await get(`${PREFIX}/__anteroom/assets/${name}`)).text();
+    const sandbox = {};
+    new Function("self", src)(sandbox);
+    const vectors = require("../shared/test-vectors/pow.json");
+    for (const v of vectors) assert.equal(sandbox.AnteroomPow.solve(v.challenge, v.difficulty), v.counter);
+  });
+});
+
+describe("errors never leak", () => {
+  test("a missing secret is a generic 500, its cause only in the log", async () => {
+    const bare = await startWorker({ EDGE_KEY: "" });
+    try {
+      const r = await postSync(bare, { states: [], removed: [] });
+      assert.equal(r.status, 500);
+      const body = await r.json();
+      assert.deepEqual(Object.keys(body).sort(), ["error", "message"]);
+      assert.equal(body.error, "internal_error");
+      assert.doesNotMatch(body.message, /EDGE_KEY|hex/);
+    } finally {
+      await bare.dispose();
+    }
+  });
+});

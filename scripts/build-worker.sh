@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds the edge worker (Rust -> Wasm) into edge-worker/build/ and prints its gzipped size.
+# Needs the tools from scripts/install-edge-tools.sh; nothing here downloads anything.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$CARGO_BIN/wasm-bindgen}"
+export WASM_OPT_BIN="${WASM_OPT_BIN:-$ROOT/node_modules/binaryen/bin/wasm-opt}"
+export ESBUILD_BIN="${ESBUILD_BIN:-$ROOT/node_modules/.bin/esbuild}"
+for tool in "$CARGO_BIN/worker-build" "$WASM_BINDGEN_BIN" "$WASM_OPT_BIN" "$ESBUILD_BIN"; do
+  if [ ! -x "$tool" ]; then
+    echo "build-worker: missing $tool; run scripts/install-edge-tools.sh" >&2
+    exit 1
+  fi
+done
+
+cd "$ROOT/edge-worker"
+# The `worker` profile (root Cargo.toml) has the size settings; the coordinator never sees them.
+"$CARGO_BIN/worker-build" --profile worker
+
+wasm="$ROOT/edge-worker/build/index_bg.wasm"
+js="$ROOT/edge-worker/build/index.js"
+raw=$(stat -c %s "$wasm")
+gz=$(cat "$wasm" "$js" | gzip -9 | wc -c)
+echo "edge worker built: wasm ${raw} bytes, wasm+js gzipped ${gz} bytes ($((gz / 1024)) KiB)"

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds the edge worker and runs the Miniflare tests (node --test). The end-to-end file starts
+# its own coordinator (target/debug/coordinator, built here when missing or stale) and
+# redis-server on free loopback ports. Exits non-zero on any failure.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export WRANGLER_SEND_METRICS=false WRANGLER_SEND_ERROR_REPORTS=false CLOUDFLARE_CF_FETCH_ENABLED=false
+
+"$ROOT/scripts/install-edge-tools.sh"
+"$ROOT/scripts/build-worker.sh"
+if [ "${SKIP_COORDINATOR_BUILD:-}" != "1" ]; then
+  cargo build -p coordinator
+fi
+
+files=(miniflare-tests/*.test.mjs)
+# One file at a time: the machine is small and each file starts workerd (and the e2e file a
+# coordinator and Redis).
+node --test --test-concurrency=1 "${files[@]}"

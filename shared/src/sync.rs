@@ -1,0 +1,475 @@
+//! The coordinator-to-edge channel: the state the coordinator publishes, how the request is
+//! authenticated, and the MAC'd client-IP header the edge sends back on forwarded calls.
+//!
+//! All three MACs are HMAC-SHA256 under the one shared `EDGE_KEY`, each with its own
+//! domain-separation label, base64url without padding:
+//!
+//! | use | message |
+//! |---|---|
+//! | sync request | `"anteroom-sync-v1\n"` ‖ timestamp (decimal unix ms) ‖ `"\n"` ‖ body |
+//! | client header | `"anteroom-client-v1\n"` ‖ ip ‖ `"\n"` ‖ timestamp (decimal unix ms) |
+//! | proof-of-work | see [`crate::pow`] |
+//!
+//! A sync request is `POST {prefix}/__anteroom/sync` with the JSON [`SyncBatch`] as body and
+//! the headers [`TIMESTAMP_HEADER`] and [`SIGNATURE_HEADER`]. Forwarded `assign_queue_pos` and
+//! `generate_token` calls carry [`CLIENT_HEADER`] = `<ip>|<unix ms>|<mac>`. Both timestamps
+//! must be within [`WINDOW_MS`] of the receiver's clock.
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::ticket::{Ticket, TicketKind};
+use crate::wire::Jwks;
+
+/// Current [`EdgeState`] format.
+pub const FORMAT: u8 = 1;
+/// Header carrying the sync request's timestamp, decimal unix milliseconds.
+pub const TIMESTAMP_HEADER: &str = "x-anteroom-timestamp";
+/// Header carrying the sync request's MAC.
+pub const SIGNATURE_HEADER: &str = "x-anteroom-signature";
+/// Header carrying the visitor's IP from the edge to the coordinator.
+pub const CLIENT_HEADER: &str = "x-anteroom-client";
+/// Accepted clock difference between sender and receiver, either way.
+pub const WINDOW_MS: u64 = 30_000;
+
+const SYNC_LABEL: &[u8] = b"anteroom-sync-v1\n";
+const CLIENT_LABEL: &[u8] = b"anteroom-client-v1\n";
+
+/// What the coordinator sends to the edge in one sync request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncBatch {
+    /// Current state of each published queue.
+    #[serde(default)]
+    pub states: Vec<EdgeState>,
+    /// Slugs of queues deleted since the last publish: the edge forgets them.
+    #[serde(default)]
+    pub removed: Vec<String>,
+}
+
+/// What the edge knows about one queue; written to KV under `state/<queue_id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeState {
+    /// Layout version of this struct, [`FORMAT`]; the edge ignores formats it does not know.
+    pub format: u8,
+    /// Strictly increasing per queue: the edge never replaces a state with an older one, and
+    /// every status answer carries it so pages drop out-of-order answers.
+    pub version: u64,
+    /// When the coordinator built this state, unix ms (staleness, and the ticket-loss check).
+    pub published_at_ms: u64,
+    /// The `iss` of access tokens.
+    pub issuer: String,
+    /// The queue's configuration.
+    pub queue: EdgeQueue,
+    /// Current serving position: tickets at or below it may claim a token.
+    pub serving_pos: u64,
+    /// Positions handed out so far (the committed counter).
+    pub assigned: u64,
+    /// The `waiting_num` answer.
+    pub waiting_num: u64,
+    /// The `active_token_num` answer.
+    pub active_num: u64,
+    /// Recent `(serving position, unix secs it was reached)` pairs, oldest first, so the edge
+    /// can tell when a place expired.
+    #[serde(default)]
+    pub serving_history: Vec<(u64, u64)>,
+    /// Public keys that sign access tokens.
+    pub jwks: Jwks,
+    /// `jti` of sessions that ended (completed, abandoned, revoked) but are not expired yet.
+    #[serde(default)]
+    pub revoked: Vec<String>,
+}
+
+/// How a queue treats its protected paths.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueMode {
+    /// Visitors need a token.
+    #[default]
+    Queue,
+    /// Everyone passes (the queue is configured but not enforcing).
+    Passthrough,
+    /// Nobody passes; the edge shows a closed page.
+    Closed,
+}
+
+/// The queue configuration the edge needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeQueue {
+    /// Server-assigned numeric id (in tickets and challenges).
+    pub id: u32,
+    /// The slug (token audience, KV key, cookie name).
+    pub queue_id: String,
+    /// What the edge does on protected paths.
+    #[serde(default)]
+    pub mode: QueueMode,
+    /// Path prefixes this queue protects, matched on `/` boundaries (`/` protects all).
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Path prefixes or `*.ext` patterns passed straight through (webhooks, health checks).
+    #[serde(default)]
+    pub bypass: Vec<String>,
+    /// Leading zero bits asked of `assign_queue_pos` callers; 0 = off.
+    #[serde(default)]
+    pub pow_difficulty: u8,
+    /// With no synced state, let visitors through (`true`) or hold them (`false`).
+    #[serde(default)]
+    pub fail_open: bool,
+    /// Status of the waiting-room answer on protected paths: 200, 202 or 429.
+    #[serde(default = "default_waiting_status")]
+    pub waiting_status: u16,
+    /// Life of an access token, seconds.
+    #[serde(default)]
+    pub token_validity_second: u32,
+    /// Whether unclaimed places expire.
+    #[serde(default)]
+    pub enable_queue_position_expiry: bool,
+    /// How long a place stays claimable after the serving position passes it, seconds.
+    #[serde(default)]
+    pub position_expiry_second: u32,
+}
+
+fn default_waiting_status() -> u16 {
+    200
+}
+
+/// Why a sync request or client header was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncError {
+    /// Missing part, not a number, not base64.
+    Malformed,
+    /// The timestamp is outside the accepted window.
+    Stale,
+    /// The MAC does not match.
+    BadSignature,
+}
+
+impl core::fmt::Display for SyncError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            SyncError::Malformed => "signed request is malformed",
+            SyncError::Stale => "signed request timestamp is outside the accepted window",
+            SyncError::BadSignature => "signed request failed its integrity check",
+        })
+    }
+}
+
+impl std::error::Error for SyncError {}
+
+fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> Hmac<Sha256> {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("hmac takes any key length");
+    for p in parts {
+        m.update(p);
+    }
+    m
+}
+
+fn check(m: Hmac<Sha256>, sig: &str) -> Result<(), SyncError> {
+    let sig = crate::b64::decode(sig).ok_or(SyncError::Malformed)?;
+    m.verify_slice(&sig).map_err(|_| SyncError::BadSignature)
+}
+
+fn fresh(ts_ms: u64, now_ms: u64) -> Result<(), SyncError> {
+    if ts_ms.abs_diff(now_ms) > WINDOW_MS {
+        return Err(SyncError::Stale);
+    }
+    Ok(())
+}
+
+/// The [`SIGNATURE_HEADER`] value for a sync request body sent at `ts_ms`.
+pub fn sign_sync(key: &[u8; 32], ts_ms: u64, body: &[u8]) -> String {
+    let ts = ts_ms.to_string();
+    let tag = hmac(key, &[SYNC_LABEL, ts.as_bytes(), b"\n", body]).finalize().into_bytes();
+    crate::b64::encode(tag)
+}
+
+/// Checks a sync request: timestamp within [`WINDOW_MS`] of `now_ms`, then the MAC
+/// (constant-time).
+pub fn verify_sync(
+    key: &[u8; 32],
+    ts_ms: u64,
+    body: &[u8],
+    sig: &str,
+    now_ms: u64,
+) -> Result<(), SyncError> {
+    fresh(ts_ms, now_ms)?;
+    let ts = ts_ms.to_string();
+    check(hmac(key, &[SYNC_LABEL, ts.as_bytes(), b"\n", body]), sig)
+}
+
+/// The whole [`CLIENT_HEADER`] value: `<ip>|<ts_ms>|<mac>`.
+pub fn sign_client(key: &[u8; 32], ip: &str, ts_ms: u64) -> String {
+    let ts = ts_ms.to_string();
+    let tag = hmac(key, &[CLIENT_LABEL, ip.as_bytes(), b"\n", ts.as_bytes()]).finalize();
+    format!("{ip}|{ts}|{}", crate::b64::encode(tag.into_bytes()))
+}
+
+/// Checks a [`CLIENT_HEADER`] value and returns the client IP it vouches for.
+pub fn verify_client(key: &[u8; 32], header: &str, now_ms: u64) -> Result<String, SyncError> {
+    let mut parts = header.rsplitn(3, '|');
+    let (Some(sig), Some(ts), Some(ip)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(SyncError::Malformed);
+    };
+    let ts_ms: u64 = ts.parse().map_err(|_| SyncError::Malformed)?;
+    fresh(ts_ms, now_ms)?;
+    check(hmac(key, &[CLIENT_LABEL, ip.as_bytes(), b"\n", ts.as_bytes()]), sig)?;
+    Ok(ip.to_owned())
+}
+
+/// Where a ticket stands according to a synced state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketStanding {
+    /// A ticket of another queue (or another incarnation of this slug).
+    Foreign,
+    /// A pre-queue ticket, or a place the storage does not have: `404`.
+    NotDecided,
+    /// Still behind the serving position.
+    Waiting,
+    /// At or before the serving position: may claim a token.
+    Ready,
+    /// The place expired: `410`.
+    Expired,
+}
+
+impl EdgeState {
+    /// Where `ticket` stands at `now_secs`.
+    ///
+    /// A valid ticket beyond `assigned` is normally just newer than this state (the
+    /// coordinator answers only after storing the place); it counts as lost only when it was
+    /// issued at least a second before the state was published and the state still does not
+    /// include it.
+    ///
+    /// Position expiry needs the time the serving position passed the ticket; the edge takes
+    /// it from `serving_history`. When the history does not reach back that far, the place
+    /// counts as expired only if even the oldest entry is more than `position_expiry_second`
+    /// old (the coordinator, which knows exactly, has the last word on `generate_token`).
+    pub fn standing(&self, ticket: &Ticket, now_secs: u64) -> TicketStanding {
+        if ticket.queue != self.queue.id {
+            return TicketStanding::Foreign;
+        }
+        if ticket.kind == TicketKind::PreQueue {
+            return TicketStanding::NotDecided;
+        }
+        if ticket.position > self.assigned
+            && u64::from(ticket.entered_at) + 1 < self.published_at_ms / 1000
+        {
+            return TicketStanding::NotDecided;
+        }
+        if ticket.position > self.serving_pos {
+            return TicketStanding::Waiting;
+        }
+        if self.queue.enable_queue_position_expiry {
+            let passed_at = self
+                .serving_history
+                .iter()
+                .find(|(pos, _)| *pos >= ticket.position)
+                .or(self.serving_history.first())
+                .map(|&(_, at)| at);
+            if let Some(passed_at) = passed_at {
+                let start = passed_at.max(u64::from(ticket.entered_at));
+                if now_secs > start + u64::from(self.queue.position_expiry_second) {
+                    return TicketStanding::Expired;
+                }
+            }
+        }
+        TicketStanding::Ready
+    }
+
+    /// Whether this queue's `paths` cover `path` (prefix match on `/` boundaries). Returns the
+    /// length of the longest matching prefix, so the most specific queue wins.
+    pub fn covers(queue: &EdgeQueue, path: &str) -> Option<usize> {
+        queue.paths.iter().filter(|p| path_has_prefix(path, p)).map(|p| p.len()).max()
+    }
+
+    /// Whether `path` matches one of the queue's `bypass` patterns.
+    pub fn bypassed(queue: &EdgeQueue, path: &str) -> bool {
+        queue.bypass.iter().any(|b| match b.strip_prefix("*.") {
+            Some(ext) => path
+                .rsplit('/')
+                .next()
+                .and_then(|f| f.rsplit_once('.'))
+                .is_some_and(|(_, e)| e.eq_ignore_ascii_case(ext)),
+            None => path_has_prefix(path, b),
+        })
+    }
+}
+
+/// `/shop` covers `/shop` and `/shop/cart` but not `/shopping`; `/` and `/shop/` cover
+/// everything below them.
+fn path_has_prefix(path: &str, prefix: &str) -> bool {
+    if prefix.is_empty() || !path.starts_with(prefix) {
+        return false;
+    }
+    prefix.ends_with('/') || path.len() == prefix.len() || path.as_bytes()[prefix.len()] == b'/'
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    const KEY: [u8; 32] = [0x33; 32];
+    const NOW: u64 = 1_790_000_000_000;
+
+    /// Shared with the JS tests (`miniflare-tests/`), which sign sync batches themselves.
+    const VECTORS: &str = include_str!("../test-vectors/sync.json");
+
+    #[derive(Deserialize)]
+    struct Vector {
+        key_hex: String,
+        kind: String,
+        ts_ms: u64,
+        ip: Option<String>,
+        body: Option<String>,
+        value: String,
+    }
+
+    #[test]
+    fn vectors() {
+        let vectors: Vec<Vector> = serde_json::from_str(VECTORS).unwrap();
+        assert!(
+            vectors.iter().any(|v| v.kind == "sync") && vectors.iter().any(|v| v.kind == "client")
+        );
+        for v in vectors {
+            let key: [u8; 32] = (0..32)
+                .map(|i| u8::from_str_radix(&v.key_hex[2 * i..2 * i + 2], 16).unwrap())
+                .collect::<Vec<_>>()
+                .try_into()
+                .unwrap();
+            if v.kind == "sync" {
+                let body = v.body.unwrap();
+                assert_eq!(sign_sync(&key, v.ts_ms, body.as_bytes()), v.value);
+                assert_eq!(verify_sync(&key, v.ts_ms, body.as_bytes(), &v.value, v.ts_ms), Ok(()));
+            } else {
+                let ip = v.ip.unwrap();
+                assert_eq!(sign_client(&key, &ip, v.ts_ms), v.value);
+                assert_eq!(verify_client(&key, &v.value, v.ts_ms), Ok(ip));
+            }
+        }
+    }
+
+    #[test]
+    fn sync_signatures() {
+        let body = br#"{"states":[],"removed":[]}"#;
+        let sig = sign_sync(&KEY, NOW, body);
+        assert_eq!(verify_sync(&KEY, NOW, body, &sig, NOW + WINDOW_MS), Ok(()));
+        assert_eq!(verify_sync(&KEY, NOW, body, &sig, NOW - WINDOW_MS), Ok(()));
+        assert_eq!(verify_sync(&KEY, NOW, body, &sig, NOW + WINDOW_MS + 1), Err(SyncError::Stale));
+        assert_eq!(verify_sync(&KEY, NOW, body, &sig, NOW - WINDOW_MS - 1), Err(SyncError::Stale));
+        assert_eq!(verify_sync(&KEY, NOW + 1, body, &sig, NOW), Err(SyncError::BadSignature));
+        assert_eq!(verify_sync(&KEY, NOW, b"{}", &sig, NOW), Err(SyncError::BadSignature));
+        assert_eq!(verify_sync(&[0; 32], NOW, body, &sig, NOW), Err(SyncError::BadSignature));
+        assert_eq!(verify_sync(&KEY, NOW, body, "***", NOW), Err(SyncError::Malformed));
+        assert_eq!(verify_sync(&KEY, NOW, body, "", NOW), Err(SyncError::BadSignature));
+    }
+
+    #[test]
+    fn client_headers() {
+        for ip in ["203.0.113.9", "2001:db8::1", ""] {
+            let h = sign_client(&KEY, ip, NOW);
+            assert_eq!(verify_client(&KEY, &h, NOW + 5), Ok(ip.to_owned()));
+            assert_eq!(verify_client(&KEY, &h, NOW + WINDOW_MS + 1), Err(SyncError::Stale));
+            assert_eq!(verify_client(&[1; 32], &h, NOW), Err(SyncError::BadSignature));
+        }
+        let h = sign_client(&KEY, "203.0.113.9", NOW);
+        let forged = h.replacen("203.0.113.9", "203.0.113.10", 1);
+        assert_eq!(verify_client(&KEY, &forged, NOW), Err(SyncError::BadSignature));
+        for bad in ["", "1.2.3.4", "1.2.3.4|x|y", "1.2.3.4|1|***"] {
+            assert!(verify_client(&KEY, bad, 1).is_err(), "{bad:?}");
+        }
+    }
+
+    fn queue() -> EdgeQueue {
+        serde_json::from_value(serde_json::json!({"id": 5, "queue_id": "concert"})).unwrap()
+    }
+
+    fn state() -> EdgeState {
+        EdgeState {
+            format: FORMAT,
+            version: 1,
+            published_at_ms: 1_790_000_100_000,
+            issuer: "anteroom".into(),
+            queue: EdgeQueue {
+                enable_queue_position_expiry: true,
+                position_expiry_second: 60,
+                ..queue()
+            },
+            serving_pos: 10,
+            assigned: 20,
+            waiting_num: 15,
+            active_num: 5,
+            serving_history: vec![(5, 1_790_000_000), (10, 1_790_000_050)],
+            jwks: Jwks::default(),
+            revoked: vec![],
+        }
+    }
+
+    fn ticket(position: u64, entered_at: u32) -> Ticket {
+        Ticket { key_id: 1, kind: TicketKind::Fifo, queue: 5, position, entered_at }
+    }
+
+    #[test]
+    fn config_defaults_let_new_fields_be_added() {
+        let q = queue();
+        assert_eq!(q.mode, QueueMode::Queue);
+        assert_eq!(q.waiting_status, 200);
+        assert!(q.paths.is_empty() && !q.fail_open && q.pow_difficulty == 0);
+        let s: EdgeQueue =
+            serde_json::from_str(r#"{"id":1,"queue_id":"a","mode":"closed","future":1}"#).unwrap();
+        assert_eq!(s.mode, QueueMode::Closed);
+        let round: EdgeState =
+            serde_json::from_str(&serde_json::to_string(&state()).unwrap()).unwrap();
+        assert_eq!(round, state());
+    }
+
+    #[test]
+    fn standings() {
+        let s = state();
+        let now = 1_790_000_100;
+        let check = |t: Ticket, now: u64, want: TicketStanding| {
+            assert_eq!(s.standing(&t, now), want, "{t:?} at {now}");
+        };
+        check(Ticket { queue: 6, ..ticket(1, 1_790_000_000) }, now, TicketStanding::Foreign);
+        check(
+            Ticket { kind: TicketKind::PreQueue, ..ticket(1, 1_790_000_000) },
+            now,
+            TicketStanding::NotDecided,
+        );
+        check(ticket(15, 1_790_000_090), now, TicketStanding::Waiting);
+        // Beyond `assigned`: newer than the state, or lost if issued well before it.
+        check(ticket(21, 1_790_000_100), now, TicketStanding::Waiting);
+        check(ticket(21, 1_790_000_050), now, TicketStanding::NotDecided);
+        // Passed at ...050 (position 10 reached then): expires 60 s later.
+        check(ticket(8, 1_790_000_000), 1_790_000_110, TicketStanding::Ready);
+        check(ticket(8, 1_790_000_000), 1_790_000_111, TicketStanding::Expired);
+        // Passed at ...000; entered later, so the clock starts at entry.
+        check(ticket(3, 1_790_000_020), 1_790_000_080, TicketStanding::Ready);
+        check(ticket(3, 1_790_000_020), 1_790_000_081, TicketStanding::Expired);
+        let no_expiry = EdgeState {
+            queue: EdgeQueue { enable_queue_position_expiry: false, ..s.queue.clone() },
+            ..s.clone()
+        };
+        assert_eq!(no_expiry.standing(&ticket(3, 1), u64::MAX / 2), TicketStanding::Ready);
+    }
+
+    #[test]
+    fn paths_and_bypass() {
+        let q = EdgeQueue {
+            paths: vec!["/shop".into(), "/shop/checkout/".into()],
+            bypass: vec!["/shop/webhooks".into(), "*.css".into()],
+            ..queue()
+        };
+        assert_eq!(EdgeState::covers(&q, "/shop"), Some(5));
+        assert_eq!(EdgeState::covers(&q, "/shop/cart"), Some(5));
+        assert_eq!(EdgeState::covers(&q, "/shop/checkout/pay"), Some(15));
+        assert_eq!(EdgeState::covers(&q, "/shopping"), None);
+        assert_eq!(EdgeState::covers(&q, "/"), None);
+        let all = EdgeQueue { paths: vec!["/".into()], ..queue() };
+        assert_eq!(EdgeState::covers(&all, "/anything/at/all"), Some(1));
+        assert!(EdgeState::bypassed(&q, "/shop/webhooks/stripe"));
+        assert!(EdgeState::bypassed(&q, "/shop/a/site.CSS"));
+        assert!(!EdgeState::bypassed(&q, "/shop/css"));
+        assert!(!EdgeState::bypassed(&q, "/shop/x.css/page"));
+        assert!(!EdgeState::bypassed(&q, "/shop/webhooksx"));
+    }
+}
