@@ -41,6 +41,7 @@ export async function until(check, { ms = 10_000, every = 25, what = "condition"
       last = await check();
       if (last) return last;
     } catch (e) {
+      if (e?.fatal || /exited/.test(e?.message)) throw e;
       last = e;
     }
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${last}`);
