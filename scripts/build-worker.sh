@@ -20,6 +20,14 @@ cd "$ROOT/edge-worker"
 "$CARGO_BIN/worker-build" --profile worker
 
 wasm="$ROOT/edge-worker/build/index_bg.wasm"
+# worker-build keeps the names section (it passes --debuginfo to wasm-opt): about 25 KB
+# gzipped that only makes workerd stack traces readable. Errors are logged with our own
+# messages, so strip it unless KEEP_WASM_NAMES=1. Same feature set as worker-build's.
+if [ "${KEEP_WASM_NAMES:-}" != "1" ]; then
+  features=(mutable-globals sign-ext nontrapping-float-to-int bulk-memory multivalue reference-types exception-handling)
+  "$WASM_OPT_BIN" "$wasm" "${features[@]/#/--enable-}" --strip-debug --strip-producers -o "$wasm.stripped"
+  mv "$wasm.stripped" "$wasm"
+fi
 js="$ROOT/edge-worker/build/index.js"
 raw=$(stat -c %s "$wasm")
 gz=$(cat "$wasm" "$js" | gzip -9 | wc -c)

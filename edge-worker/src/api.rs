@@ -114,12 +114,8 @@ pub async fn waiting_num(env: &Env, queue_id: &str) -> EdgeResult {
 
 /// `GET {prefix}/pow/challenge?queue_id=`: a fresh stateless challenge.
 pub async fn challenge(req: &Request, env: &Env) -> EdgeResult {
-    let url = req.url()?;
-    let queue_id = url
-        .query_pairs()
-        .find(|(k, _)| k == "queue_id")
-        .map(|(_, v)| v.into_owned())
-        .ok_or_else(|| bad("queue_id is required"))?;
+    let queue_id =
+        crate::ReqUrl::of(req).param("queue_id").ok_or_else(|| bad("queue_id is required"))?;
     let s = queue_state(env, &queue_id).await?;
     let key = crate::edge_key(env)?;
     let mut nonce = [0u8; 16];
@@ -245,7 +241,7 @@ pub async fn assign_queue_pos(mut req: Request, env: &Env) -> EdgeResult {
 /// `POST {prefix}/generate_token`: 202 at the edge while the place is not served yet; else
 /// forwarded, and the token is also set as the queue's cookie.
 pub async fn generate_token(mut req: Request, env: &Env) -> EdgeResult {
-    let secure = req.url()?.scheme() == "https";
+    let secure = crate::ReqUrl::of(&req).secure;
     let (body, fields) = read_form(&mut req).await?;
     let queue_id = field(&fields, "queue_id").ok_or_else(|| bad("queue_id is required"))?;
     let request_id = field(&fields, "request_id").ok_or_else(|| bad("request_id is required"))?;

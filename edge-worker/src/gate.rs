@@ -102,17 +102,11 @@ fn admits(s: &Loaded, token: &str, now_secs: i64) -> bool {
 /// Sends the request on to the origin (`ORIGIN_URL`, else the request's own URL, which at a
 /// Cloudflare route is the origin), streaming both bodies, redirects passed back untouched.
 async fn proxy(req: Request, env: &Env) -> EdgeResult {
-    let url = req.url()?;
     let target = match crate::var(env, "ORIGIN_URL") {
         Some(origin) => {
-            let mut t = format!("{}{}", origin.trim_end_matches('/'), url.path());
-            if let Some(q) = url.query() {
-                t.push('?');
-                t.push_str(q);
-            }
-            t
+            format!("{}{}", origin.trim_end_matches('/'), crate::ReqUrl::of(&req).path_and_query)
         }
-        None => url.to_string(),
+        None => req.inner().url(),
     };
     // `new Request(url, request)`: same method, headers, body stream and redirect mode.
     let inner = req.inner();
@@ -189,12 +183,7 @@ pub async fn protected(req: Request, env: &Env, cfg: &Config) -> EdgeResult {
         });
         return Ok(json_response(status, &body));
     }
-    let url = req.url()?;
-    let mut return_to = url.path().to_owned();
-    if let Some(q) = url.query() {
-        return_to.push('?');
-        return_to.push_str(q);
-    }
+    let return_to = crate::ReqUrl::of(&req).path_and_query;
     crate::page::room(cfg, &queue.queue_id, &return_to, status)
 }
 

@@ -91,6 +91,39 @@ pub(crate) fn json_response(status: u16, body: &impl serde::Serialize) -> Respon
     }
 }
 
+/// The request URL, split without a URL parser: `url::Url` would link the IDNA tables
+/// (about 100 KB of Wasm) for nothing, since workerd hands over a serialized WHATWG URL.
+pub(crate) struct ReqUrl {
+    /// Whether the scheme is `https`.
+    pub secure: bool,
+    /// Path and query (`/a/b?c=d`), no fragment.
+    pub path_and_query: String,
+}
+
+impl ReqUrl {
+    pub(crate) fn of(req: &Request) -> Self {
+        let url = req.inner().url();
+        let secure = url.starts_with("https:");
+        let after_scheme = url.find("://").map_or(0, |i| i + 3);
+        let path = url[after_scheme..].find('/').map_or("/", |i| &url[after_scheme + i..]);
+        let path = path.split('#').next().unwrap_or("/");
+        ReqUrl { secure, path_and_query: path.to_owned() }
+    }
+
+    /// The query string, without `?`.
+    pub(crate) fn query(&self) -> Option<&str> {
+        self.path_and_query.split_once('?').map(|(_, q)| q)
+    }
+
+    /// The first value of query parameter `name`.
+    pub(crate) fn param(&self, name: &str) -> Option<String> {
+        let q = self.query()?;
+        worker::url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+}
+
 /// Unix milliseconds now.
 pub(crate) fn now_ms() -> u64 {
     worker::Date::now().as_millis()

@@ -144,8 +144,8 @@ pub fn notice(cfg: &Config, title: &str, message: &str, status: u16) -> EdgeResu
 
 /// `GET {prefix}/__anteroom/room?queue_id=&return_to=`: the page at a fixed address.
 pub fn room_page(req: &worker::Request, cfg: &Config) -> EdgeResult {
-    let url = req.url()?;
-    let get = |k: &str| url.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned());
+    let url = crate::ReqUrl::of(req);
+    let get = |k: &str| url.param(k);
     let queue = get("queue_id").filter(|q| crate::store::valid_slug(q));
     let Some(queue) = queue else {
         return Err(EdgeError::client(400, "invalid_parameter", "queue_id is not a valid queue"));
