@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The full benchmark run (issue 6): builds release, runs every scenario against a real
+# redis-server and the coordinator binary on loopback, then rewrites the generated part of
+# BENCHMARKS.md and the plots under docs/. Takes about 10 minutes; bounded, stops by itself.
+#
+#   scripts/bench.sh                 # everything
+#   scripts/bench.sh storm           # one scenario (storm|status|memory|surge), merged into
+#                                    # the existing results
+# Extra flags go to `bench run` after the scenario, e.g. `scripts/bench.sh all --secs 5`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scenario="${1:-all}"
+shift || true
+results="target/bench/results.json"
+
+command -v redis-server >/dev/null || { echo "redis-server missing: apt-get install -y redis-server" >&2; exit 1; }
+command -v redis-benchmark >/dev/null || { echo "redis-benchmark missing: apt-get install -y redis-tools" >&2; exit 1; }
+
+cargo build --release -p coordinator -p bench
+ulimit -n 65536 2>/dev/null || true
+target/release/bench run "$scenario" --out "$results" --coordinator target/release/coordinator "$@"
+target/release/bench report --results "$results" --markdown BENCHMARKS.md --svg-dir docs
+echo "wrote BENCHMARKS.md and docs/bench-*.svg from $results"
