@@ -96,12 +96,12 @@ async function solvedForm(queueId) {
   return fields;
 }
 
-const haveCoordinator = existsSync(COORDINATOR);
-
-describe("edge + coordinator + redis", { skip: !haveCoordinator && "target/debug/coordinator is not built" }, () => {
+describe("edge + coordinator + redis", () => {
   let coordEnv;
 
   before(async () => {
+    // No silent skip: scripts/test-edge.sh builds it first.
+    assert.ok(existsSync(COORDINATOR), `${COORDINATOR} is missing: run cargo build -p coordinator`);
     const redisPort = await freePort();
     redis = spawnChild("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
     await until(() => redisPing(redisPort), { what: "redis PING" });
@@ -223,6 +223,40 @@ describe("edge + coordinator + redis", { skip: !haveCoordinator && "target/debug
     const none = await atEdge("/shop/page");
     assert.equal(none.status, 202);
     await none.text();
+  });
+
+  test("over https the token cookie is __Host- and Secure; an ended session is refused at the edge", async () => {
+    const fields = await solvedForm("live");
+    const a = await atEdge(`${PREFIX}/assign_queue_pos`, formBody(fields));
+    const t = await a.json();
+    const served = await admin("/api/queue/increment_serving_position", {
+      method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ queue_id: "live", increment_by: "5" }).toString(),
+    });
+    const target = (await served.json()).serving_pos;
+    assert.ok(target >= t.position);
+    await until(async () => (await (await atEdge(`${PREFIX}/serving_pos/live`)).json()).position >= target, { what: "serving position at the edge" });
+    const g = await mf.dispatchFetch(`https://shop.example${PREFIX}/generate_token`, formBody({ queue_id: "live", request_id: t.request_id }));
+    assert.equal(g.status, 200);
+    const cookie = g.headers.get("set-cookie");
+    assert.match(cookie, /^__Host-anteroom-live=[^;]+; Path=\/; Max-Age=\d+; Secure; HttpOnly; SameSite=Lax$/);
+    assert.doesNotMatch(cookie, /Domain=/i);
+    const pair = cookie.split(";")[0];
+    const page = () => mf.dispatchFetch("https://shop.example/shop/account", { headers: { cookie: pair } });
+    const ok = await page();
+    assert.equal(ok.status, 200);
+    await ok.text();
+    const ended = await admin("/api/queue/update_token_status", {
+      method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ queue_id: "live", request_id: t.request_id, status: "1" }).toString(),
+    });
+    assert.equal(ended.status, 200, await ended.clone().text());
+    // The revocation list reaches the edge with the next publish and beats the token cache.
+    await until(async () => {
+      const r = await page();
+      await r.text();
+      return r.status === 202;
+    }, { what: "completed session refused at the edge" });
   });
 
   test("measure: sync staleness of serving-position changes (p50/p99)", async () => {
