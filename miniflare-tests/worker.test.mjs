@@ -522,3 +522,30 @@ describe("errors never leak", () => {
     }
   });
 });
+
+describe("an empty prefix gives the contract's exact paths", () => {
+  test("status at /serving_pos, the room under /__anteroom, everything else protected", async () => {
+    const bare = await startWorker({ PREFIX: "", ORIGIN_URL: origin.url });
+    try {
+      const s = edgeState({ serving_pos: 4 });
+      const sync = await bare.dispatchFetch(`${BASE}/__anteroom/sync`, {
+        method: "POST",
+        headers: { "x-anteroom-timestamp": String(Date.now()), "x-anteroom-signature": (await import("./helpers.mjs")).signSync(JSON.stringify({ states: [s] })) },
+        body: JSON.stringify({ states: [s] }),
+      });
+      assert.equal(sync.status, 200, await sync.clone().text());
+      await sync.text();
+      const sp = await bare.dispatchFetch(`${BASE}/serving_pos/concert`);
+      assert.deepEqual(await sp.json(), { position: 4, version: s.version });
+      const room = await bare.dispatchFetch(`${BASE}/__anteroom/room?queue_id=concert`);
+      assert.match(await room.text(), /src="\/__anteroom\/assets\/app\.[0-9a-f]{12}\.js"/);
+      const shop = await bare.dispatchFetch(`${BASE}/shop/x`, { method: "HEAD" });
+      assert.equal(shop.status, 200);
+      assert.match(shop.headers.get("content-type"), /text\/html/);
+      const other = await bare.dispatchFetch(`${BASE}/elsewhere`);
+      assert.equal((await other.json()).url, "/elsewhere");
+    } finally {
+      await bare.dispose();
+    }
+  });
+});

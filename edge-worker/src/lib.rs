@@ -137,7 +137,9 @@ pub(crate) struct Config {
 
 impl Config {
     fn from_env(env: &Env) -> Self {
-        let prefix = var(env, "PREFIX").unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
+        // Not `var`: an empty PREFIX is meaningful (the contract's exact paths).
+        let prefix =
+            env.var("PREFIX").map_or_else(|_| DEFAULT_PREFIX.to_owned(), |v| v.to_string());
         Config { prefix: prefix.trim_end_matches('/').to_owned() }
     }
 }
