@@ -31,3 +31,21 @@ test("the one-block SHA-256 matches node's for many counters, both halves of the
 test("the solver refuses challenges of an unknown format", () => {
   assert.throws(() => pow.solve("AAAA", 1));
 });
+
+test("measure: solver speed and the difficulty it allows (median <= 3 s at 4x CPU throttling)", () => {
+  const ch = vectors[3].challenge;
+  // Run the real solving loop on an unsolvable difficulty for about a second.
+  const t0 = performance.now();
+  let tried = 0;
+  assert.throws(() => pow.solve(ch, 40, (n) => {
+    tried = n;
+    if (performance.now() - t0 > 1000) throw new Error("time is up");
+  }), /time is up/);
+  const rate = tried / ((performance.now() - t0) / 1000);
+  // Attempts until the first success are geometric: median = ln 2 * 2^difficulty.
+  const throttled = rate / 4;
+  let cap = 0;
+  while (Math.LN2 * 2 ** (cap + 1) / throttled <= 3) cap++;
+  console.log(`# measure: JS solver ${Math.round(rate)} hashes/s in Node here; at 4x throttling a median solve stays <= 3 s up to difficulty ${cap}`);
+  assert.ok(rate > 20_000, `solver too slow: ${rate}/s`);
+});
