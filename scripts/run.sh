@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The run command: installs whatever is missing, then starts the whole system locally —
-# Redis, the coordinator, a small demo origin and the edge worker under `wrangler dev` —
+# Redis, the coordinator, the demo ticket shop (examples/ticket-shop) as the protected
+# origin and the edge worker under `wrangler dev` —
 # creates a demo queue and prints the URL to open. Ctrl-C stops everything. Re-running it
 # first stops what an earlier run left behind. State (keys, logs) lives in .dev/.
 set -euo pipefail
@@ -48,7 +49,7 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --d
   --pidfile "$DEV/redis.pid" --logfile "$DEV/redis.log" --dir "$DEV"
 
 log "building the coordinator and the worker"
-cargo build -q -p coordinator
+cargo build -q -p coordinator -p ticket-shop
 "$ROOT/scripts/build-worker.sh" >/dev/null
 
 pids=()
@@ -58,16 +59,6 @@ stop_all() {
   rm -f "$DEV"/*.pid
 }
 trap stop_all EXIT INT TERM
-
-log "demo origin on 127.0.0.1:$ORIGIN_PORT"
-mkdir -p "$DEV/origin"
-cat >"$DEV/origin/index.html" <<'HTML'
-<!doctype html><meta charset="utf-8"><title>Demo shop</title>
-<h1>You are in.</h1><p>This page is the protected origin behind Anteroom.</p>
-HTML
-python3 -m http.server "$ORIGIN_PORT" --bind 127.0.0.1 --directory "$DEV/origin" \
-  >"$DEV/origin.log" 2>&1 &
-pids+=($!); echo $! >"$DEV/origin.pid"
 
 log "coordinator: public 127.0.0.1:$PUBLIC_PORT, private 127.0.0.1:$ADMIN_PORT"
 ANTEROOM_LISTEN="127.0.0.1:$PUBLIC_PORT" ANTEROOM_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
@@ -96,12 +87,21 @@ wait_http() { # url, what
 }
 wait_http "http://127.0.0.1:$ADMIN_PORT/healthz" "coordinator"
 
-# A demo queue protecting the whole demo site, admitting 2 visitors per second.
+log "ticket shop (the demo origin) on 127.0.0.1:$ORIGIN_PORT"
+SHOP_LISTEN="127.0.0.1:$ORIGIN_PORT" SHOP_QUEUE_ID=demo SHOP_ORIGIN_KEY="$ANTEROOM_ORIGIN_KEY" \
+  SHOP_COORDINATOR_PUBLIC="http://127.0.0.1:$PUBLIC_PORT" SHOP_COORDINATOR_ADMIN="http://127.0.0.1:$ADMIN_PORT" \
+  SHOP_REPORT_HEALTH=1 SHOP_JOIN_URL="http://127.0.0.1:$EDGE_PORT/" \
+  "$ROOT/target/debug/ticket-shop" >"$DEV/origin.log" 2>&1 &
+pids+=($!); echo $! >"$DEV/origin.pid"
+
+# A demo queue protecting the whole shop: at most 3 shoppers at once, admitted as sessions
+# end (the shop completes or abandons them), places expire after 10 minutes unclaimed.
 curl -fs -o /dev/null -H "Authorization: Bearer $ANTEROOM_ADMIN_KEY" \
   -H 'content-type: application/json' "http://127.0.0.1:$ADMIN_PORT/api/queue" \
-  -d '{"queue_id":"demo","paths":["/"],"pow_difficulty":12,"enable_queue_position_expiry":true,"position_expiry_second":600,"admission":{"policy":{"strategy":"fixed_rate","rate_per_sec":2.0,"burst":0,"max_active":20}}}' \
+  -d '{"queue_id":"demo","paths":["/"],"bypass":["/healthz"],"pow_difficulty":12,"enable_queue_position_expiry":true,"position_expiry_second":600,"admission":{"policy":{"strategy":"capacity","max_active":3}}}' \
   || log "demo queue exists already"
 
+wait_http "http://127.0.0.1:$ORIGIN_PORT/healthz" "ticket shop"
 wait_http "http://127.0.0.1:$EDGE_PORT/anteroom/serving_pos/demo" "edge worker"
 cat <<MSG
 
