@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the edge worker's build and tests need, and nothing that is already there:
 # the wasm32 target, worker-build and wasm-bindgen-cli at the exact versions the crate pins,
-# and the npm tools (wrangler, Miniflare, binaryen's wasm-opt, playwright-core).
+# the npm tools (wrangler, Miniflare, binaryen's wasm-opt, playwright-core) and Chromium.
 # Safe to run any number of times; a warm run takes about a second.
 set -euo pipefail
 
@@ -30,6 +30,15 @@ fi
 if ! have_version "$CARGO_BIN/wasm-bindgen" "$WASM_BINDGEN_VERSION"; then
   log "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (several minutes cold)"
   cargo install wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION" --locked
+fi
+
+# Chromium for the browser test (playwright-core drives the system browser; nothing is
+# downloaded by npm). Debian package, installed only when missing.
+if [ ! -x /usr/bin/chromium ] && [ -z "${CHROMIUM_PATH:-}" ]; then
+  log "installing chromium (apt)"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get install -y --no-install-recommends chromium \
+    || { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends chromium; }
 fi
 
 # npm: install only when node_modules is missing or older than the lock file.
