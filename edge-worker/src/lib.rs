@@ -175,15 +175,15 @@ fn start() {
 
 /// Entry point for every request the worker's route covers.
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     let cfg = Config::from_env(&env);
-    Ok(match route(req, &env, &cfg, &ctx).await {
+    Ok(match route(req, &env, &cfg).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     })
 }
 
-async fn route(req: Request, env: &Env, cfg: &Config, ctx: &Context) -> EdgeResult {
+async fn route(req: Request, env: &Env, cfg: &Config) -> EdgeResult {
     let path = req.path();
     let Some(rest) = path.strip_prefix(cfg.prefix.as_str()).filter(|r| r.starts_with('/')) else {
         return gate::protected(req, env, cfg).await;
@@ -224,7 +224,7 @@ async fn route(req: Request, env: &Env, cfg: &Config, ctx: &Context) -> EdgeResu
         }
         ["__anteroom", "sync"] => {
             allow(Method::Post)?;
-            store::sync(req, env, ctx).await
+            store::sync(req, env).await
         }
         ["__anteroom", "room"] => {
             allow(Method::Get)?;

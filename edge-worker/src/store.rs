@@ -12,9 +12,11 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use ed25519_compact::PublicKey;
-use serde::{Deserialize, Serialize};
-use shared::sync::{EdgeQueue, EdgeState, FORMAT, SIGNATURE_HEADER, SyncBatch, TIMESTAMP_HEADER};
-use worker::{Context, Env, KvStore, Request};
+use shared::sync::{
+    Applied, EdgeIndex, EdgeState, FORMAT, SIGNATURE_HEADER, SyncAnswer, SyncBatch,
+    TIMESTAMP_HEADER,
+};
+use worker::{Env, KvStore, Request};
 
 use crate::{EdgeError, EdgeResult, json_response, now_ms};
 
@@ -26,14 +28,6 @@ pub const CACHE_MS: u64 = 1_000;
 const MAX_SYNC_BODY: usize = 4 << 20;
 /// KV key of the queue index.
 const INDEX_KEY: &str = "index";
-
-/// The queue index: every synced queue's config (KV `index`), rewritten only when a config
-/// changes, so a routine publish costs one KV write per changed queue.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct EdgeIndex {
-    /// The configs of the latest applied states.
-    pub queues: Vec<EdgeQueue>,
-}
 
 /// A synced state with what the hot paths derive from it once.
 #[derive(Debug)]
@@ -150,24 +144,8 @@ pub async fn index(env: &Env) -> EdgeResult<Option<Rc<EdgeIndex>>> {
     Ok(value)
 }
 
-#[derive(Serialize)]
-struct Applied<'a> {
-    queue_id: &'a str,
-    version: u64,
-}
-
-#[derive(Serialize, Default)]
-struct SyncAnswer<'a> {
-    /// States written (newer than what KV held).
-    applied: Vec<Applied<'a>>,
-    /// States not written: KV already held this version or a newer one.
-    ignored: Vec<Applied<'a>>,
-    /// Queues forgotten.
-    removed: Vec<&'a str>,
-}
-
 /// `POST {prefix}/__anteroom/sync`: the coordinator's publish, MAC'd over timestamp and body.
-pub async fn sync(mut req: Request, env: &Env, _ctx: &Context) -> EdgeResult {
+pub async fn sync(mut req: Request, env: &Env) -> EdgeResult {
     let key = crate::edge_key(env)?;
     let headers = req.headers();
     let ts: u64 = headers
@@ -214,7 +192,7 @@ pub async fn sync(mut req: Request, env: &Env, _ctx: &Context) -> EdgeResult {
         let q = s.queue.queue_id.as_str();
         let stored = read_state(&kv, q).await.ok().flatten().map(|s| s.version);
         if stored.is_some_and(|v| v >= s.version) {
-            answer.ignored.push(Applied { queue_id: q, version: s.version });
+            answer.ignored.push(Applied { queue_id: q.to_owned(), version: s.version });
             continue;
         }
         let text = serde_json::to_string(s).map_err(|e| EdgeError::Internal(e.to_string()))?;
@@ -224,7 +202,7 @@ pub async fn sync(mut req: Request, env: &Env, _ctx: &Context) -> EdgeResult {
             Some(e) => *e = s.queue.clone(),
             None => index.queues.push(s.queue.clone()),
         }
-        answer.applied.push(Applied { queue_id: q, version: s.version });
+        answer.applied.push(Applied { queue_id: q.to_owned(), version: s.version });
     }
     for q in &batch.removed {
         if !valid_slug(q) {
@@ -233,7 +211,7 @@ pub async fn sync(mut req: Request, env: &Env, _ctx: &Context) -> EdgeResult {
         kv.delete(&state_key(q)).await?;
         index.queues.retain(|e| &e.queue_id != q);
         STATES.with_borrow_mut(|m| m.remove(q.as_str()));
-        answer.removed.push(q);
+        answer.removed.push(q.clone());
     }
     let after = serde_json::to_string(&index).map_err(|e| EdgeError::Internal(e.to_string()))?;
     if after != before {

@@ -80,6 +80,38 @@ pub struct EdgeState {
     pub revoked: Vec<String>,
 }
 
+/// The edge's queue index (KV `index`): the config of every synced queue, for mapping paths
+/// to queues. Rewritten only when a config changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeIndex {
+    /// The configs of the latest applied states.
+    #[serde(default)]
+    pub queues: Vec<EdgeQueue>,
+}
+
+/// The worker's answer to a sync request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncAnswer {
+    /// States written (newer than what KV held).
+    #[serde(default)]
+    pub applied: Vec<Applied>,
+    /// States not written: KV already held this version or a newer one.
+    #[serde(default)]
+    pub ignored: Vec<Applied>,
+    /// Queues forgotten.
+    #[serde(default)]
+    pub removed: Vec<String>,
+}
+
+/// One queue's state in a [`SyncAnswer`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The queue slug.
+    pub queue_id: String,
+    /// The state's version.
+    pub version: u64,
+}
+
 /// How a queue treats its protected paths.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
