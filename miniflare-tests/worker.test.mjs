@@ -8,7 +8,7 @@ import { createHash, createHmac } from "node:crypto";
 import { createRequire } from "node:module";
 import {
   BASE, PREFIX, EDGE_KEY, OTHER_SIGNER, SIGNER, b64, edgeState, nowSecs, postSync, sealTicket,
-  signToken, startOrigin, startWorker, jwk, until,
+  signSync, signToken, startOrigin, startWorker, jwk, until,
 } from "./helpers.mjs";
 
 const require = createRequire(import.meta.url);
@@ -86,7 +86,7 @@ describe("sync endpoint", () => {
     await r.text();
     // A body changed after signing.
     const ts = Date.now();
-    const signed = await postSync(mf, body, { ts, sig: (await import("./helpers.mjs")).signSync(body.replace("999", "998"), ts) });
+    const signed = await postSync(mf, body, { ts, sig: signSync(body.replace("999", "998"), ts) });
     assert.equal(signed.status, 401);
     await signed.text();
     const sp = await (await get(`${PREFIX}/serving_pos/concert`)).json();
@@ -350,6 +350,11 @@ describe("protected paths", () => {
     const h = await shop("/shop/item", { headers: { cookie: `__Host-anteroom-concert=${t}` } });
     assert.equal(h.status, 200);
     await h.text();
+    // The site's own bearer token does not hide the visitor's cookie.
+    const both = await shop("/shop/item", { headers: { authorization: "Bearer site-api-token", cookie: `anteroom-concert=${t}` } });
+    assert.equal(both.status, 200);
+    assert.equal(origin.seen.at(-1).headers.authorization, "Bearer site-api-token");
+    await both.text();
   });
 
   test("the origin's body is streamed, not buffered", async () => {
@@ -528,10 +533,12 @@ describe("an empty prefix gives the contract's exact paths", () => {
     const bare = await startWorker({ PREFIX: "", ORIGIN_URL: origin.url });
     try {
       const s = edgeState({ serving_pos: 4 });
+      const body = JSON.stringify({ states: [s] });
+      const ts = Date.now();
       const sync = await bare.dispatchFetch(`${BASE}/__anteroom/sync`, {
         method: "POST",
-        headers: { "x-anteroom-timestamp": String(Date.now()), "x-anteroom-signature": (await import("./helpers.mjs")).signSync(JSON.stringify({ states: [s] })) },
-        body: JSON.stringify({ states: [s] }),
+        headers: { "x-anteroom-timestamp": String(ts), "x-anteroom-signature": signSync(body, ts) },
+        body,
       });
       assert.equal(sync.status, 200, await sync.clone().text());
       await sync.text();

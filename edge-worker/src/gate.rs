@@ -44,21 +44,25 @@ pub fn token_cookie(queue_id: &str, token: &str, max_age: u64, secure: bool) -> 
     }
 }
 
-/// The visitor's token for `queue_id`: `Authorization: Bearer`, else the queue's cookie.
-fn presented_token(req: &Request, queue_id: &str) -> Option<String> {
+/// The tokens a visitor presents for `queue_id`: `Authorization: Bearer` first, then the
+/// queue's cookies. All are tried, so a site's own bearer tokens do not hide our cookie.
+fn presented_tokens(req: &Request, queue_id: &str) -> Vec<String> {
     let h = req.headers();
+    let mut out = Vec::new();
     if let Some(auth) = h.get("authorization").ok().flatten()
         && let Some(t) = auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer "))
     {
-        return Some(t.trim().to_owned());
+        out.push(t.trim().to_owned());
     }
-    let cookies = h.get("cookie").ok().flatten()?;
-    let host_name = format!("__Host-anteroom-{queue_id}");
-    let dev_name = format!("anteroom-{queue_id}");
-    cookies.split(';').find_map(|c| {
-        let (name, value) = c.trim().split_once('=')?;
-        (name == host_name || name == dev_name).then(|| value.to_owned())
-    })
+    if let Some(cookies) = h.get("cookie").ok().flatten() {
+        let host_name = format!("__Host-anteroom-{queue_id}");
+        let dev_name = format!("anteroom-{queue_id}");
+        out.extend(cookies.split(';').filter_map(|c| {
+            let (name, value) = c.trim().split_once('=')?;
+            (name == host_name || name == dev_name).then(|| value.to_owned())
+        }));
+    }
+    out
 }
 
 /// Whether `token` admits to `s`'s queue now.
@@ -160,9 +164,8 @@ pub async fn protected(req: Request, env: &Env, cfg: &Config) -> EdgeResult {
     let Some(s) = store::state(env, &queue.queue_id).await? else {
         return if queue.fail_open { proxy(req, env).await } else { unavailable(&req, cfg) };
     };
-    if let Some(token) = presented_token(&req, &queue.queue_id)
-        && admits(&s, &token, i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX))
-    {
+    let now = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
+    if presented_tokens(&req, &queue.queue_id).iter().any(|t| admits(&s, t, now)) {
         return proxy(req, env).await;
     }
     let method = req.method();
