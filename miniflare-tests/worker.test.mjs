@@ -160,7 +160,7 @@ describe("tickets at the edge", () => {
     const q = (t) => get(`${PREFIX}/queue_pos/concert/${t}`);
     let r = await q(sealTicket({ queue: 7, position: 42 }));
     assert.equal(r.status, 200);
-    assert.deepEqual(await r.json(), { position: 42, version: s.version });
+    assert.deepEqual(await r.json(), { position: 42, ahead: 32, version: s.version });
     // Just issued, beyond the synced `assigned`: the state is older than the ticket.
     r = await q(sealTicket({ queue: 7, position: 51 }));
     assert.equal(r.status, 200);

@@ -90,10 +90,11 @@ pub async fn queue_pos(env: &Env, queue_id: &str, request_id: &str) -> EdgeResul
             Err(EdgeError::client(404, "not_found", "request_id has no place yet"))
         }
         TicketStanding::Expired => Err(EdgeError::client(410, "expired", "request_id has expired")),
-        TicketStanding::Waiting | TicketStanding::Ready => Ok(json_response(
-            200,
-            &serde_json::json!({ "position": ticket.position, "version": version }),
-        )),
+        TicketStanding::Waiting | TicketStanding::Ready => {
+            let ahead = ticket.position.saturating_sub(s.state.serving_pos);
+            let body = serde_json::json!({ "position": ticket.position, "ahead": ahead, "version": version });
+            Ok(json_response(200, &body))
+        }
     }
 }
 
