@@ -556,3 +556,18 @@ describe("an empty prefix gives the contract's exact paths", () => {
     }
   });
 });
+
+describe("isolate cache", () => {
+  test("a newer state written to KV elsewhere is seen once the 1 s cache lapses", async () => {
+    const s = edgeState({ queue: { id: 40, queue_id: "cache-q", paths: ["/cache-q"] }, serving_pos: 1 });
+    await (await postSync(mf, { states: [s], removed: [] })).text();
+    assert.equal((await (await get(`${PREFIX}/serving_pos/cache-q`)).json()).position, 1);
+    // Another PoP's sync: KV changes, this isolate was not told.
+    const kv = await mf.getKVNamespace("ANTEROOM_KV");
+    const t0 = Date.now();
+    await kv.put("state/cache-q", JSON.stringify({ ...s, version: s.version + 1, serving_pos: 2 }));
+    await until(async () => (await (await get(`${PREFIX}/serving_pos/cache-q`)).json()).position === 2, { ms: 5000, every: 20, what: "newer state seen" });
+    const ms = Date.now() - t0;
+    assert.ok(ms <= 1500, `took ${ms} ms`);
+  });
+});

@@ -144,6 +144,17 @@ pub async fn index(env: &Env) -> EdgeResult<Option<Rc<EdgeIndex>>> {
     Ok(value)
 }
 
+/// A refused KV write (e.g. more than one write per second to a key): the publisher should
+/// retry shortly, so 503 + `Retry-After` rather than a 500.
+fn kv_write_failed(e: worker::KvError) -> EdgeError {
+    worker::console_error!("kv write failed: {e}");
+    EdgeError::Unavailable {
+        code: "kv_write_failed",
+        message: "the state could not be stored; retry shortly",
+        retry_after: 1,
+    }
+}
+
 /// `POST {prefix}/__anteroom/sync`: the coordinator's publish, MAC'd over timestamp and body.
 pub async fn sync(mut req: Request, env: &Env) -> EdgeResult {
     let key = crate::edge_key(env)?;
@@ -196,7 +207,7 @@ pub async fn sync(mut req: Request, env: &Env) -> EdgeResult {
             continue;
         }
         let text = serde_json::to_string(s).map_err(|e| EdgeError::Internal(e.to_string()))?;
-        kv.put(&state_key(q), text)?.execute().await?;
+        kv.put(&state_key(q), text)?.execute().await.map_err(kv_write_failed)?;
         remember(q, Some(s.clone()), now);
         match index.queues.iter_mut().find(|e| e.queue_id == q) {
             Some(e) => *e = s.queue.clone(),
@@ -215,7 +226,7 @@ pub async fn sync(mut req: Request, env: &Env) -> EdgeResult {
     }
     let after = serde_json::to_string(&index).map_err(|e| EdgeError::Internal(e.to_string()))?;
     if after != before {
-        kv.put(INDEX_KEY, after)?.execute().await?;
+        kv.put(INDEX_KEY, after)?.execute().await.map_err(kv_write_failed)?;
     }
     INDEX.with_borrow_mut(|s| *s = Some(Slot { value: Some(Rc::new(index)), fetched_ms: now }));
     Ok(json_response(200, &answer))
