@@ -33,6 +33,10 @@ pub const CLIENT_HEADER: &str = "x-anteroom-client";
 /// Accepted clock difference between sender and receiver, either way.
 pub const WINDOW_MS: u64 = 30_000;
 
+/// How much older than a state a ticket beyond its `assigned` must be to count as lost: room
+/// for the time between the coordinator reading its counters and stamping the state.
+pub const LOST_AFTER_SECS: u64 = 5;
+
 const SYNC_LABEL: &[u8] = b"anteroom-sync-v1\n";
 const CLIENT_LABEL: &[u8] = b"anteroom-client-v1\n";
 
@@ -268,8 +272,8 @@ impl EdgeState {
     ///
     /// A valid ticket beyond `assigned` is normally just newer than this state (the
     /// coordinator answers only after storing the place); it counts as lost only when it was
-    /// issued at least a second before the state was published and the state still does not
-    /// include it.
+    /// issued more than [`LOST_AFTER_SECS`] before the state was published and the state still
+    /// does not include it (storage lost the write, e.g. a failover).
     ///
     /// Position expiry needs the time the serving position passed the ticket; the edge takes
     /// it from `serving_history`. When the history does not reach back that far, the place
@@ -283,7 +287,7 @@ impl EdgeState {
             return TicketStanding::NotDecided;
         }
         if ticket.position > self.assigned
-            && u64::from(ticket.entered_at) + 1 < self.published_at_ms / 1000
+            && u64::from(ticket.entered_at) + LOST_AFTER_SECS < self.published_at_ms / 1000
         {
             return TicketStanding::NotDecided;
         }
@@ -471,6 +475,8 @@ mod tests {
         // Beyond `assigned`: newer than the state, or lost if issued well before it.
         check(ticket(21, 1_790_000_100), now, TicketStanding::Waiting);
         check(ticket(21, 1_790_000_050), now, TicketStanding::NotDecided);
+        check(ticket(21, 1_790_000_095), now, TicketStanding::Waiting);
+        check(ticket(21, 1_790_000_094), now, TicketStanding::NotDecided);
         // Passed at ...050 (position 10 reached then): expires 60 s later.
         check(ticket(8, 1_790_000_000), 1_790_000_110, TicketStanding::Ready);
         check(ticket(8, 1_790_000_000), 1_790_000_111, TicketStanding::Expired);
