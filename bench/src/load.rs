@@ -141,6 +141,9 @@ pub struct Outcome {
     pub connections: usize,
     /// 2xx responses in the window.
     pub ok: u64,
+    /// Answers during the warm-up (not in the rates; CPU per request counts them).
+    #[serde(default)]
+    pub warm_ok: u64,
     /// Other statuses in the window, by code.
     pub statuses: BTreeMap<u16, u64>,
     /// Transport errors (connect, reset, timeout).
@@ -170,6 +173,7 @@ const HIST_MAX_US: u64 = 120_000_000;
 /// Per-connection tallies, merged at the end.
 struct Tally {
     ok: u64,
+    warm: u64,
     statuses: BTreeMap<u16, u64>,
     errors: u64,
     hist: Histogram<u64>,
@@ -180,6 +184,7 @@ impl Tally {
     fn new() -> anyhow::Result<Self> {
         Ok(Tally {
             ok: 0,
+            warm: 0,
             statuses: BTreeMap::new(),
             errors: 0,
             hist: Histogram::new_with_bounds(1, HIST_MAX_US, 2)?,
@@ -326,7 +331,9 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
                 let r = tokio::time::timeout(REQUEST_TIMEOUT, send(s, &call)).await;
                 let end = Instant::now();
                 if !in_window {
-                    if !matches!(r, Ok(Ok(_))) {
+                    if matches!(r, Ok(Ok(_))) {
+                        tally.warm += 1;
+                    } else {
                         sender = None;
                     }
                     continue;
@@ -365,6 +372,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
     let mut last_end = window_start;
     for t in tallies {
         out.ok += t.ok;
+        out.warm_ok += t.warm;
         out.errors += t.errors;
         for (k, v) in t.statuses {
             *out.statuses.entry(k).or_default() += v;

@@ -47,6 +47,24 @@ enum Cmd {
         #[arg(long)]
         redis_url: String,
     },
+    /// Load one address with GET or a form POST and print what was measured (calibration).
+    Load {
+        /// Target address.
+        #[arg(long)]
+        addr: SocketAddr,
+        /// Path to request.
+        #[arg(long, default_value = "/")]
+        path: String,
+        /// Form body; POST when given.
+        #[arg(long)]
+        form: Option<String>,
+        /// Connections.
+        #[arg(short, long, default_value_t = 64)]
+        connections: usize,
+        /// Measured seconds.
+        #[arg(long, default_value_t = 5.0)]
+        secs: f64,
+    },
     /// Run scenarios and merge their numbers into a results file.
     Run {
         /// Which scenario (`all` runs every one).
@@ -93,6 +111,22 @@ fn main() -> anyhow::Result<()> {
         Cmd::ServeRedis { listen, redis_url } => {
             rt.block_on(baseline::serve_redis(listen, &redis_url))
         }
+        Cmd::Load { addr, path, form, connections, secs } => {
+            let call = match form {
+                Some(f) => load::Call::form(path, f),
+                None => load::Call::get(path),
+            };
+            let plan = load::Plan::fixed(
+                addr,
+                connections,
+                std::time::Duration::from_secs(1),
+                std::time::Duration::from_secs_f64(secs),
+                call,
+            );
+            let o = rt.block_on(load::run(plan))?;
+            println!("{}", serde_json::to_string(&o)?);
+            Ok(())
+        }
         Cmd::Run { scenario, out, coordinator, smoke, secs, rounds, enqueues, surge_secs } => {
             let knobs = if smoke {
                 Knobs {
@@ -104,6 +138,7 @@ fn main() -> anyhow::Result<()> {
                     sessions: 2_000,
                     surge_secs: 3.0,
                     coordinator,
+                    smoke: true,
                 }
             } else {
                 Knobs {
@@ -115,6 +150,7 @@ fn main() -> anyhow::Result<()> {
                     sessions: enqueues / 10,
                     surge_secs,
                     coordinator,
+                    smoke: false,
                 }
             };
             let results = rt.block_on(run(scenario, &knobs, &out))?;

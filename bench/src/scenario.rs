@@ -31,6 +31,9 @@ pub struct Knobs {
     pub surge_secs: f64,
     /// Coordinator binary.
     pub coordinator: PathBuf,
+    /// Whether this is the CI smoke run.
+    #[serde(default)]
+    pub smoke: bool,
 }
 
 /// One measured target at one concurrency.
@@ -44,6 +47,16 @@ pub struct Row {
     pub outcome: Outcome,
     /// Requests per second of every round, for the spread.
     pub rounds_rps: Vec<f64>,
+    /// CPU time of the server process per answered request, over all rounds, microseconds.
+    /// Less sensitive than rates to other work on the machine.
+    #[serde(default)]
+    pub server_cpu_us: f64,
+    /// CPU time of redis-server per answered request, microseconds.
+    #[serde(default)]
+    pub redis_cpu_us: f64,
+    /// CPU time of the load generator per answered request, microseconds.
+    #[serde(default)]
+    pub client_cpu_us: f64,
 }
 
 /// `redis-benchmark` on the same Redis.
@@ -70,6 +83,90 @@ pub struct Compare {
     pub rows: Vec<Row>,
     /// `redis-benchmark` rows, when the scenario has them.
     pub redis_bench: Vec<RedisBench>,
+    /// The same targets loaded by `wrk` (a lighter client), when installed.
+    #[serde(default)]
+    pub wrk: Vec<WrkRow>,
+}
+
+/// One `wrk` run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WrkRow {
+    /// What was measured.
+    pub target: String,
+    /// Connections (`-c`).
+    pub clients: usize,
+    /// Requests per second.
+    pub rps: f64,
+    /// Median latency, ms.
+    pub p50_ms: f64,
+    /// 99th percentile latency, ms.
+    pub p99_ms: f64,
+    /// Non-2xx answers plus socket errors.
+    pub failures: u64,
+}
+
+fn wrk_ms(v: &str) -> f64 {
+    let num = |suffix: &str| v.strip_suffix(suffix).and_then(|n| n.parse::<f64>().ok());
+    num("us")
+        .map(|n| n / 1000.0)
+        .or_else(|| num("ms"))
+        .or_else(|| num("s").map(|n| n * 1000.0))
+        .unwrap_or(0.0)
+}
+
+/// Loads one target with `wrk` (two threads, like the load generator's two workers).
+fn wrk(
+    target: &str,
+    addr: std::net::SocketAddr,
+    clients: usize,
+    secs: f64,
+    call: &Call,
+) -> anyhow::Result<WrkRow> {
+    let dir = std::env::temp_dir().join(format!("anteroom-wrk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let script = dir.join("req.lua");
+    let mut lua = format!("wrk.method = \"{}\"\n", call.method);
+    if let Some(b) = &call.body {
+        lua.push_str(&format!(
+            "wrk.body = \"{b}\"\nwrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n"
+        ));
+    }
+    std::fs::write(&script, lua)?;
+    let out = std::process::Command::new("wrk")
+        .args(["-t2", "-c", &clients.to_string(), "-d", &format!("{}s", secs.ceil().max(1.0))])
+        .arg("--latency")
+        .arg("-s")
+        .arg(&script)
+        .arg(format!("http://{addr}{}", call.path))
+        .output()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    anyhow::ensure!(out.status.success(), "wrk failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut row = WrkRow {
+        target: target.to_string(),
+        clients,
+        rps: 0.0,
+        p50_ms: 0.0,
+        p99_ms: 0.0,
+        failures: 0,
+    };
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.as_slice() {
+            ["Requests/sec:", v] => row.rps = v.parse().unwrap_or(0.0),
+            ["50%", v] => row.p50_ms = wrk_ms(v),
+            ["99%", v] => row.p99_ms = wrk_ms(v),
+            ["Non-2xx", "or", "3xx", "responses:", n] => row.failures += n.parse().unwrap_or(0),
+            ["Socket", "errors:", rest @ ..] => {
+                row.failures += rest
+                    .iter()
+                    .filter_map(|t| t.trim_end_matches(',').parse::<u64>().ok())
+                    .sum::<u64>()
+            }
+            _ => {}
+        }
+    }
+    Ok(row)
 }
 
 impl Compare {
@@ -102,6 +199,12 @@ pub struct Memory {
     pub claim_baseline: Outcome,
     /// Positions seen twice, or never, among `1..=enqueues`.
     pub position_faults: u64,
+    /// CPU per enqueue of the coordinator and of redis-server, microseconds.
+    #[serde(default)]
+    pub enqueue_cpu_us: (f64, f64),
+    /// CPU per token claim of the coordinator and of redis-server, microseconds.
+    #[serde(default)]
+    pub claim_cpu_us: (f64, f64),
 }
 
 /// Everything a run measured, written as JSON and rendered by `report`.
@@ -229,19 +332,31 @@ fn secs(s: f64) -> Duration {
 async fn compare(
     knobs: &Knobs,
     c: usize,
-    targets: &[(&str, std::net::SocketAddr, Call)],
+    redis_pid: u32,
+    targets: &[(&str, std::net::SocketAddr, u32, Call)],
 ) -> anyhow::Result<Vec<Row>> {
     let mut runs: Vec<Vec<Outcome>> = vec![Vec::new(); targets.len()];
+    // CPU seconds of (server, redis, this client) and requests answered, per target.
+    let mut cpu = vec![[0.0f64; 4]; targets.len()];
+    let me = std::process::id();
+    let sample = |pid: u32| crate::procs::cpu_secs(pid).unwrap_or(0.0);
     for round in 0..knobs.rounds {
-        for (k, (name, addr, call)) in targets.iter().enumerate() {
+        for (k, (name, addr, pid, call)) in targets.iter().enumerate() {
             let plan = Plan::fixed(*addr, c, secs(knobs.warmup), secs(knobs.secs), call.clone());
+            let before = [sample(*pid), sample(redis_pid), sample(me)];
             let o = load::run(plan).await?;
+            let after = [sample(*pid), sample(redis_pid), sample(me)];
+            for i in 0..3 {
+                cpu[k][i] += after[i] - before[i];
+            }
+            cpu[k][3] += (o.ok + o.warm_ok) as f64;
             eprintln!(
-                "  round {round} c={c} {name}: {:.0} req/s p50 {:.2} ms p99 {:.2} ms failures {}",
+                "  round {round} c={c} {name}: {:.0} req/s p50 {:.2} ms p99 {:.2} ms failures {} server CPU {:.1} us/req",
                 o.rps,
                 o.p50_ms,
                 o.p99_ms,
-                o.failures()
+                o.failures(),
+                1e6 * (after[0] - before[0]) / (o.ok + o.warm_ok).max(1) as f64
             );
             runs[k].push(o);
         }
@@ -249,11 +364,21 @@ async fn compare(
     Ok(targets
         .iter()
         .zip(runs)
-        .map(|((name, _, _), mut rs)| {
+        .zip(cpu)
+        .map(|(((name, _, _, _), mut rs), cpu)| {
             let rounds_rps = rs.iter().map(|o| o.rps).collect();
             rs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
             let outcome = rs.swap_remove(rs.len() / 2);
-            Row { target: (*name).to_string(), concurrency: c, outcome, rounds_rps }
+            let per = |x: f64| 1e6 * x / cpu[3].max(1.0);
+            Row {
+                target: (*name).to_string(),
+                concurrency: c,
+                outcome,
+                rounds_rps,
+                server_cpu_us: per(cpu[0]),
+                redis_cpu_us: per(cpu[1]),
+                client_cpu_us: per(cpu[2]),
+            }
         })
         .collect())
 }
@@ -312,17 +437,35 @@ pub async fn storm(env: &Env, knobs: &Knobs) -> anyhow::Result<Compare> {
     create_queue(&env.coord, "storm", "").await?;
     let body = "queue_id=storm";
     let targets = [
-        ("bare axum", env.axum.addr, Call::form("/assign_queue_pos", body)),
-        ("one redis call", env.onecall.addr, Call::form("/assign_queue_pos", body)),
-        ("coordinator", env.coord.public, Call::form("/assign_queue_pos", body)),
+        ("bare axum", env.axum.addr, env.axum.guard.pid(), Call::form("/assign_queue_pos", body)),
+        (
+            "one redis call",
+            env.onecall.addr,
+            env.onecall.guard.pid(),
+            Call::form("/assign_queue_pos", body),
+        ),
+        (
+            "coordinator",
+            env.coord.public,
+            env.coord.guard.pid(),
+            Call::form("/assign_queue_pos", body),
+        ),
     ];
     let mut out = Compare::default();
     for &c in &knobs.concurrency {
-        out.rows.extend(compare(knobs, c, &targets).await?);
+        out.rows.extend(compare(knobs, c, env.redis.pid(), &targets).await?);
         let n = ((knobs.secs * 60_000.0) as u64).max(1000);
         let rb = tokio::task::block_in_place(|| redis_benchmark(&env.redis, c, n))?;
         eprintln!("  c={c} redis-benchmark evalsha: {:.0}/s", rb.rps);
         out.redis_bench.push(rb);
+        let has_wrk = std::process::Command::new("wrk").arg("--version").output().is_ok();
+        if has_wrk && !knobs.smoke {
+            for (name, addr, _, call) in &targets {
+                let w = tokio::task::block_in_place(|| wrk(name, *addr, c, knobs.secs, call))?;
+                eprintln!("  c={c} wrk {name}: {:.0} req/s p99 {:.2} ms", w.rps, w.p99_ms);
+                out.wrk.push(w);
+            }
+        }
     }
     Ok(out)
 }
@@ -332,12 +475,19 @@ pub async fn status(env: &Env, knobs: &Knobs) -> anyhow::Result<Compare> {
     create_queue(&env.coord, "status", "").await?;
     increment_serving(&env.coord, "status", 7).await?;
     let targets = [
-        ("bare axum", env.axum.addr, Call::get("/serving_pos/status")),
-        ("coordinator", env.coord.public, Call::get("/serving_pos/status")),
+        ("bare axum", env.axum.addr, env.axum.guard.pid(), Call::get("/serving_pos/status")),
+        ("coordinator", env.coord.public, env.coord.guard.pid(), Call::get("/serving_pos/status")),
     ];
     let mut out = Compare::default();
     for &c in &knobs.concurrency {
-        out.rows.extend(compare(knobs, c, &targets).await?);
+        out.rows.extend(compare(knobs, c, env.redis.pid(), &targets).await?);
+        if !knobs.smoke && std::process::Command::new("wrk").arg("--version").output().is_ok() {
+            for (name, addr, _, call) in &targets {
+                let w = tokio::task::block_in_place(|| wrk(name, *addr, c, knobs.secs, call))?;
+                eprintln!("  c={c} wrk {name}: {:.0} req/s p99 {:.2} ms", w.rps, w.p99_ms);
+                out.wrk.push(w);
+            }
+        }
     }
     Ok(out)
 }
@@ -395,6 +545,7 @@ impl Seen {
 pub async fn memory(env: &Env, knobs: &Knobs) -> anyhow::Result<Memory> {
     let redis = Redis::start()?;
     let coord = Coordinator::start(&knobs.coordinator, &redis.url())?;
+    eprintln!("  memory pids: redis {} coordinator {}", redis.pid(), coord.guard.pid());
     let id = create_queue(&coord, "mem", "").await?;
     // Let the coordinator's registry refresh settle, then take the baseline.
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -430,6 +581,16 @@ pub async fn memory(env: &Env, knobs: &Knobs) -> anyhow::Result<Memory> {
         }) as load::Inspect
     };
     eprintln!("  enqueueing {n} visitors over 1024 connections");
+    let cpu = || {
+        (
+            crate::procs::cpu_secs(coord.guard.pid()).unwrap_or(0.0),
+            crate::procs::cpu_secs(redis.pid()).unwrap_or(0.0),
+        )
+    };
+    let per = |a: (f64, f64), b: (f64, f64), n: u64| {
+        (1e6 * (b.0 - a.0) / n.max(1) as f64, 1e6 * (b.1 - a.1) / n.max(1) as f64)
+    };
+    let c0 = cpu();
     let enqueue = load::run(Plan {
         addr: coord.public,
         connections: 1024,
@@ -448,6 +609,7 @@ pub async fn memory(env: &Env, knobs: &Knobs) -> anyhow::Result<Memory> {
         enqueue.p99_ms,
         enqueue.failures()
     );
+    let enqueue_cpu_us = per(c0, cpu(), enqueue.ok);
     let after_enqueue = redis.used_memory()?;
     let position_faults = seen.dups.load(Ordering::Relaxed)
         + seen.out_of_range.load(Ordering::Relaxed)
@@ -461,6 +623,7 @@ pub async fn memory(env: &Env, knobs: &Knobs) -> anyhow::Result<Memory> {
             .collect(),
     );
     eprintln!("  claiming {k} tokens over 64 connections");
+    let c1 = cpu();
     let claim = load::run(Plan {
         addr: coord.public,
         connections: 64,
@@ -482,6 +645,7 @@ pub async fn memory(env: &Env, knobs: &Knobs) -> anyhow::Result<Memory> {
         claim.p99_ms,
         claim.failures()
     );
+    let claim_cpu_us = per(c1, cpu(), claim.ok);
     let after_sessions = redis.used_memory()?;
     let mut keys = Vec::new();
     for what in ["ctr", "srv", "claimed", "nclaimed", "sess", "sinfo", "rev", "hist", "arr"] {
@@ -510,5 +674,7 @@ pub async fn memory(env: &Env, knobs: &Knobs) -> anyhow::Result<Memory> {
         claim,
         claim_baseline,
         position_faults,
+        enqueue_cpu_us,
+        claim_cpu_us,
     })
 }

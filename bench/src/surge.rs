@@ -70,6 +70,12 @@ pub struct Surge {
 }
 
 impl Surge {
+    /// Whether both streams were answered at (nearly) the offered rate.
+    pub fn sustained(&self) -> bool {
+        let half = self.offered_rps / 2.0;
+        self.arrivals.rps >= 0.95 * half && self.polls.rps >= 0.95 * half
+    }
+
     /// Whether every invariant held and nothing failed.
     pub fn clean(&self) -> bool {
         self.arrivals.failures() == 0
@@ -81,6 +87,29 @@ impl Surge {
             && self.serving_decreases == 0
             && self.active_over_cap == 0
     }
+}
+
+/// Sends calls concurrently (at most 64 at a time, one connection each) and returns each
+/// answer's status in order (`None`: no answer).
+async fn all_at_once(
+    addr: std::net::SocketAddr,
+    calls: Vec<Call>,
+) -> Vec<Option<hyper::StatusCode>> {
+    let mut out = Vec::with_capacity(calls.len());
+    for chunk in calls.chunks(64) {
+        let mut set = tokio::task::JoinSet::new();
+        for (i, call) in chunk.iter().cloned().enumerate() {
+            set.spawn(async move { (i, load::once(addr, &call).await.ok().map(|r| r.0)) });
+        }
+        let mut got = vec![None; chunk.len()];
+        while let Some(r) = set.join_next().await {
+            if let Ok((i, st)) = r {
+                got[i] = st;
+            }
+        }
+        out.extend(got);
+    }
+    out
 }
 
 /// Counts poll pairs (a ended before b began) where b saw less than a.
@@ -187,7 +216,6 @@ pub async fn surge(env: &Env, knobs: &Knobs, bare_rps: f64) -> anyhow::Result<Su
     let coord = &env.coord;
     let mut serving = 0u64;
     let mut ending: VecDeque<(Instant, u64)> = VecDeque::new();
-    let mut admin = load::connect(coord.admin).await?;
     let mut public = load::connect(coord.public).await?;
     let ticket = |p: u64| -> Option<String> {
         tickets.lock().ok().and_then(|t| t.get(usize::try_from(p).ok()?).cloned().flatten())
@@ -196,19 +224,27 @@ pub async fn surge(env: &Env, knobs: &Knobs, bare_rps: f64) -> anyhow::Result<Su
         tokio::time::sleep(TICK).await;
         let elapsed = start.elapsed().as_secs_f64().min(secs);
         // End the sessions whose checkout is over.
+        let mut due = Vec::new();
         while ending.front().is_some_and(|e| e.0 <= Instant::now()) {
             let Some((_, pos)) = ending.pop_front() else {
                 break;
             };
-            if let Some(t) = ticket(pos) {
-                let call = Call::form(
+            due.push(pos);
+        }
+        let calls: Vec<Call> = due
+            .iter()
+            .filter_map(|p| ticket(*p))
+            .map(|t| {
+                Call::form(
                     "/api/queue/update_token_status",
                     format!("queue_id=surge&request_id={t}&status=1"),
                 )
-                .bearer(ADMIN_KEY);
-                if load::send(&mut admin, &call).await.is_err() {
-                    admin = load::connect(coord.admin).await?;
-                }
+                .bearer(ADMIN_KEY)
+            })
+            .collect();
+        for r in all_at_once(coord.admin, calls).await {
+            if !r.is_some_and(|st| st.is_success()) {
+                out.token_failures += 1;
             }
         }
         // Serve only places whose tickets the harness holds (arrived and answered).
@@ -221,22 +257,27 @@ pub async fn surge(env: &Env, knobs: &Knobs, bare_rps: f64) -> anyhow::Result<Su
         if target > serving {
             let s = increment_serving(coord, "surge", target - serving).await?;
             anyhow::ensure!(s == target, "serving moved by someone else: {s} != {target}");
+            let mut admitted = Vec::new();
+            let mut calls = Vec::new();
             for pos in serving + 1..=target {
-                let Some(t) = ticket(pos) else {
+                match ticket(pos) {
+                    Some(t) => {
+                        admitted.push(pos);
+                        calls.push(Call::form(
+                            "/generate_token",
+                            format!("queue_id=surge&request_id={t}"),
+                        ));
+                    }
+                    None => out.token_failures += 1,
+                }
+            }
+            let answers = all_at_once(coord.public, calls).await;
+            for (pos, r) in admitted.iter().zip(answers) {
+                if r == Some(hyper::StatusCode::OK) {
+                    out.admitted += 1;
+                    ending.push_back((Instant::now() + CHECKOUT, *pos));
+                } else {
                     out.token_failures += 1;
-                    continue;
-                };
-                let call = Call::form("/generate_token", format!("queue_id=surge&request_id={t}"));
-                match load::send(&mut public, &call).await {
-                    Ok((st, _)) if st == hyper::StatusCode::OK => {
-                        out.admitted += 1;
-                        ending.push_back((Instant::now() + CHECKOUT, pos));
-                    }
-                    Ok(_) => out.token_failures += 1,
-                    Err(_) => {
-                        out.token_failures += 1;
-                        public = load::connect(coord.public).await?;
-                    }
                 }
             }
             serving = target;
@@ -252,7 +293,7 @@ pub async fn surge(env: &Env, knobs: &Knobs, bare_rps: f64) -> anyhow::Result<Su
             }
         }
         let call = Call::get("/api/queue/surge/active_token_num").bearer(ADMIN_KEY);
-        if let Ok((st, body)) = load::send(&mut admin, &call).await
+        if let Ok((st, body)) = load::once(coord.admin, &call).await
             && st.is_success()
             && let Some(n) = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
