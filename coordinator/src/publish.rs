@@ -92,6 +92,16 @@ pub async fn snapshot(state: &AppState, q: &QueueConfig) -> StoreResult<EdgeStat
         serving_history: store.serving_history(q.id, HISTORY_LIMIT).await?,
         jwks: state.keys().jwks(now),
         revoked: store.revoked(q.id, now, REVOKED_LIMIT).await?,
+        draw: match (q.prequeue_opens_at, store.drawn(q.id).await?) {
+            (Some(_), Some((base, count))) => {
+                let seed = crate::api::prequeue_seed(state, q)
+                    .await
+                    .map_err(|_| crate::store::StoreError::Corrupt("pre-queue seed".into()))?;
+                Some(shared::sync::Draw { base, count, seed: shared::prequeue::seed_to_hex(&seed) })
+            }
+            _ => None,
+        },
+        admission: state.estimate(q.id),
     })
 }
 

@@ -114,6 +114,18 @@ async fn suite(store: Arc<dyn Store>) {
         in_arrival_order += usize::from(place == i as u64 + 1);
     }
     assert_eq!(places.len(), 1000);
+
+    // The state published to the edge carries the draw, and the edge's own computation of a
+    // pre-queue ticket's place agrees with the coordinator's.
+    let q = state.queue_by_slug("sale").await.unwrap();
+    let published = coordinator::publish::snapshot(&state, &q).await.unwrap();
+    assert_eq!(published.draw.as_ref().map(|d| d.count), Some(1000));
+    let keys = state.keys();
+    for (i, rid) in pre.iter().enumerate().step_by(97) {
+        let t = shared::ticket::Ticket::open(rid, |id| keys.ticket_key(id)).unwrap();
+        let expect = shared::prequeue::drawn_place(&seed, id, 1000, i as u64 + 1);
+        assert_eq!(published.place_of(&t), expect);
+    }
     assert_eq!((places.iter().min(), places.iter().max()), (Some(&1), Some(&1000)));
     assert!(in_arrival_order < 50, "shuffled, not arrival order ({in_arrival_order} fixed points)");
 

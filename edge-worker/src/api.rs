@@ -91,8 +91,10 @@ pub async fn queue_pos(env: &Env, queue_id: &str, request_id: &str) -> EdgeResul
         }
         TicketStanding::Expired => Err(EdgeError::client(410, "expired", "request_id has expired")),
         TicketStanding::Waiting | TicketStanding::Ready => {
-            let ahead = ticket.position.saturating_sub(s.state.serving_pos);
-            let body = serde_json::json!({ "position": ticket.position, "ahead": ahead, "version": version });
+            let place = s.state.place_of(&ticket).unwrap_or(ticket.position);
+            let ahead = place.saturating_sub(s.state.serving_pos);
+            let eta = s.state.admission.as_ref().and_then(|e| shared::eta::eta(e, ahead));
+            let body = serde_json::json!({ "position": place, "ahead": ahead, "eta": eta, "version": version });
             Ok(json_response(200, &body))
         }
     }
@@ -255,7 +257,8 @@ pub async fn generate_token(mut req: Request, env: &Env) -> EdgeResult {
         }
         TicketStanding::Waiting => {
             let body = serde_json::json!({
-                "position": ticket.position, "serving_pos": s.state.serving_pos,
+                "position": s.state.place_of(&ticket).unwrap_or(ticket.position),
+                "serving_pos": s.state.serving_pos,
                 "retry_after_ms": POLL_MS,
             });
             return Ok(json_response(202, &with_version(body, s.state.version)));

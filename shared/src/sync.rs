@@ -41,7 +41,7 @@ const SYNC_LABEL: &[u8] = b"anteroom-sync-v1\n";
 const CLIENT_LABEL: &[u8] = b"anteroom-client-v1\n";
 
 /// What the coordinator sends to the edge in one sync request.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SyncBatch {
     /// Current state of each published queue.
     #[serde(default)]
@@ -52,7 +52,7 @@ pub struct SyncBatch {
 }
 
 /// What the edge knows about one queue; written to KV under `state/<queue_id>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EdgeState {
     /// Layout version of this struct, [`FORMAT`]; the edge ignores formats it does not know.
     pub format: u8,
@@ -82,6 +82,14 @@ pub struct EdgeState {
     /// `jti` of sessions that ended (completed, abandoned, revoked) but are not expired yet.
     #[serde(default)]
     pub revoked: Vec<String>,
+    /// The pre-queue draw, once done: a pre-queue ticket's place is
+    /// `base + prequeue::drawn_place(seed, queue.id, count, index)`.
+    #[serde(default)]
+    pub draw: Option<Draw>,
+    /// Measured admission rate and spread (automatic admission), for ETAs at the edge and on
+    /// the page.
+    #[serde(default)]
+    pub admission: Option<crate::eta::RateEstimate>,
 }
 
 /// The edge's queue index (KV `index`): the config of every synced queue, for mapping paths
@@ -114,6 +122,17 @@ pub struct Applied {
     pub queue_id: String,
     /// The state's version.
     pub version: u64,
+}
+
+/// A queue's pre-queue draw, revealed at opening.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Draw {
+    /// Places handed out before the draw.
+    pub base: u64,
+    /// Pre-queue arrivals.
+    pub count: u64,
+    /// The seed, hex (its commitment was published before the pre-queue opened).
+    pub seed: String,
 }
 
 /// How a queue treats its protected paths.
@@ -283,9 +302,10 @@ impl EdgeState {
         if ticket.queue != self.queue.id {
             return TicketStanding::Foreign;
         }
-        if ticket.kind == TicketKind::PreQueue {
+        let Some(place) = self.place_of(ticket) else {
             return TicketStanding::NotDecided;
-        }
+        };
+        let ticket = &Ticket { kind: TicketKind::Fifo, position: place, ..*ticket };
         if ticket.position > self.assigned
             && u64::from(ticket.entered_at) + LOST_AFTER_SECS < self.published_at_ms / 1000
         {
@@ -309,6 +329,20 @@ impl EdgeState {
             }
         }
         TicketStanding::Ready
+    }
+
+    /// The place a ticket holds: its position, or for a pre-queue ticket its drawn place once
+    /// the draw is synced (`None` before).
+    pub fn place_of(&self, ticket: &Ticket) -> Option<u64> {
+        match ticket.kind {
+            TicketKind::Fifo => Some(ticket.position),
+            TicketKind::PreQueue => {
+                let d = self.draw.as_ref()?;
+                let seed = crate::prequeue::seed_from_hex(&d.seed)?;
+                crate::prequeue::drawn_place(&seed, self.queue.id, d.count, ticket.position)
+                    .map(|p| d.base + p)
+            }
+        }
     }
 
     /// Whether this queue's `paths` cover `path` (prefix match on `/` boundaries). Returns the
@@ -437,7 +471,26 @@ mod tests {
             serving_history: vec![(5, 1_790_000_000), (10, 1_790_000_050)],
             jwks: Jwks::default(),
             revoked: vec![],
+            draw: None,
+            admission: None,
         }
+    }
+
+    #[test]
+    fn prequeue_tickets_take_their_drawn_place_once_the_draw_is_synced() {
+        let mut s = state();
+        let pre = Ticket { kind: TicketKind::PreQueue, ..ticket(3, 1_790_000_000) };
+        assert_eq!(s.place_of(&pre), None);
+        assert_eq!(s.standing(&pre, 1_790_000_100), TicketStanding::NotDecided);
+        let seed = [7u8; 32];
+        s.draw = Some(Draw { base: 2, count: 5, seed: crate::prequeue::seed_to_hex(&seed) });
+        let place = 2 + crate::prequeue::drawn_place(&seed, 5, 5, 3).unwrap();
+        assert_eq!(s.place_of(&pre), Some(place));
+        let places: std::collections::HashSet<u64> =
+            (1..=5).map(|i| s.place_of(&Ticket { position: i, ..pre }).unwrap()).collect();
+        assert_eq!(places, (3..=7).collect(), "a permutation of the places after the base");
+        s.serving_pos = 7;
+        assert_eq!(s.standing(&pre, 1_790_000_060), TicketStanding::Ready);
     }
 
     fn ticket(position: u64, entered_at: u32) -> Ticket {
