@@ -19,8 +19,6 @@ const CHALLENGE_SECS: u32 = 120;
 const COORDINATOR_TIMEOUT_MS: u32 = 10_000;
 /// `Retry-After` when the coordinator is unreachable or state is not synced yet, seconds.
 const RETRY_SECS: u32 = 5;
-/// Poll interval suggested to visitors still queued, milliseconds.
-const POLL_MS: u64 = 2_000;
 
 #[wasm_bindgen]
 extern "C" {
@@ -29,6 +27,13 @@ extern "C" {
 
     #[wasm_bindgen(js_namespace = AbortSignal, js_name = timeout)]
     fn abort_signal_timeout(ms: u32) -> worker::web_sys::AbortSignal;
+}
+
+/// A jitter seed from the worker's random source, for answers that name no visitor.
+fn random_seed() -> u32 {
+    let mut b = [0u8; 4];
+    get_random_values(&mut b);
+    u32::from_le_bytes(b)
 }
 
 fn bad(message: &str) -> EdgeError {
@@ -94,7 +99,12 @@ pub async fn queue_pos(env: &Env, queue_id: &str, request_id: &str) -> EdgeResul
             let place = s.state.place_of(&ticket).unwrap_or(ticket.position);
             let ahead = place.saturating_sub(s.state.serving_pos);
             let eta = s.state.admission.as_ref().and_then(|e| shared::eta::eta(e, ahead));
-            let body = serde_json::json!({ "position": place, "ahead": ahead, "eta": eta, "version": version });
+            let next_poll_ms =
+                crate::page::next_poll_ms(Some(ahead), crate::page::visitor_seed(request_id));
+            let body = serde_json::json!({
+                "position": place, "ahead": ahead, "eta": eta, "version": version,
+                "next_poll_ms": next_poll_ms,
+            });
             Ok(json_response(200, &body))
         }
     }
@@ -103,15 +113,20 @@ pub async fn queue_pos(env: &Env, queue_id: &str, request_id: &str) -> EdgeResul
 /// `GET {prefix}/serving_pos/{queue_id}`.
 pub async fn serving_pos(env: &Env, queue_id: &str) -> EdgeResult {
     let s = queue_state(env, queue_id).await?;
-    let body = serde_json::json!({ "position": s.state.serving_pos, "version": s.state.version });
+    let body = serde_json::json!({
+        "position": s.state.serving_pos, "version": s.state.version,
+        "next_poll_ms": crate::page::next_poll_ms(None, random_seed()),
+    });
     Ok(json_response(200, &body))
 }
 
 /// `GET {prefix}/waiting_num/{queue_id}`.
 pub async fn waiting_num(env: &Env, queue_id: &str) -> EdgeResult {
     let s = queue_state(env, queue_id).await?;
-    let body =
-        serde_json::json!({ "waiting_num": s.state.waiting_num, "version": s.state.version });
+    let body = serde_json::json!({
+        "waiting_num": s.state.waiting_num, "version": s.state.version,
+        "next_poll_ms": crate::page::next_poll_ms(None, random_seed()),
+    });
     Ok(json_response(200, &body))
 }
 
@@ -256,10 +271,15 @@ pub async fn generate_token(mut req: Request, env: &Env) -> EdgeResult {
             return Err(EdgeError::client(410, "expired", "request_id has expired"));
         }
         TicketStanding::Waiting => {
+            let place = s.state.place_of(&ticket).unwrap_or(ticket.position);
+            let ahead = place.saturating_sub(s.state.serving_pos);
+            let poll =
+                crate::page::next_poll_ms(Some(ahead), crate::page::visitor_seed(request_id));
             let body = serde_json::json!({
-                "position": s.state.place_of(&ticket).unwrap_or(ticket.position),
+                "position": place,
                 "serving_pos": s.state.serving_pos,
-                "retry_after_ms": POLL_MS,
+                "retry_after_ms": poll,
+                "next_poll_ms": poll,
             });
             return Ok(json_response(202, &with_version(body, s.state.version)));
         }
