@@ -44,12 +44,12 @@ fn rps_of(c: &Compare, target: &str, n: usize) -> f64 {
 }
 
 fn compare_table(out: &mut String, c: &Compare, baseline: &str) {
-    out.push_str("| clients | target | req/s | p50 ms | p99 ms | × bare axum | failures | req/s of each round | server CPU µs/req | Redis CPU µs/req | load generator CPU µs/req |\n");
+    out.push_str("| clients | target | req/s | p50 ms | p99 ms | × bare axum (median of per-round ratios) | failures | req/s of each round | server CPU µs/req | Redis CPU µs/req | load generator CPU µs/req |\n");
     out.push_str("|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|\n");
     let mut rows: Vec<&Row> = c.rows.iter().collect();
     rows.sort_by_key(|r| r.concurrency);
     for r in rows {
-        let base = rps_of(c, baseline, r.concurrency);
+        let rel = paired(c, &r.target, baseline, r.concurrency);
         let spread: Vec<String> = r.rounds_rps.iter().map(|v| fmt_rps(*v)).collect();
         let _ = writeln!(
             out,
@@ -59,7 +59,7 @@ fn compare_table(out: &mut String, c: &Compare, baseline: &str) {
             fmt_rps(r.outcome.rps),
             r.outcome.p50_ms,
             r.outcome.p99_ms,
-            ratio(r.outcome.rps, base),
+            rel,
             r.outcome.failures(),
             spread.join(", "),
             r.server_cpu_us,
@@ -351,7 +351,7 @@ pub fn markdown(r: &Results) -> String {
         }
         None => out.push_str("| status at the coordinator | not measured yet | | | | |\n"),
     }
-    out.push_str("| status at the edge | not measured yet: the edge worker is still being written (issue 3); the harness has no workerd scenario yet | a trivial worker | | ≥ 0.8×, zero coordinator requests | — |\n");
+    out.push_str("| status at the edge | not measured yet: the edge worker (issue 3) landed while this harness was written; the harness has no workerd scenario yet | a trivial worker | | ≥ 0.8×, zero coordinator requests | — |\n");
     out.push_str("| protected pass-through | not measured yet: same reason | the route without verification | | ≥ 0.7× | — |\n");
     match &r.memory {
         Some(m) => {
@@ -377,7 +377,7 @@ pub fn markdown(r: &Results) -> String {
         }
         None => out.push_str("| token issue / memory | not measured yet | | | | |\n"),
     }
-    out.push_str("| sync staleness | not measured yet: needs the edge worker | — | | p99 ≤ publish interval + isolate cache TTL + 0.3 s | — |\n");
+    out.push_str("| sync staleness | not measured yet: needs the workerd scenario (same reason) | — | | p99 ≤ publish interval + isolate cache TTL + 0.3 s | — |\n");
     match &r.surge {
         Some(s) => {
             let _ = writeln!(
