@@ -5,7 +5,7 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { connect } from "node:net";
 import { chromium } from "playwright-core";
 import { Miniflare } from "miniflare";
@@ -17,6 +17,7 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const COORDINATOR = `${ROOT}/target/debug/coordinator`;
 const ADMIN_KEY = "browser-admin-key-0123456789";
 const children = [];
+const b64url = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
 let mf, origin, browser, edge, adminUrl;
 
 function spawnChild(cmd, args, env = {}) {
@@ -103,14 +104,14 @@ describe("the waiting room in Chromium", () => {
     assert.equal(await page.locator("#anteroom").getAttribute("data-return"), "/shop/page?x=1");
     // The page solves the challenge in a Web Worker and enqueues; its ticket is then stored.
     const ticket = await until(async () => {
-      const t = await page.evaluate(() => sessionStorage.getItem("anteroom:room"));
+      const t = await page.evaluate(() => localStorage.getItem("anteroom:room"));
       return t && JSON.parse(t);
-    }, { ms: 30_000, what: "ticket in sessionStorage" });
+    }, { ms: 30_000, what: "ticket in localStorage" });
     assert.ok(ticket.position >= 1);
     await until(async () => /ahead of you/.test(await page.locator("#anteroom-detail").textContent()), { ms: 10_000, what: "queue position shown" });
     const served = await admin("/api/queue/increment_serving_position", { queue_id: "room", increment_by: String(ticket.position) });
     assert.equal(served.status, 200);
-    // The page polls serving_pos, claims its token (cookie) and returns to the page it wanted.
+    // The page polls queue_pos, claims its token (cookie) and returns to the page it wanted.
     await until(async () => {
       const text = await page.evaluate(() => document.body?.innerText ?? "").catch(() => "");
       return text.includes('"origin":true');
@@ -123,6 +124,74 @@ describe("the waiting room in Chromium", () => {
     assert.equal(c.sameSite, "Lax");
     assert.deepEqual(errors, []);
     await page.close();
+  });
+
+  const ARTIFACTS = `${ROOT}/test-artifacts`;
+  const stored = (page) => page.evaluate(() => JSON.parse(localStorage.getItem("anteroom:room") || "null"));
+  const text = (page, sel) => page.locator(sel).textContent();
+
+  test("the page shows position and ahead; a reload and a second tab keep the same place; screenshots", async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: "en-US" });
+    const page = await context.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(`${edge}/shop/wait`);
+    const ticket = await until(() => stored(page), { ms: 30_000, what: "ticket in localStorage" });
+    await until(async () => (await text(page, "#anteroom-position")) === String(ticket.position), { ms: 15_000, what: "position shown" });
+    const ahead = Number(await text(page, "#anteroom-ahead"));
+    assert.ok(ahead >= 1 && ahead <= ticket.position, `ahead ${ahead}`);
+    assert.match(await text(page, "#anteroom-detail"), new RegExp(`${ahead} ahead of you`));
+    assert.equal(await page.locator("#anteroom-detail").getAttribute("aria-live"), "polite");
+    await until(async () => /updated \d+ s ago/.test(await text(page, "#anteroom-updated")), { what: "updated shown" });
+    await page.screenshot({ path: `${ARTIFACTS}/room-desktop.png` });
+    // Reload: the stored ticket is reused, the same place shown.
+    await page.reload();
+    await until(async () => (await text(page, "#anteroom-position")) === String(ticket.position), { ms: 15_000, what: "position after reload" });
+    assert.equal((await stored(page)).request_id, ticket.request_id);
+    // A second tab of the same browser keeps it too.
+    const tab = await context.newPage();
+    await tab.goto(`${edge}/shop/wait`);
+    await until(async () => (await text(tab, "#anteroom-position")) === String(ticket.position), { ms: 15_000, what: "position in a second tab" });
+    assert.equal((await stored(tab)).request_id, ticket.request_id);
+    await tab.close();
+    // A 360 px phone: no horizontal scrolling.
+    await page.setViewportSize({ width: 360, height: 740 });
+    await until(async () => (await page.evaluate(() => document.documentElement.scrollWidth)) <= 360, { what: "fits 360 px" });
+    await page.screenshot({ path: `${ARTIFACTS}/room-phone.png` });
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test("a forged token cookie on a protected path gets the waiting room, not the origin", async () => {
+    const context = await browser.newContext();
+    const u = new URL(edge);
+    const forged = `${b64url({ alg: "EdDSA", kid: "x" })}.${b64url({ aud: "room", exp: 4102444800 })}.${"A".repeat(86)}`;
+    await context.addCookies([{ name: "anteroom-room", value: forged, domain: u.hostname, path: "/" }]);
+    const page = await context.newPage();
+    const r = await page.goto(`${edge}/shop/secret`);
+    assert.equal(r.status(), 200);
+    assert.equal(await page.locator("#anteroom").count(), 1);
+    assert.ok(!(await page.content()).includes('"origin":true'));
+    await context.close();
+  });
+
+  test("without JavaScript: instructions and a meta refresh", async () => {
+    const context = await browser.newContext({ javaScriptEnabled: false });
+    const page = await context.newPage();
+    await page.goto(`${edge}/shop/nojs`);
+    assert.match(await page.locator("main").innerText(), /needs JavaScript/);
+    assert.equal(await page.locator('meta[http-equiv="refresh"]').getAttribute("content"), "30");
+    await context.close();
+  });
+
+  test("the room page speaks Chinese to Accept-Language zh", async () => {
+    const r = await fetch(`${edge}${PREFIX}/__anteroom/room?queue_id=room`, { headers: { "accept-language": "zh-CN,zh;q=0.9,en;q=0.5" } });
+    const html = await r.text();
+    assert.match(html, /<html lang="zh">/);
+    assert.match(html, /您正在排队/);
+    const en = await (await fetch(`${edge}${PREFIX}/__anteroom/room?queue_id=room`, { headers: { "accept-language": "en-GB" } })).text();
+    assert.match(en, /You are in the queue/);
   });
 
   test("measure: solver in Chromium with 4x CPU throttling", async () => {

@@ -11,6 +11,14 @@ import {
   signSync, signToken, startOrigin, startWorker, jwk, until,
 } from "./helpers.mjs";
 
+/// Status answers carry `next_poll_ms` (adaptive, jittered): checked to be within the
+/// policy's bounds (1.6 s .. 36 s), then removed for the exact comparisons.
+function polled(body) {
+  const { next_poll_ms: poll, ...rest } = body;
+  assert.ok(Number.isInteger(poll) && poll >= 1600 && poll <= 36000, `next_poll_ms ${poll}`);
+  return rest;
+}
+
 const require = createRequire(import.meta.url);
 const pow = require("../edge-worker/assets/pow.js");
 
@@ -59,9 +67,9 @@ describe("sync endpoint", () => {
     assert.equal(r.status, 200);
     assert.deepEqual((await r.json()).applied, [{ queue_id: "concert", version: s.version }]);
     const sp = await (await get(`${PREFIX}/serving_pos/concert`)).json();
-    assert.deepEqual(sp, { position: 12, version: s.version });
+    assert.deepEqual(polled(sp), { position: 12, version: s.version });
     const wn = await (await get(`${PREFIX}/waiting_num/concert`)).json();
-    assert.deepEqual(wn, { waiting_num: 33, version: s.version });
+    assert.deepEqual(polled(wn), { waiting_num: 33, version: s.version });
     const kv = await mf.getKVNamespace("ANTEROOM_KV");
     assert.equal(JSON.parse(await kv.get("state/concert")).version, s.version);
     assert.equal(JSON.parse(await kv.get("index")).queues[0].queue_id, "concert");
@@ -106,7 +114,7 @@ describe("sync endpoint", () => {
     const again = await (await postSync(mf, { states: [newer], removed: [] })).json();
     assert.equal(again.ignored.length, 1);
     const sp = await (await get(`${PREFIX}/serving_pos/concert`)).json();
-    assert.deepEqual(sp, { position: 20, version: newer.version });
+    assert.deepEqual(polled(sp), { position: 20, version: newer.version });
     const kv = await mf.getKVNamespace("ANTEROOM_KV");
     assert.equal(JSON.parse(await kv.get("state/concert")).serving_pos, 20);
   });
@@ -121,7 +129,7 @@ describe("sync endpoint", () => {
     const deadline = Date.now() + 2500; // beyond the 1 s isolate cache: KV is re-read
     while (Date.now() < deadline) {
       const sp = await (await get(`${PREFIX}/serving_pos/concert`)).json();
-      assert.deepEqual(sp, { position: 21, version: s.version });
+      assert.deepEqual(polled(sp), { position: 21, version: s.version });
       await new Promise((r) => setTimeout(r, 100));
     }
     await (await postSync(mf, { states: [edgeState({ serving_pos: 22 })], removed: [] })).text();
@@ -160,7 +168,7 @@ describe("tickets at the edge", () => {
     const q = (t) => get(`${PREFIX}/queue_pos/concert/${t}`);
     let r = await q(sealTicket({ queue: 7, position: 42 }));
     assert.equal(r.status, 200);
-    assert.deepEqual(await r.json(), { position: 42, ahead: 32, version: s.version });
+    assert.deepEqual(polled(await r.json()), { position: 42, ahead: 32, eta: null, version: s.version });
     // Just issued, beyond the synced `assigned`: the state is older than the ticket.
     r = await q(sealTicket({ queue: 7, position: 51 }));
     assert.equal(r.status, 200);
@@ -543,7 +551,7 @@ describe("an empty prefix gives the contract's exact paths", () => {
       assert.equal(sync.status, 200, await sync.clone().text());
       await sync.text();
       const sp = await bare.dispatchFetch(`${BASE}/serving_pos/concert`);
-      assert.deepEqual(await sp.json(), { position: 4, version: s.version });
+      assert.deepEqual(polled(await sp.json()), { position: 4, version: s.version });
       const room = await bare.dispatchFetch(`${BASE}/__anteroom/room?queue_id=concert`);
       assert.match(await room.text(), /src="\/__anteroom\/assets\/app\.[0-9a-f]{12}\.js"/);
       const shop = await bare.dispatchFetch(`${BASE}/shop/x`, { method: "HEAD" });

@@ -104,7 +104,9 @@
   if (typeof WorkerGlobalScope !== "undefined" && root instanceof WorkerGlobalScope) {
     root.onmessage = function (ev) {
       var started = Date.now();
-      var counter = solve(ev.data.challenge, ev.data.difficulty);
+      var counter = solve(ev.data.challenge, ev.data.difficulty, function (tried) {
+        root.postMessage({ progress: tried });
+      });
       root.postMessage({ counter: String(counter), ms: Date.now() - started });
     };
   }
