@@ -87,6 +87,10 @@ enum Cmd {
         /// Enqueues of the memory scenario.
         #[arg(long, default_value_t = 1_000_000)]
         enqueues: u64,
+        /// Surge: the harness moves the serving position instead of the coordinator's
+        /// admission controller.
+        #[arg(long)]
+        surge_by_harness: bool,
         /// Surge length, seconds.
         #[arg(long, default_value_t = 60.0)]
         surge_secs: f64,
@@ -127,7 +131,17 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&o)?);
             Ok(())
         }
-        Cmd::Run { scenario, out, coordinator, smoke, secs, rounds, enqueues, surge_secs } => {
+        Cmd::Run {
+            scenario,
+            out,
+            coordinator,
+            smoke,
+            secs,
+            rounds,
+            enqueues,
+            surge_secs,
+            surge_by_harness,
+        } => {
             let knobs = if smoke {
                 Knobs {
                     secs: 1.0,
@@ -139,6 +153,7 @@ fn main() -> anyhow::Result<()> {
                     surge_secs: 3.0,
                     coordinator,
                     smoke: true,
+                    surge_by_harness,
                 }
             } else {
                 Knobs {
@@ -151,6 +166,7 @@ fn main() -> anyhow::Result<()> {
                     surge_secs,
                     coordinator,
                     smoke: false,
+                    surge_by_harness,
                 }
             };
             let results = rt.block_on(run(scenario, &knobs, &out))?;
@@ -228,7 +244,7 @@ async fn run(scenario: Scenario, knobs: &Knobs, out: &PathBuf) -> anyhow::Result
                 load::run(plan).await?.rps
             }
         };
-        let s = surge::surge(&env, knobs, bare).await?;
+        let s = surge::surge(&env, knobs, bare, !knobs.surge_by_harness).await?;
         eprintln!(
             "  surge: offered {:.0}/s, arrivals {:.0}/s (p99 {:.1} ms), polls {:.0}/s, admitted {}, clean {}",
             s.offered_rps,

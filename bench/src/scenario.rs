@@ -34,6 +34,9 @@ pub struct Knobs {
     /// Whether this is the CI smoke run.
     #[serde(default)]
     pub smoke: bool,
+    /// Whether the harness, not the coordinator, admits during the surge.
+    #[serde(default)]
+    pub surge_by_harness: bool,
 }
 
 /// One measured target at one concurrency.

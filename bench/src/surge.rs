@@ -58,6 +58,9 @@ pub struct Surge {
     pub missing_positions: u64,
     /// Poll pairs where a later poll saw a smaller serving position.
     pub serving_decreases: u64,
+    /// The largest such drop, in positions.
+    #[serde(default)]
+    pub serving_drop: u64,
     /// Largest `active_token_num` seen.
     pub max_active: u64,
     /// The cap on open sessions: capacity × checkout, rounded up; the harness admits no one
@@ -67,6 +70,17 @@ pub struct Surge {
     pub active_over_cap: u64,
     /// Final serving position.
     pub serving: u64,
+    /// Whether the coordinator's own admission controller admitted (fixed rate with a session
+    /// cap) rather than the harness.
+    #[serde(default)]
+    pub by_coordinator: bool,
+    /// Claims answered 202 because the session cap was full (claimed again later).
+    #[serde(default)]
+    pub deferred: u64,
+    /// Windows of at least 1 s in which the serving position grew faster than capacity
+    /// (allowing one controller tick of slack).
+    #[serde(default)]
+    pub rate_violations: u64,
 }
 
 impl Surge {
@@ -86,6 +100,7 @@ impl Surge {
             && self.missing_positions == 0
             && self.serving_decreases == 0
             && self.active_over_cap == 0
+            && self.rate_violations == 0
     }
 }
 
@@ -112,12 +127,31 @@ async fn all_at_once(
     out
 }
 
-/// Counts poll pairs (a ended before b began) where b saw less than a.
-fn decreases(mut polls: Vec<(Instant, Instant, u64)>) -> u64 {
+/// Counts windows of at least 1 s where serving grew by more than capacity × (window + 1 s)
+/// + 1 (the controller ticks once a second, the harness samples every 100 ms).
+fn rate_violations(history: &[(f64, u64)], capacity: f64) -> u64 {
+    let mut bad = 0;
+    let mut j = 0;
+    for (i, &(t, s)) in history.iter().enumerate() {
+        j = j.max(i);
+        while j < history.len() && history[j].0 < t + 1.0 {
+            j += 1;
+        }
+        if let Some(&(t2, s2)) = history.get(j)
+            && s2.saturating_sub(s) as f64 > capacity * (t2 - t + 1.0) + 1.0
+        {
+            bad += 1;
+        }
+    }
+    bad
+}
+
+/// Counts poll pairs (a ended before b began) where b saw less than a, and the largest drop.
+fn decreases(mut polls: Vec<(Instant, Instant, u64)>) -> (u64, u64) {
     let mut by_end: Vec<(Instant, u64)> = polls.iter().map(|p| (p.1, p.2)).collect();
     by_end.sort_by_key(|p| p.0);
     polls.sort_by_key(|p| p.0);
-    let (mut j, mut max, mut bad) = (0, 0, 0);
+    let (mut j, mut max, mut bad, mut worst) = (0, 0, 0, 0);
     for (start, _, v) in polls {
         while j < by_end.len() && by_end[j].0 < start {
             max = max.max(by_end[j].1);
@@ -125,18 +159,33 @@ fn decreases(mut polls: Vec<(Instant, Instant, u64)>) -> u64 {
         }
         if v < max {
             bad += 1;
+            worst = worst.max(max - v);
         }
     }
-    bad
+    (bad, worst)
 }
 
 /// Runs the surge against the environment's coordinator.
-pub async fn surge(env: &Env, knobs: &Knobs, bare_rps: f64) -> anyhow::Result<Surge> {
+pub async fn surge(
+    env: &Env,
+    knobs: &Knobs,
+    bare_rps: f64,
+    by_coordinator: bool,
+) -> anyhow::Result<Surge> {
     let scale = bare_rps / SEED_RPS;
     let offered = SEED_RPS * scale;
     let capacity = SEED_CAPACITY * scale;
     let secs = knobs.surge_secs;
-    create_queue(&env.coord, "surge", r#","token_validity_second":60"#).await?;
+    let cap = (capacity * CHECKOUT.as_secs_f64()).ceil() as u64;
+    let admission = if by_coordinator {
+        format!(
+            r#","admission":{{"policy":{{"strategy":"fixed_rate","rate_per_sec":{capacity:.3},"burst":0,"max_active":{cap}}}}}"#
+        )
+    } else {
+        String::new()
+    };
+    create_queue(&env.coord, "surge", &format!(r#","token_validity_second":60{admission}"#))
+        .await?;
     let max_pos = (offered * secs) as u64 + 1;
     let admit_max = (capacity * (secs + 5.0)) as usize + 16;
     let seen = Arc::new(Seen::new(max_pos));
@@ -210,11 +259,18 @@ pub async fn surge(env: &Env, knobs: &Knobs, bare_rps: f64) -> anyhow::Result<Su
         offered_rps: offered,
         capacity,
         secs,
-        cap: (capacity * CHECKOUT.as_secs_f64()).ceil() as u64,
+        cap,
+        by_coordinator,
         ..Surge::default()
     };
     let coord = &env.coord;
     let mut serving = 0u64;
+    // (seconds since start, serving position) as the harness saw or set it.
+    let mut history: Vec<(f64, u64)> = Vec::new();
+    // Positions whose token the harness holds, so a retried range is not claimed twice.
+    let mut done = std::collections::HashSet::new();
+    // The coordinator's serving position as last read (coordinator mode).
+    let mut coord_serving = 0u64;
     let mut ending: VecDeque<(Instant, u64)> = VecDeque::new();
     let mut public = load::connect(coord.public).await?;
     let ticket = |p: u64| -> Option<String> {
@@ -250,16 +306,38 @@ pub async fn surge(env: &Env, knobs: &Knobs, bare_rps: f64) -> anyhow::Result<Su
         // Serve only places whose tickets the harness holds (arrived and answered).
         // Admit at the capacity rate, and never more than the cap of open sessions.
         let room = out.cap.saturating_sub(ending.len() as u64);
-        let mut target = ((capacity * elapsed) as u64).min(admit_max as u64).min(serving + room);
+        let mut target = if by_coordinator {
+            // The coordinator admits; follow its serving position and claim up to it.
+            let (st, body) = load::once(coord.public, &Call::get("/serving_pos/surge")).await?;
+            let seen_serving = if st.is_success() {
+                serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("position").and_then(serde_json::Value::as_u64))
+                    .unwrap_or(0)
+            } else {
+                0
+            };
+            history.push((start.elapsed().as_secs_f64(), seen_serving));
+            coord_serving = seen_serving;
+            seen_serving.min(admit_max as u64)
+        } else {
+            ((capacity * elapsed) as u64).min(admit_max as u64).min(serving + room)
+        };
         while target > serving && ticket(target).is_none() {
             target -= 1;
         }
         if target > serving {
-            let s = increment_serving(coord, "surge", target - serving).await?;
-            anyhow::ensure!(s == target, "serving moved by someone else: {s} != {target}");
+            if !by_coordinator {
+                let s = increment_serving(coord, "surge", target - serving).await?;
+                anyhow::ensure!(s == target, "serving moved by someone else: {s} != {target}");
+                history.push((start.elapsed().as_secs_f64(), s));
+            }
             let mut admitted = Vec::new();
             let mut calls = Vec::new();
             for pos in serving + 1..=target {
+                if done.contains(&pos) {
+                    continue;
+                }
                 match ticket(pos) {
                     Some(t) => {
                         admitted.push(pos);
@@ -272,18 +350,39 @@ pub async fn surge(env: &Env, knobs: &Knobs, bare_rps: f64) -> anyhow::Result<Su
                 }
             }
             let answers = all_at_once(coord.public, calls).await;
+            let mut claimed_upto = serving;
+            let mut blocked = false;
             for (pos, r) in admitted.iter().zip(answers) {
                 if r == Some(hyper::StatusCode::OK) {
+                    done.insert(*pos);
                     out.admitted += 1;
                     ending.push_back((Instant::now() + CHECKOUT, *pos));
+                    if !blocked {
+                        claimed_upto = *pos;
+                    }
+                } else if by_coordinator && r == Some(hyper::StatusCode::ACCEPTED) {
+                    // Admitted but the session cap is full: claim again next tick.
+                    out.deferred += 1;
+                    blocked = true;
                 } else {
                     out.token_failures += 1;
+                    blocked = true;
                 }
+            }
+            if by_coordinator {
+                target = claimed_upto;
             }
             serving = target;
         }
         // Probe: the place right after the serving one must still be queued (202).
-        if let Some(t) = ticket(serving + 1) {
+        // In coordinator mode the controller may admit between a read and the probe, so probe
+        // beyond two of its ticks.
+        let probe = if by_coordinator {
+            coord_serving + (2.0 * capacity).ceil() as u64 + 1
+        } else {
+            serving + 1
+        };
+        if let Some(t) = ticket(probe) {
             let call = Call::form("/generate_token", format!("queue_id=surge&request_id={t}"));
             out.probes += 1;
             if let Ok((st, _)) = load::send(&mut public, &call).await
@@ -306,6 +405,7 @@ pub async fn surge(env: &Env, knobs: &Knobs, bare_rps: f64) -> anyhow::Result<Su
         }
     }
     out.serving = serving;
+    out.rate_violations = rate_violations(&history, capacity);
     out.arrivals = a.await??;
     out.polls = p.await??;
     let assigned = out.arrivals.ok;
@@ -315,6 +415,6 @@ pub async fn surge(env: &Env, knobs: &Knobs, bare_rps: f64) -> anyhow::Result<Su
     let log = std::mem::take(
         &mut *polls_log.lock().map_err(|_| anyhow::anyhow!("poll log lock poisoned"))?,
     );
-    out.serving_decreases = decreases(log);
+    (out.serving_decreases, out.serving_drop) = decreases(log);
     Ok(out)
 }
