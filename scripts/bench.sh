@@ -21,4 +21,5 @@ cargo build --release -p coordinator -p bench
 ulimit -n 65536 2>/dev/null || true
 target/release/bench run "$scenario" --out "$results" --coordinator target/release/coordinator "$@"
 target/release/bench report --results "$results" --markdown BENCHMARKS.md --svg-dir docs
-echo "wrote BENCHMARKS.md and docs/bench-*.svg from $results"
+cp "$results" docs/bench-results.json
+echo "wrote BENCHMARKS.md, docs/bench-*.svg and docs/bench-results.json (raw numbers)"

@@ -208,7 +208,16 @@ fn save(path: &PathBuf, r: &Results) -> anyhow::Result<()> {
 
 async fn run(scenario: Scenario, knobs: &Knobs, out: &PathBuf) -> anyhow::Result<Results> {
     let mut r = load_results(out);
-    r.machine = Some(scenario::machine());
+    let now = scenario::machine();
+    r.machine = Some(match r.machine.take() {
+        // A single scenario merged into earlier results: keep the run's record, note the re-run.
+        Some(mut m) if scenario != Scenario::All => {
+            m.date =
+                format!("{} ({scenario:?} re-run {} at commit {})", m.date, now.date, now.commit);
+            m
+        }
+        _ => now,
+    });
     r.knobs = Some(knobs.clone());
     let env = tokio::task::block_in_place(|| Env::start(knobs))?;
     let all = scenario == Scenario::All;
