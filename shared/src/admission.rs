@@ -180,20 +180,14 @@ impl HealthPolicy {
     /// The rate the law starts from, inside `[min_rate, max_rate]`.
     pub fn start_rate(&self) -> f64 {
         // max/min rather than clamp: never panics, even on a policy that skipped validation.
-        self.initial_rate
-            .unwrap_or(self.max_rate / 10.0)
-            .min(self.max_rate)
-            .max(self.min_rate)
+        self.initial_rate.unwrap_or(self.max_rate / 10.0).min(self.max_rate).max(self.min_rate)
     }
 
     /// Whether a reading crosses a target.
     pub fn is_unhealthy(&self, reading: &HealthReading) -> bool {
         reading.latency_ms > self.target_latency_ms
             || reading.error_rate > self.max_error_rate
-            || self
-                .max_in_flight
-                .zip(reading.in_flight)
-                .is_some_and(|(max, now)| now > max)
+            || self.max_in_flight.zip(reading.in_flight).is_some_and(|(max, now)| now > max)
     }
 }
 
@@ -215,11 +209,7 @@ impl core::fmt::Display for PolicyError {
 impl std::error::Error for PolicyError {}
 
 fn check(ok: bool, field: &'static str, reason: &'static str) -> Result<(), PolicyError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(PolicyError { field, reason })
-    }
+    if ok { Ok(()) } else { Err(PolicyError { field, reason }) }
 }
 
 /// Largest rate accepted, visitors per second: far above any origin, small enough that
@@ -235,11 +225,9 @@ impl AdmissionPolicy {
     pub fn validate(&self) -> Result<(), PolicyError> {
         match self {
             AdmissionPolicy::Manual | AdmissionPolicy::Capacity { .. } => Ok(()),
-            AdmissionPolicy::FixedRate { rate_per_sec, .. } => check(
-                rate_ok(*rate_per_sec),
-                "rate_per_sec",
-                "must be a number between 0 and 1e9",
-            ),
+            AdmissionPolicy::FixedRate { rate_per_sec, .. } => {
+                check(rate_ok(*rate_per_sec), "rate_per_sec", "must be a number between 0 and 1e9")
+            }
             AdmissionPolicy::Health(h) => {
                 check(
                     rate_ok(h.max_rate) && h.max_rate > 0.0,
@@ -266,16 +254,8 @@ impl AdmissionPolicy {
                     "max_error_rate",
                     "must be between 0 and 1",
                 )?;
-                check(
-                    (0.0..=10.0).contains(&h.increase),
-                    "increase",
-                    "must be between 0 and 10",
-                )?;
-                check(
-                    (0.0..=1.0).contains(&h.probe),
-                    "probe",
-                    "must be between 0 and 1",
-                )?;
+                check((0.0..=10.0).contains(&h.increase), "increase", "must be between 0 and 10")?;
+                check((0.0..=1.0).contains(&h.probe), "probe", "must be between 0 and 1")?;
                 check(
                     h.probe_band > 0.0 && h.probe_band <= 1.0,
                     "probe_band",
@@ -440,31 +420,21 @@ pub fn tick(
     inputs: &TickInputs,
 ) -> TickDecision {
     let now = inputs.now_ms;
-    let dt_ms = state
-        .last_tick_ms
-        .map_or(0, |last| now.saturating_sub(last).min(MAX_TICK_MS));
+    let dt_ms = state.last_tick_ms.map_or(0, |last| now.saturating_sub(last).min(MAX_TICK_MS));
     state.last_tick_ms = Some(state.last_tick_ms.map_or(now, |last| last.max(now)));
     let dt = dt_ms as f64 / 1000.0;
     let line = inputs.assigned.saturating_sub(inputs.serving_pos);
     let cap_room = config.policy.max_active().map(|max| {
-        u64::from(max).saturating_sub(
-            inputs
-                .active_sessions
-                .saturating_add(inputs.unclaimed_passed),
-        )
+        u64::from(max)
+            .saturating_sub(inputs.active_sessions.saturating_add(inputs.unclaimed_passed))
     });
 
     let policy = &config.policy;
     if !matches!(policy, AdmissionPolicy::Health(_)) {
         state.health = None;
     }
-    let mut decision = TickDecision {
-        admit: 0,
-        dt_ms,
-        rate: None,
-        limited_by: Limit::Rate,
-        health: None,
-    };
+    let mut decision =
+        TickDecision { admit: 0, dt_ms, rate: None, limited_by: Limit::Rate, health: None };
 
     let held = if config.draining {
         Some(Limit::Draining)
@@ -479,11 +449,9 @@ pub fn tick(
         decision.limited_by = limit;
         decision.rate = match policy {
             AdmissionPolicy::FixedRate { rate_per_sec, .. } => Some(*rate_per_sec),
-            AdmissionPolicy::Health(h) => state
-                .health
-                .as_ref()
-                .map(|s| s.rate)
-                .or(Some(h.start_rate())),
+            AdmissionPolicy::Health(h) => {
+                state.health.as_ref().map(|s| s.rate).or(Some(h.start_rate()))
+            }
             _ => None,
         };
         return decision;
@@ -501,11 +469,7 @@ pub fn tick(
             state.credit = 0.0;
             (u64::MAX, 0.0)
         }
-        AdmissionPolicy::FixedRate {
-            rate_per_sec,
-            burst,
-            ..
-        } => {
+        AdmissionPolicy::FixedRate { rate_per_sec, burst, .. } => {
             decision.rate = Some(*rate_per_sec);
             state.credit += rate_per_sec * dt;
             (whole(state.credit), f64::from(*burst).max(1.0))
@@ -535,11 +499,7 @@ pub fn tick(
     // would not have been used.
     state.demand_limited = room <= allowed;
     let credit = state.credit - admit as f64;
-    state.credit = if credit.is_finite() {
-        credit.clamp(0.0, carry_cap)
-    } else {
-        0.0
-    };
+    state.credit = if credit.is_finite() { credit.clamp(0.0, carry_cap) } else { 0.0 };
     decision.admit = admit;
     decision
 }
@@ -570,10 +530,7 @@ fn health_step(
     // cannot skip the settle window.
     let reading = reading
         .filter(HealthReading::is_valid)
-        .map(|r| HealthReading {
-            at_ms: r.at_ms.min(now),
-            ..r
-        });
+        .map(|r| HealthReading { at_ms: r.at_ms.min(now), ..r });
     if let Some(r) = reading {
         s.last_reading_ms = Some(s.last_reading_ms.map_or(r.at_ms, |t| t.max(r.at_ms)));
     }
@@ -634,9 +591,7 @@ fn increase(h: &HealthPolicy, s: &mut HealthState, dt: f64) -> f64 {
             }
         }
     };
-    if s.ceiling
-        .is_some_and(|c| next > c * (1.0 + h.forget_margin))
-    {
+    if s.ceiling.is_some_and(|c| next > c * (1.0 + h.forget_margin)) {
         s.ceiling = None;
     }
     next
@@ -761,11 +716,7 @@ pub mod sim {
     /// (inclusive).
     pub fn mean_rate(trace: &[TracePoint], end: u64, window: u64) -> f64 {
         let from = end + 1 - window.min(end + 1);
-        let sum: u64 = trace
-            .iter()
-            .filter(|p| p.t >= from && p.t <= end)
-            .map(|p| p.admitted)
-            .sum();
+        let sum: u64 = trace.iter().filter(|p| p.t >= from && p.t <= end).map(|p| p.admitted).sum();
         sum as f64 / (end + 1 - from) as f64
     }
 }
@@ -780,11 +731,7 @@ mod tests {
     const T0: u64 = 1_700_000_000_000;
 
     fn config(policy: AdmissionPolicy) -> AdmissionConfig {
-        AdmissionConfig {
-            policy,
-            paused: false,
-            draining: false,
-        }
+        AdmissionConfig { policy, paused: false, draining: false }
     }
 
     fn inputs(now_ms: u64, serving_pos: u64, assigned: u64, active: u64) -> TickInputs {
@@ -799,11 +746,7 @@ mod tests {
     }
 
     fn fixed(rate_per_sec: f64, burst: u32) -> AdmissionPolicy {
-        AdmissionPolicy::FixedRate {
-            rate_per_sec,
-            burst,
-            max_active: None,
-        }
+        AdmissionPolicy::FixedRate { rate_per_sec, burst, max_active: None }
     }
 
     /// Runs ticks every `step_ms` against a long line; returns the admissions per tick.
@@ -812,11 +755,8 @@ mod tests {
         let mut serving = 0;
         (0..=ticks)
             .map(|i| {
-                let d = tick(
-                    config,
-                    &mut state,
-                    &inputs(T0 + i as u64 * step_ms, serving, 1 << 40, 0),
-                );
+                let d =
+                    tick(config, &mut state, &inputs(T0 + i as u64 * step_ms, serving, 1 << 40, 0));
                 serving += d.admit;
                 d.admit
             })
@@ -864,20 +804,8 @@ mod tests {
             (fixed(1000.0, 0), 10, 13, 3, Limit::Line),
             (fixed(1000.0, 0), 13, 13, 0, Limit::Line),
             (fixed(1000.0, 0), 20, 13, 0, Limit::Line),
-            (
-                AdmissionPolicy::Capacity { max_active: 100 },
-                10,
-                12,
-                2,
-                Limit::Line,
-            ),
-            (
-                AdmissionPolicy::Health(HealthPolicy::new(500.0, 100.0)),
-                0,
-                7,
-                7,
-                Limit::Line,
-            ),
+            (AdmissionPolicy::Capacity { max_active: 100 }, 10, 12, 2, Limit::Line),
+            (AdmissionPolicy::Health(HealthPolicy::new(500.0, 100.0)), 0, 7, 7, Limit::Line),
         ];
         for (policy, serving, assigned, expected, limit) in table {
             let c = config(policy);
@@ -907,15 +835,9 @@ mod tests {
             let d = tick(
                 &c,
                 &mut state,
-                &TickInputs {
-                    unclaimed_passed: unclaimed,
-                    ..inputs(T0, 0, line, active)
-                },
+                &TickInputs { unclaimed_passed: unclaimed, ..inputs(T0, 0, line, active) },
             );
-            assert_eq!(
-                d.admit, expected,
-                "max {max_active} active {active} unclaimed {unclaimed}"
-            );
+            assert_eq!(d.admit, expected, "max {max_active} active {active} unclaimed {unclaimed}");
         }
     }
 
@@ -924,13 +846,7 @@ mod tests {
         let base = fixed(10.0, 0);
         let cases = [
             (config(AdmissionPolicy::Manual), Limit::Manual),
-            (
-                AdmissionConfig {
-                    paused: true,
-                    ..config(base.clone())
-                },
-                Limit::Paused,
-            ),
+            (AdmissionConfig { paused: true, ..config(base.clone()) }, Limit::Paused),
             (
                 AdmissionConfig {
                     draining: true,
@@ -951,10 +867,7 @@ mod tests {
     #[test]
     fn resuming_after_a_pause_continues_without_a_burst() {
         let running = config(fixed(1.0, 50));
-        let paused = AdmissionConfig {
-            paused: true,
-            ..running.clone()
-        };
+        let paused = AdmissionConfig { paused: true, ..running.clone() };
         let mut state = ControllerState::default();
         tick(&running, &mut state, &inputs(T0, 0, 1000, 0));
         for i in 1..=60 {
@@ -969,31 +882,16 @@ mod tests {
         let c = config(fixed(10.0, 0));
         let mut state = ControllerState::default();
         tick(&c, &mut state, &inputs(T0, 0, 1000, 0));
-        assert_eq!(
-            tick(&c, &mut state, &inputs(T0 + 1000, 0, 1000, 0)).admit,
-            10
-        );
-        assert_eq!(
-            tick(&c, &mut state, &inputs(T0 + 1000, 10, 1000, 0)).admit,
-            0
-        );
-        assert_eq!(
-            tick(&c, &mut state, &inputs(T0 + 500, 10, 1000, 0)).admit,
-            0
-        );
-        assert_eq!(
-            tick(&c, &mut state, &inputs(T0 + 2000, 10, 1000, 0)).admit,
-            10
-        );
+        assert_eq!(tick(&c, &mut state, &inputs(T0 + 1000, 0, 1000, 0)).admit, 10);
+        assert_eq!(tick(&c, &mut state, &inputs(T0 + 1000, 10, 1000, 0)).admit, 0);
+        assert_eq!(tick(&c, &mut state, &inputs(T0 + 500, 10, 1000, 0)).admit, 0);
+        assert_eq!(tick(&c, &mut state, &inputs(T0 + 2000, 10, 1000, 0)).admit, 10);
     }
 
     #[test]
     fn the_decision_reports_the_time_it_accounted_for() {
         let running = config(fixed(10.0, 0));
-        let paused = AdmissionConfig {
-            paused: true,
-            ..running.clone()
-        };
+        let paused = AdmissionConfig { paused: true, ..running.clone() };
         let mut state = ControllerState::default();
         // (config, now offset, expected dt_ms)
         let table = [
@@ -1011,10 +909,7 @@ mod tests {
 
     #[test]
     fn a_reading_from_the_future_cannot_skip_the_settle_window() {
-        let p = HealthPolicy {
-            initial_rate: Some(50.0),
-            ..HealthPolicy::new(100.0, 200.0)
-        };
+        let p = HealthPolicy { initial_rate: Some(50.0), ..HealthPolicy::new(100.0, 200.0) };
         let c = config(AdmissionPolicy::Health(p));
         let mut state = ControllerState::default();
         let mut rates = Vec::new();
@@ -1040,10 +935,7 @@ mod tests {
     #[test]
     fn policies_round_trip_through_json() {
         let table = [
-            (
-                r#"{"policy":{"strategy":"manual"}}"#,
-                config(AdmissionPolicy::Manual),
-            ),
+            (r#"{"policy":{"strategy":"manual"}}"#, config(AdmissionPolicy::Manual)),
             (
                 r#"{"policy":{"strategy":"fixed_rate","rate_per_sec":2.5,"burst":10},"paused":true}"#,
                 AdmissionConfig {
@@ -1082,10 +974,7 @@ mod tests {
             r#"{"policy":{"strategy":"fixed_rate","rate_per_sec":1,"brust":4}}"#,
             r#"{"policy":{"strategy":"health","max_rate":200,"target_latency_ms":250,"decrese":0.5}}"#,
         ] {
-            assert!(
-                serde_json::from_str::<AdmissionConfig>(bad).is_err(),
-                "{bad}"
-            );
+            assert!(serde_json::from_str::<AdmissionConfig>(bad).is_err(), "{bad}");
         }
     }
 
@@ -1096,22 +985,13 @@ mod tests {
         h.min_rate = 150.0;
         let err = AdmissionPolicy::Health(h).validate().unwrap_err();
         assert_eq!(err.field, "min_rate");
-        assert_eq!(
-            err.to_string(),
-            "min_rate must be a number above 0 and at most max_rate"
-        );
+        assert_eq!(err.to_string(), "min_rate must be a number above 0 and at most max_rate");
         for (policy, field) in [
             (fixed(f64::NAN, 0), "rate_per_sec"),
             (fixed(-1.0, 0), "rate_per_sec"),
             (fixed(f64::INFINITY, 0), "rate_per_sec"),
-            (
-                AdmissionPolicy::Health(HealthPolicy::new(0.0, 100.0)),
-                "max_rate",
-            ),
-            (
-                AdmissionPolicy::Health(HealthPolicy::new(10.0, 0.0)),
-                "target_latency_ms",
-            ),
+            (AdmissionPolicy::Health(HealthPolicy::new(0.0, 100.0)), "max_rate"),
+            (AdmissionPolicy::Health(HealthPolicy::new(10.0, 0.0)), "target_latency_ms"),
             (
                 AdmissionPolicy::Health(HealthPolicy {
                     decrease: 1.0,
@@ -1142,12 +1022,7 @@ mod tests {
 
     fn with_health(now_ms: u64, latency_ms: f64, error_rate: f64) -> TickInputs {
         TickInputs {
-            health: Some(HealthReading {
-                latency_ms,
-                error_rate,
-                in_flight: None,
-                at_ms: now_ms,
-            }),
+            health: Some(HealthReading { latency_ms, error_rate, in_flight: None, at_ms: now_ms }),
             ..inputs(now_ms, 0, 1 << 40, 0)
         }
     }
@@ -1164,23 +1039,16 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, &(lat, err))| {
-                tick(
-                    &c,
-                    state,
-                    &with_health(T0 + (from_s + i as u64) * 1000, lat, err),
-                )
-                .rate
-                .unwrap()
+                tick(&c, state, &with_health(T0 + (from_s + i as u64) * 1000, lat, err))
+                    .rate
+                    .unwrap()
             })
             .collect()
     }
 
     #[test]
     fn health_law_steps() {
-        let p = HealthPolicy {
-            initial_rate: Some(10.0),
-            ..HealthPolicy::new(100.0, 200.0)
-        };
+        let p = HealthPolicy { initial_rate: Some(10.0), ..HealthPolicy::new(100.0, 200.0) };
         let mut state = ControllerState::default();
         let ok = (50.0, 0.0);
         let slow = (500.0, 0.0);
@@ -1207,10 +1075,7 @@ mod tests {
 
     #[test]
     fn stale_health_holds_then_decays() {
-        let p = HealthPolicy {
-            initial_rate: Some(50.0),
-            ..HealthPolicy::new(100.0, 200.0)
-        };
+        let p = HealthPolicy { initial_rate: Some(50.0), ..HealthPolicy::new(100.0, 200.0) };
         let c = config(AdmissionPolicy::Health(p.clone()));
         let mut state = ControllerState::default();
         let mut rates = Vec::new();
@@ -1259,16 +1124,9 @@ mod tests {
 
     #[test]
     fn in_flight_over_its_limit_is_unhealthy() {
-        let p = HealthPolicy {
-            max_in_flight: Some(100),
-            ..HealthPolicy::new(100.0, 200.0)
-        };
-        let reading = |in_flight| HealthReading {
-            latency_ms: 10.0,
-            error_rate: 0.0,
-            in_flight,
-            at_ms: 0,
-        };
+        let p = HealthPolicy { max_in_flight: Some(100), ..HealthPolicy::new(100.0, 200.0) };
+        let reading =
+            |in_flight| HealthReading { latency_ms: 10.0, error_rate: 0.0, in_flight, at_ms: 0 };
         assert!(!p.is_unhealthy(&reading(None)));
         assert!(!p.is_unhealthy(&reading(Some(100))));
         assert!(p.is_unhealthy(&reading(Some(101))));
@@ -1276,10 +1134,7 @@ mod tests {
 
     #[test]
     fn the_rate_does_not_grow_while_the_line_is_short() {
-        let p = HealthPolicy {
-            initial_rate: Some(10.0),
-            ..HealthPolicy::new(100.0, 200.0)
-        };
+        let p = HealthPolicy { initial_rate: Some(10.0), ..HealthPolicy::new(100.0, 200.0) };
         let c = config(AdmissionPolicy::Health(p));
         let mut state = ControllerState::default();
         for s in 0..30 {
@@ -1294,17 +1149,10 @@ mod tests {
     // ---- convergence against a knee --------------------------------------------------
 
     fn knee_policy() -> HealthPolicy {
-        HealthPolicy {
-            initial_rate: Some(10.0),
-            ..HealthPolicy::new(1000.0, 100.0)
-        }
+        HealthPolicy { initial_rate: Some(10.0), ..HealthPolicy::new(1000.0, 100.0) }
     }
 
-    const ORIGIN: KneeOrigin = KneeOrigin {
-        knee: 100.0,
-        base_latency_ms: 50.0,
-        steepness: 50.0,
-    };
+    const ORIGIN: KneeOrigin = KneeOrigin { knee: 100.0, base_latency_ms: 50.0, steepness: 50.0 };
 
     fn print_trace(trace: &[TracePoint]) {
         for p in trace {
@@ -1328,23 +1176,14 @@ mod tests {
         }
         let m = mean_rate(&trace, 119, 10);
         println!("10 s mean at 119 s: {m:.1} (knee {r})");
-        let worst = (60..120)
-            .map(|e| mean_rate(&trace, e, 10))
-            .fold(f64::MAX, f64::min);
+        let worst = (60..120).map(|e| mean_rate(&trace, e, 10)).fold(f64::MAX, f64::min);
         println!("lowest 10 s mean between 60 and 120 s: {worst:.1}");
         // Recovered within 60 s of the origin growing.
         for end in 180..=240 {
             let m = mean_rate(&trace, end, 10);
-            assert!(
-                (0.8 * 1.5 * r..=1.5 * r).contains(&m),
-                "10 s mean {m} at {end} s"
-            );
+            assert!((0.8 * 1.5 * r..=1.5 * r).contains(&m), "10 s mean {m} at {end} s");
         }
-        println!(
-            "10 s mean at 240 s: {:.1} (knee {})",
-            mean_rate(&trace, 240, 10),
-            1.5 * r
-        );
+        println!("10 s mean at 240 s: {:.1} (knee {})", mean_rate(&trace, 240, 10), 1.5 * r);
     }
 
     #[test]
@@ -1355,10 +1194,7 @@ mod tests {
         let trace = knee_run(&knee_policy(), ORIGIN, &knee, 240, 30);
         for end in 90..120 {
             let m = mean_rate(&trace, end, 10);
-            assert!(
-                (0.8 * 0.3 * r..=0.3 * r).contains(&m),
-                "10 s mean {m} at {end} s"
-            );
+            assert!((0.8 * 0.3 * r..=0.3 * r).contains(&m), "10 s mean {m} at {end} s");
         }
         for end in 180..=240 {
             let m = mean_rate(&trace, end, 10);
@@ -1368,10 +1204,7 @@ mod tests {
 
     #[test]
     fn a_session_cap_bounds_the_health_law() {
-        let p = HealthPolicy {
-            max_active: Some(1500),
-            ..knee_policy()
-        };
+        let p = HealthPolicy { max_active: Some(1500), ..knee_policy() };
         // 30 s sessions at the knee would need 3000 slots: the cap binds.
         let trace = knee_run(&p, ORIGIN, &|_| 100.0, 180, 30);
         assert!(trace.iter().all(|p| p.active <= 1500));

@@ -95,11 +95,7 @@ pub fn eta(est: &RateEstimate, ahead: u64) -> Option<EtaBand> {
         let u = (Z * sd + (Z * Z * sd * sd + 4.0 * slow * n).sqrt()) / (2.0 * slow);
         u * u
     });
-    Some(EtaBand {
-        low_secs: low,
-        expected_secs: n / mu,
-        high_secs: high,
-    })
+    Some(EtaBand { low_secs: low, expected_secs: n / mu, high_secs: high })
 }
 
 /// What a visitor's page last showed, kept by the page between polls.
@@ -121,11 +117,7 @@ pub struct ShownEta {
 /// unless the rate estimate has fallen below $(1 - \text{RATE\_DROP})$ times the reference
 /// rate: then the fresh band is shown as it is and becomes the new reference.
 pub fn shown_eta(prev: Option<&ShownEta>, now_ms: u64, fresh: EtaBand, rate: f64) -> ShownEta {
-    let reset = ShownEta {
-        band: fresh,
-        at_ms: now_ms,
-        ref_rate: rate,
-    };
+    let reset = ShownEta { band: fresh, at_ms: now_ms, ref_rate: rate };
     let Some(prev) = prev else {
         return reset;
     };
@@ -213,10 +205,7 @@ mod tests {
         assert!((band.expected_secs - 10.0).abs() < 1e-9);
         // Only the drift margin remains: 200 / (20 · 1.1) and 200 / (20 · 0.9).
         assert!((band.low_secs - 200.0 / 22.0).abs() < 1e-9, "{band:?}");
-        assert!(
-            (band.high_secs.unwrap() - 200.0 / 18.0).abs() < 1e-9,
-            "{band:?}"
-        );
+        assert!((band.high_secs.unwrap() - 200.0 / 18.0).abs() < 1e-9, "{band:?}");
     }
 
     #[test]
@@ -229,10 +218,7 @@ mod tests {
         // Each second's count is 0 or 1: variance 0.25.
         assert!((est.var - 0.25).abs() < 0.05, "{est:?}");
         let band = eta(&est, 10).unwrap();
-        assert!(
-            band.low_secs < 20.0 && band.high_secs.unwrap() > 20.0,
-            "{band:?}"
-        );
+        assert!(band.low_secs < 20.0 && band.high_secs.unwrap() > 20.0, "{band:?}");
     }
 
     #[test]
@@ -267,103 +253,45 @@ mod tests {
         assert!(eta(&steady(10, 5), 10).is_some());
         assert_eq!(eta(&steady(0, 100), 10), None);
         let zero = eta(&steady(10, 60), 0).unwrap();
-        assert_eq!(
-            (zero.low_secs, zero.expected_secs, zero.high_secs),
-            (0.0, 0.0, Some(0.0))
-        );
+        assert_eq!((zero.low_secs, zero.expected_secs, zero.high_secs), (0.0, 0.0, Some(0.0)));
         // A rate too uncertain to bound from below leaves the band open.
-        let noisy = RateEstimate {
-            rate: 1.0,
-            var: 100.0,
-            observed_ms: 60_000,
-        };
+        let noisy = RateEstimate { rate: 1.0, var: 100.0, observed_ms: 60_000 };
         assert_eq!(eta(&noisy, 10).unwrap().high_secs, None);
     }
 
     #[test]
     fn the_band_orders_its_bounds_and_widens_with_spread() {
-        for (rate, var, ahead) in [
-            (10.0, 0.0, 100),
-            (10.0, 10.0, 100),
-            (10.0, 10.0, 5),
-            (200.0, 900.0, 10_000),
-        ] {
-            let est = RateEstimate {
-                rate,
-                var,
-                observed_ms: 60_000,
-            };
+        for (rate, var, ahead) in
+            [(10.0, 0.0, 100), (10.0, 10.0, 100), (10.0, 10.0, 5), (200.0, 900.0, 10_000)]
+        {
+            let est = RateEstimate { rate, var, observed_ms: 60_000 };
             let b = eta(&est, ahead).unwrap();
             assert!(
                 b.low_secs <= b.expected_secs && b.expected_secs <= b.high_secs.unwrap(),
                 "{b:?}"
             );
         }
-        let calm = eta(
-            &RateEstimate {
-                rate: 10.0,
-                var: 1.0,
-                observed_ms: 60_000,
-            },
-            100,
-        )
-        .unwrap();
-        let noisy = eta(
-            &RateEstimate {
-                rate: 10.0,
-                var: 25.0,
-                observed_ms: 60_000,
-            },
-            100,
-        )
-        .unwrap();
+        let calm = eta(&RateEstimate { rate: 10.0, var: 1.0, observed_ms: 60_000 }, 100).unwrap();
+        let noisy = eta(&RateEstimate { rate: 10.0, var: 25.0, observed_ms: 60_000 }, 100).unwrap();
         assert!(noisy.low_secs < calm.low_secs && noisy.high_secs > calm.high_secs);
     }
 
     fn band(low: f64, expected: f64, high: Option<f64>) -> EtaBand {
-        EtaBand {
-            low_secs: low,
-            expected_secs: expected,
-            high_secs: high,
-        }
+        EtaBand { low_secs: low, expected_secs: expected, high_secs: high }
     }
 
     #[test]
     fn the_shown_eta_counts_down_unless_the_rate_falls() {
-        let first = ShownEta {
-            band: band(100.0, 120.0, Some(150.0)),
-            at_ms: 0,
-            ref_rate: 10.0,
-        };
+        let first = ShownEta { band: band(100.0, 120.0, Some(150.0)), at_ms: 0, ref_rate: 10.0 };
         // (fresh band at 10 s, rate now, expected shown band, expected reference rate)
         let table = [
             // Faster than the countdown: the fresh band shows.
-            (
-                band(80.0, 100.0, Some(120.0)),
-                10.0,
-                band(80.0, 100.0, Some(120.0)),
-                10.0,
-            ),
+            (band(80.0, 100.0, Some(120.0)), 10.0, band(80.0, 100.0, Some(120.0)), 10.0),
             // Slower, rate steady: the countdown holds.
-            (
-                band(95.0, 115.0, Some(145.0)),
-                10.0,
-                band(90.0, 110.0, Some(140.0)),
-                10.0,
-            ),
-            (
-                band(300.0, 400.0, None),
-                9.5,
-                band(90.0, 110.0, Some(140.0)),
-                10.0,
-            ),
+            (band(95.0, 115.0, Some(145.0)), 10.0, band(90.0, 110.0, Some(140.0)), 10.0),
+            (band(300.0, 400.0, None), 9.5, band(90.0, 110.0, Some(140.0)), 10.0),
             // The rate rose: it becomes the reference.
-            (
-                band(95.0, 115.0, Some(145.0)),
-                12.0,
-                band(90.0, 110.0, Some(140.0)),
-                12.0,
-            ),
+            (band(95.0, 115.0, Some(145.0)), 12.0, band(90.0, 110.0, Some(140.0)), 12.0),
             // The rate fell by more than 10%: the ETA may go up.
             (band(300.0, 400.0, None), 8.9, band(300.0, 400.0, None), 8.9),
         ];
@@ -377,10 +305,7 @@ mod tests {
         assert_eq!(late.band, band(0.0, 0.0, Some(0.0)));
         // The first band is shown as computed.
         let new = shown_eta(None, 5, band(1.0, 2.0, None), 3.0);
-        assert_eq!(
-            (new.band, new.at_ms, new.ref_rate),
-            (band(1.0, 2.0, None), 5, 3.0)
-        );
+        assert_eq!((new.band, new.at_ms, new.ref_rate), (band(1.0, 2.0, None), 5, 3.0));
     }
 
     proptest! {
@@ -456,16 +381,10 @@ mod tests {
         let mut est = RateEstimate::default();
         let mut serving = 0u64;
         let mut assigned = initial;
-        let mut waiting: std::collections::VecDeque<Visitor> = (1..=initial)
-            .map(|pos| Visitor { pos, shown: None })
-            .collect();
-        let mut out = Honesty {
-            visitors: 0,
-            in_band: 0,
-            too_early: 0,
-            too_late: 0,
-            mean_width: 0.0,
-        };
+        let mut waiting: std::collections::VecDeque<Visitor> =
+            (1..=initial).map(|pos| Visitor { pos, shown: None }).collect();
+        let mut out =
+            Honesty { visitors: 0, in_band: 0, too_early: 0, too_late: 0, mean_width: 0.0 };
         for (t, &a) in admitted.iter().enumerate() {
             let t = t as u64;
             // The tick: serving advances (never past the line) and the estimate learns.
@@ -489,10 +408,7 @@ mod tests {
             }
             for _ in 0..arrivals.get(t as usize).copied().unwrap_or(0) {
                 assigned += 1;
-                waiting.push_back(Visitor {
-                    pos: assigned,
-                    shown: None,
-                });
+                waiting.push_back(Visitor { pos: assigned, shown: None });
             }
             // Pages poll: a visitor without a band gets their first one if there is one.
             for v in waiting.iter_mut().filter(|v| v.shown.is_none()) {
@@ -502,11 +418,7 @@ mod tests {
             }
         }
         out.mean_width /= out.visitors.max(1) as f64;
-        assert!(
-            waiting.is_empty(),
-            "{} visitors never admitted",
-            waiting.len()
-        );
+        assert!(waiting.is_empty(), "{} visitors never admitted", waiting.len());
         out
     }
 
@@ -561,15 +473,8 @@ mod tests {
                 100.0 * (1.0 + level)
             })
             .collect();
-        let policy = HealthPolicy {
-            initial_rate: Some(20.0),
-            ..HealthPolicy::new(1000.0, 100.0)
-        };
-        let origin = KneeOrigin {
-            knee: 100.0,
-            base_latency_ms: 50.0,
-            steepness: 50.0,
-        };
+        let policy = HealthPolicy { initial_rate: Some(20.0), ..HealthPolicy::new(1000.0, 100.0) };
+        let origin = KneeOrigin { knee: 100.0, base_latency_ms: 50.0, steepness: 50.0 };
         let trace = knee_run(&policy, origin, &|t| knees[t as usize], 1200, 60);
         // The replay starts after the law's first climb from its initial rate: during that
         // climb the rate only rises, and visitors are admitted earlier than any estimate of
@@ -583,13 +488,7 @@ mod tests {
         // The same line from the very start, climb included: reported, not a promise.
         let all: Vec<u64> = trace.iter().map(|p| p.admitted).collect();
         let ramp = honesty(&all, &arrivals, 20_000);
-        report(
-            "the same, bands shown during the first climb included",
-            &ramp,
-        );
-        assert_eq!(
-            ramp.too_late, 0,
-            "the climb only makes visitors early: {ramp:?}"
-        );
+        report("the same, bands shown during the first climb included", &ramp);
+        assert_eq!(ramp.too_late, 0, "the climb only makes visitors early: {ramp:?}");
     }
 }

@@ -5,7 +5,12 @@
 /// The expiry clock starts when the serving position passes the place, or at entry if that
 /// was later (a visitor who arrives after their place is already due gets the full window).
 /// `expiry_secs = None` means places never expire.
-pub fn expired(entered_at: u64, passed_at: Option<u64>, now: u64, expiry_secs: Option<u64>) -> bool {
+pub fn expired(
+    entered_at: u64,
+    passed_at: Option<u64>,
+    now: u64,
+    expiry_secs: Option<u64>,
+) -> bool {
     match (expiry_secs, passed_at) {
         (Some(window), Some(passed)) => now >= entered_at.max(passed).saturating_add(window),
         _ => false,

@@ -101,11 +101,7 @@ impl Feistel {
         // Bits needed for the largest index n - 1, at least 2, rounded up to even.
         let bits = (u64::BITS - n.saturating_sub(1).leading_zeros()).max(2);
         let half = bits.div_ceil(2);
-        Feistel {
-            key,
-            half,
-            mask: (1u64 << half) - 1,
-        }
+        Feistel { key, half, mask: (1u64 << half) - 1 }
     }
 
     /// Round function: the first 8 bytes of SHA-256(key ‖ round ‖ value), big-endian,
@@ -149,19 +145,12 @@ fn to_hex(bytes: &[u8]) -> String {
 }
 
 fn from_hex(text: &str) -> Option<Vec<u8>> {
-    let digit = |c: u8| {
-        char::from(c)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
-    };
+    let digit = |c: u8| char::from(c).to_digit(16).and_then(|d| u8::try_from(d).ok());
     let bytes = text.as_bytes();
     if !bytes.len().is_multiple_of(2) {
         return None;
     }
-    bytes
-        .chunks_exact(2)
-        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
-        .collect()
+    bytes.chunks_exact(2).map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?)).collect()
 }
 
 #[cfg(test)]
@@ -186,9 +175,7 @@ mod tests {
     const SEED: [u8; 32] = [7; 32];
 
     fn permutation(seed: &[u8; 32], queue_id: u32, n: u64) -> Vec<u64> {
-        (1..=n)
-            .map(|i| drawn_place(seed, queue_id, n, i).unwrap())
-            .collect()
+        (1..=n).map(|i| drawn_place(seed, queue_id, n, i).unwrap()).collect()
     }
 
     fn assert_bijection(seed: &[u8; 32], queue_id: u32, n: u64) {
@@ -238,11 +225,7 @@ mod tests {
         assert_eq!(permutation(&seed, 42, n), first);
         assert_bijection(&SEED, 42, n);
         // It is shuffled: few arrivals keep their index.
-        let fixed_points = first
-            .iter()
-            .enumerate()
-            .filter(|(i, p)| **p == *i as u64 + 1)
-            .count();
+        let fixed_points = first.iter().enumerate().filter(|(i, p)| **p == *i as u64 + 1).count();
         assert!(fixed_points < 10, "{fixed_points} fixed points");
         // Everyone arriving after the opening comes after all of them, in order.
         let fifo: Vec<u64> = (1..=5).map(|k| place_after_opening(n, k)).collect();
@@ -273,10 +256,7 @@ mod tests {
             let p = drawn_place(&seed, 1, 100, 1).unwrap();
             buckets[((p - 1) / 10) as usize] += 1;
         }
-        assert!(
-            buckets.iter().all(|&b| (140..=260).contains(&b)),
-            "{buckets:?}"
-        );
+        assert!(buckets.iter().all(|&b| (140..=260).contains(&b)), "{buckets:?}");
     }
 
     #[test]
@@ -284,10 +264,7 @@ mod tests {
         // SHA-256 of 32 zero bytes.
         let zero = [0u8; 32];
         let c = commitment(&zero);
-        assert_eq!(
-            c,
-            "66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925"
-        );
+        assert_eq!(c, "66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925");
         assert!(verify_commitment(&zero, &c));
         assert!(verify_commitment(&zero, &c.to_uppercase()));
         assert!(!verify_commitment(&SEED, &c));

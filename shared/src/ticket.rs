@@ -175,11 +175,8 @@ impl Ticket {
         mac(&key.secret, &raw[..BODY_LEN])
             .verify_truncated_left(&raw[BODY_LEN..])
             .map_err(|_| TicketError::BadMac)?;
-        let kind = if raw[2] & FLAG_PREQUEUE != 0 {
-            TicketKind::PreQueue
-        } else {
-            TicketKind::Fifo
-        };
+        let kind =
+            if raw[2] & FLAG_PREQUEUE != 0 { TicketKind::PreQueue } else { TicketKind::Fifo };
         let u32_at = |i: usize| u32::from_be_bytes([raw[i], raw[i + 1], raw[i + 2], raw[i + 3]]);
         let mut pos = [0u8; 8];
         pos.copy_from_slice(&raw[7..15]);
@@ -293,6 +290,9 @@ mod tests {
         let foreign = Ticket::open(&text, |_| Some(&key)).unwrap().seal(&other);
         check(&foreign, TicketError::BadMac);
         let unknown = TicketKey { id: 9, secret: [0x42; 32] };
-        check(&Ticket::open(&text, |_| Some(&key)).unwrap().seal(&unknown), TicketError::UnknownKey);
+        check(
+            &Ticket::open(&text, |_| Some(&key)).unwrap().seal(&unknown),
+            TicketError::UnknownKey,
+        );
     }
 }

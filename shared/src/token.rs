@@ -131,9 +131,7 @@ impl SigningKey {
         c.not_before = Some(ts(iat));
         c.expiration = Some(ts(exp));
         let header = Header::empty().with_key_id(self.kid.clone()).with_token_type("JWT");
-        Ed25519
-            .token(&header, &c, &self.pair.sk)
-            .expect("serializing fixed claims cannot fail")
+        Ed25519.token(&header, &c, &self.pair.sk).expect("serializing fixed claims cannot fail")
     }
 }
 
@@ -161,10 +159,8 @@ pub fn verify(
     }
     let kid = untrusted.header().key_id.clone().ok_or(TokenError::UnknownKey)?;
     let pk = key_for(&kid).ok_or(TokenError::UnknownKey)?;
-    let token = Ed25519
-        .validator::<AccessClaims>(&pk)
-        .validate(&untrusted)
-        .map_err(|e| match e {
+    let token =
+        Ed25519.validator::<AccessClaims>(&pk).validate(&untrusted).map_err(|e| match e {
             jwt_compact::ValidationError::InvalidSignature => TokenError::BadSignature,
             _ => TokenError::Malformed,
         })?;
@@ -264,7 +260,13 @@ mod tests {
             }
             let k = SigningKey::from_seed(seed);
             assert_eq!(k.kid(), v.kid);
-            let r = verify(&v.token, |kid| (kid == k.kid()).then(|| k.public()), "anteroom", &v.aud, v.now);
+            let r = verify(
+                &v.token,
+                |kid| (kid == k.kid()).then(|| k.public()),
+                "anteroom",
+                &v.aud,
+                v.now,
+            );
             assert_eq!(r.is_ok(), v.valid, "{}: {r:?}", v.token);
         }
     }
