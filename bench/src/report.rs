@@ -543,7 +543,7 @@ pub fn bar_chart(
                 y - 3.0,
                 if v >= 10_000.0 {
                     format!("{:.0}k", v / 1000.0)
-                } else if v >= 10.0 {
+                } else if v >= 10.0 || v == 0.0 {
                     format!("{v:.0}")
                 } else {
                     format!("{v:.2}")
