@@ -102,6 +102,9 @@ struct Inner {
     estimates: RwLock<HashMap<u32, shared::eta::RateEstimate>>,
     /// Recently read status numbers per queue, so polls are answered from memory.
     status: RwLock<HashMap<u32, (u64, CachedStatus)>>,
+    /// Highest serving position answered per queue. Reads that started before a change can
+    /// finish after a newer read; answers never go below what was already answered.
+    serving_seen: RwLock<HashMap<u32, u64>>,
 }
 
 /// Status numbers of a queue as last read from the store.
@@ -143,6 +146,7 @@ impl AppState {
                 batchers,
                 estimates: RwLock::new(HashMap::new()),
                 status: RwLock::new(HashMap::new()),
+                serving_seen: RwLock::new(HashMap::new()),
             }),
         }
     }
@@ -273,8 +277,17 @@ impl AppState {
         let now = self.now();
         let t0 = crate::api::expiry(q).map_or(0, |e| now.saturating_sub(e));
         let w = self.inner.store.waiting_facts(q.id, t0).await?;
+        let serving = {
+            let mut seen = match self.inner.serving_seen.write() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            let highest = seen.entry(q.id).or_insert(0);
+            *highest = (*highest).max(w.counters.serving);
+            *highest
+        };
         let s = CachedStatus {
-            serving: w.counters.serving,
+            serving,
             waiting: shared::place::waiting(
                 w.counters.assigned,
                 w.claimed_total,
