@@ -10,6 +10,8 @@ cd "$ROOT"
 
 echo "== rust tests (shared, coordinator, bench)"
 cargo test --workspace --exclude edge-worker
+echo "== edge worker unit tests (native)"
+cargo test -p edge-worker --lib
 echo "== shared builds for wasm32"
 cargo build -q -p anteroom-shared --target wasm32-unknown-unknown
 

@@ -187,7 +187,8 @@ pub async fn protected(req: Request, env: &Env, cfg: &Config) -> EdgeResult {
         return Ok(json_response(status, &body));
     }
     let return_to = crate::ReqUrl::of(&req).path_and_query;
-    crate::page::room(cfg, &queue.queue_id, &return_to, status)
+    let accept = req.headers().get("accept-language").ok().flatten().unwrap_or_default();
+    crate::page::room_in(cfg, &queue.queue_id, &return_to, status, crate::page::lang(&accept))
 }
 
 fn unavailable(req: &Request, cfg: &Config) -> EdgeResult {

@@ -248,12 +248,7 @@ fn html(status: u16, body: String) -> EdgeResult {
         .fixed(body.into_bytes()))
 }
 
-/// The waiting room for `queue`, returning to `return_to` once admitted.
-pub fn room(cfg: &Config, queue: &str, return_to: &str, status: u16) -> EdgeResult {
-    room_in(cfg, queue, return_to, status, Lang::En)
-}
-
-/// [`room`] in `lang`.
+/// The waiting room for `queue` in `lang`, returning to `return_to` once admitted.
 pub fn room_in(cfg: &Config, queue: &str, return_to: &str, status: u16, lang: Lang) -> EdgeResult {
     let (title, message) = (text(lang, "title"), text(lang, "holding"));
     html(status, render(cfg, queue, return_to, title, message, true, lang))
