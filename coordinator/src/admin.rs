@@ -413,7 +413,7 @@ async fn queue_status(
         last_decision: ctl.last,
         last_health: crate::control::health(&state, q.id).await?,
         health_rate: ctl.state.health.as_ref().map(|h| h.rate),
-        queue: q,
+        queue: (*q).clone(),
     }))
 }
 

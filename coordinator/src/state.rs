@@ -123,8 +123,8 @@ pub const STATUS_TTL: std::time::Duration = std::time::Duration::from_millis(100
 /// The registry, indexed both ways.
 #[derive(Debug, Default)]
 struct QueueCache {
-    by_slug: HashMap<String, QueueConfig>,
-    by_id: HashMap<u32, QueueConfig>,
+    by_slug: HashMap<String, Arc<QueueConfig>>,
+    by_id: HashMap<u32, Arc<QueueConfig>>,
     /// When it was last loaded; `None` until the store has answered once.
     loaded_at: Option<Instant>,
     /// Counts loads, so concurrent misses share one refresh.
@@ -210,6 +210,7 @@ impl AppState {
         let mut cache =
             QueueCache { loaded_at: Some(Instant::now()), generation, ..Default::default() };
         for q in all {
+            let q = Arc::new(q);
             cache.by_slug.insert(q.queue_id.clone(), q.clone());
             cache.by_id.insert(q.id, q);
         }
@@ -228,7 +229,7 @@ impl AppState {
     }
 
     /// Looks a queue up by slug; an unknown slug is a 400 (the contract's "invalid parameter").
-    pub async fn queue_by_slug(&self, slug: &str) -> ApiResult<QueueConfig> {
+    pub async fn queue_by_slug(&self, slug: &str) -> ApiResult<Arc<QueueConfig>> {
         if let Some(q) = self.cached(|c| c.by_slug.get(slug).cloned()) {
             return Ok(q);
         }
@@ -312,12 +313,12 @@ impl AppState {
     }
 
     /// Looks a queue up by numeric id in the cache.
-    pub fn queue_by_id_cached(&self, id: u32) -> Option<QueueConfig> {
+    pub fn queue_by_id_cached(&self, id: u32) -> Option<Arc<QueueConfig>> {
         self.cached(|c| c.by_id.get(&id).cloned())
     }
 
     /// Every cached queue.
-    pub fn cached_queues(&self) -> Vec<QueueConfig> {
+    pub fn cached_queues(&self) -> Vec<Arc<QueueConfig>> {
         self.cached(|c| c.by_id.values().cloned().collect())
     }
 
