@@ -393,19 +393,13 @@ async fn queue_status(
 ) -> ApiResult<Json<QueueStatus>> {
     let q = state.queue_by_slug(&queue_id).await?;
     let now = state.now();
-    let t0 = crate::api::expiry(&q).map_or(0, |e| now.saturating_sub(e));
-    let w = state.store().waiting_facts(q.id, t0).await?;
+    let w = state.waiting_facts_at(&q, now).await?;
     let ctl = crate::control::load(&state, q.id).await?;
     let ahead = w.counters.assigned.saturating_sub(w.counters.serving);
     Ok(Json(QueueStatus {
         serving_pos: w.counters.serving,
         assigned: w.counters.assigned,
-        waiting_num: shared::place::waiting(
-            w.counters.assigned,
-            w.claimed_total,
-            w.expired_upto,
-            w.claimed_upto,
-        ),
+        waiting_num: w.waiting(),
         active_num: state.store().active_sessions(q.id, now).await?,
         admission_rate: ctl.estimate.rate,
         admission_rate_sd: ctl.estimate.var.max(0.0).sqrt(),

@@ -14,7 +14,7 @@ use shared::eta::RateEstimate;
 use shared::wire::QueueConfig;
 use tokio::sync::watch;
 
-use crate::api::{expiry, keep_secs};
+use crate::api::keep_secs;
 use crate::state::AppState;
 use crate::store::StoreResult;
 
@@ -70,8 +70,7 @@ pub async fn tick_queue(
         return Ok(None);
     }
     let now = now_ms / 1000;
-    let t0 = expiry(q).map_or(0, |e| now.saturating_sub(e));
-    let w = store.waiting_facts(q.id, t0).await?;
+    let w = state.waiting_facts_at(q, now).await?;
     let active = store.active_sessions(q.id, now).await?;
     let passed = w.counters.serving.min(w.counters.assigned);
     let expired_unclaimed = w.expired_upto.saturating_sub(w.claimed_upto);

@@ -15,7 +15,6 @@ use shared::sync::{EdgeQueue, EdgeState, SIGNATURE_HEADER, SyncBatch, TIMESTAMP_
 use shared::wire::QueueConfig;
 use tokio::sync::watch;
 
-use crate::api::expiry;
 use crate::state::AppState;
 use crate::store::StoreResult;
 
@@ -72,8 +71,7 @@ pub fn edge_queue(q: &QueueConfig) -> EdgeQueue {
 pub async fn snapshot(state: &AppState, q: &QueueConfig) -> StoreResult<EdgeState> {
     let store = state.store();
     let now = state.now();
-    let t0 = expiry(q).map_or(0, |e| now.saturating_sub(e));
-    let w = store.waiting_facts(q.id, t0).await?;
+    let w = state.waiting_facts_at(q, now).await?;
     Ok(EdgeState {
         format: shared::sync::FORMAT,
         version: 0,
@@ -82,12 +80,7 @@ pub async fn snapshot(state: &AppState, q: &QueueConfig) -> StoreResult<EdgeStat
         queue: edge_queue(q),
         serving_pos: w.counters.serving,
         assigned: w.counters.assigned,
-        waiting_num: shared::place::waiting(
-            w.counters.assigned,
-            w.claimed_total,
-            w.expired_upto,
-            w.claimed_upto,
-        ),
+        waiting_num: w.waiting(),
         active_num: store.active_sessions(q.id, now).await?,
         serving_history: store.serving_history(q.id, HISTORY_LIMIT).await?,
         jwks: state.keys().jwks(now),

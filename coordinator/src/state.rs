@@ -12,7 +12,7 @@ use tokio::sync::Mutex as AsyncMutex;
 use crate::batcher::Batchers;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::Keyring;
-use crate::store::{Store, StoreResult};
+use crate::store::{Store, StoreResult, WaitingFacts};
 
 /// Wall-clock time; settable in tests so expiry and admission run without waiting.
 #[derive(Debug, Clone)]
@@ -261,6 +261,12 @@ impl AppState {
         }
     }
 
+    /// The waiting facts of `q` at `now` (unix seconds), for its position-expiry window.
+    pub async fn waiting_facts_at(&self, q: &QueueConfig, now: u64) -> StoreResult<WaitingFacts> {
+        let t0 = crate::api::expiry(q).map_or(0, |e| now.saturating_sub(e));
+        self.inner.store.waiting_facts(q.id, t0).await
+    }
+
     /// The status numbers of a queue, from memory when read less than [`STATUS_TTL`] ago.
     pub async fn status(&self, q: &QueueConfig) -> StoreResult<CachedStatus> {
         let fresh = {
@@ -275,9 +281,7 @@ impl AppState {
         if let Some(s) = fresh {
             return Ok(s);
         }
-        let now = self.now();
-        let t0 = crate::api::expiry(q).map_or(0, |e| now.saturating_sub(e));
-        let w = self.inner.store.waiting_facts(q.id, t0).await?;
+        let w = self.waiting_facts_at(q, self.now()).await?;
         let serving = {
             let mut seen = match self.inner.serving_seen.write() {
                 Ok(g) => g,
@@ -287,15 +291,7 @@ impl AppState {
             *highest = (*highest).max(w.counters.serving);
             *highest
         };
-        let s = CachedStatus {
-            serving,
-            waiting: shared::place::waiting(
-                w.counters.assigned,
-                w.claimed_total,
-                w.expired_upto,
-                w.claimed_upto,
-            ),
-        };
+        let s = CachedStatus { serving, waiting: w.waiting() };
         self.forget_status(q.id, Some(s));
         Ok(s)
     }

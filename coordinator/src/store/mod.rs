@@ -141,6 +141,18 @@ pub struct WaitingFacts {
     pub claimed_upto: u64,
 }
 
+impl WaitingFacts {
+    /// Visitors waiting: assigned, not holding a token, not expired.
+    pub fn waiting(&self) -> u64 {
+        shared::place::waiting(
+            self.counters.assigned,
+            self.claimed_total,
+            self.expired_upto,
+            self.claimed_upto,
+        )
+    }
+}
+
 /// Persisted secrets, shared by every coordinator process on one store.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoredSecrets {
