@@ -185,6 +185,94 @@ describe("the waiting room in Chromium", () => {
     await context.close();
   });
 
+  test("without JavaScript, on a queue whose operator waives the proof-of-work: join, wait, claim, reach the page", async () => {
+    const created = await admin("/api/queue", JSON.stringify({
+      queue_id: "plain", token_validity_second: 300, paths: ["/plain"], pow_difficulty: 12, allow_no_js: true,
+      enable_queue_position_expiry: true, position_expiry_second: 900,
+    }));
+    assert.equal(created.status, 200, await created.clone().text());
+    await until(async () => (await fetch(`${edge}${PREFIX}/serving_pos/plain`)).status === 200, { what: "queue synced" });
+    const context = await browser.newContext({ javaScriptEnabled: false });
+    const page = await context.newPage();
+    await page.goto(`${edge}/plain/tickets?show=1`);
+    assert.equal(await page.locator("#anteroom").getAttribute("data-state"), "new");
+    await page.getByRole("button", { name: "Join the line" }).click();
+    // Back on the page asked for, now with a place, rendered by the edge.
+    assert.equal(new URL(page.url()).pathname + new URL(page.url()).search, "/plain/tickets?show=1");
+    assert.equal(await page.locator("#anteroom").getAttribute("data-state"), "waiting");
+    const position = Number(await page.locator("#anteroom-position").textContent());
+    assert.ok(position >= 1, `position ${position}`);
+    assert.equal(Number(await page.locator("#anteroom-ahead").textContent()), position);
+    const refresh = Number(await page.locator('meta[http-equiv="refresh"]').getAttribute("content"));
+    assert.ok(refresh >= 5 && refresh <= 30, `refresh ${refresh}`);
+    assert.match(await page.locator("main").innerText(), /updates itself every \d+ s/);
+    // Joining again (a second click, a stale form) keeps the place.
+    const again = await page.request.post(`${edge}${PREFIX}/__anteroom/join`, { form: { queue_id: "plain", return_to: "/plain/tickets" }, maxRedirects: 0 });
+    assert.equal(again.status(), 303);
+    await page.reload();
+    assert.equal(Number(await page.locator("#anteroom-position").textContent()), position);
+    const served = await admin("/api/queue/increment_serving_position", { queue_id: "plain", increment_by: String(position) });
+    assert.equal(served.status, 200);
+    await until(async () => (await (await fetch(`${edge}${PREFIX}/serving_pos/plain`)).json()).position >= position, { what: "served at the edge" });
+    // What the meta refresh does by itself, done now.
+    await page.reload();
+    assert.equal(await page.locator("#anteroom").getAttribute("data-state"), "ready");
+    assert.match(await page.locator("#anteroom-detail").textContent(), /Continue within 15 min to keep your place/);
+    await page.getByRole("button", { name: "Go to the site now" }).click();
+    assert.equal(new URL(page.url()).pathname, "/plain/tickets");
+    assert.match(await page.content(), /"origin":true/);
+    assert.match(await page.content(), /"url":"\/plain\/tickets\?show=1"/);
+    await context.close();
+  });
+
+  test("its turn in a hidden tab: title, notification, deadline; the place is claimed once the visitor looks", async () => {
+    const created = await admin("/api/queue", JSON.stringify({
+      queue_id: "turn", token_validity_second: 300, paths: ["/turn"], pow_difficulty: 0,
+      enable_queue_position_expiry: true, position_expiry_second: 900,
+    }));
+    assert.equal(created.status, 200, await created.clone().text());
+    await until(async () => (await fetch(`${edge}${PREFIX}/serving_pos/turn`)).status === 200, { what: "queue synced" });
+    const context = await browser.newContext({ locale: "en-US" });
+    // A hidden tab, notifications allowed and asked for; sound left at its default (off).
+    await context.addInitScript(() => {
+      let state = "hidden";
+      Object.defineProperty(Document.prototype, "visibilityState", { get: () => state, configurable: true });
+      Object.defineProperty(Document.prototype, "hidden", { get: () => state !== "visible", configurable: true });
+      window.__show = () => { state = "visible"; document.dispatchEvent(new Event("visibilitychange")); };
+      window.__notes = [];
+      window.__sounds = 0;
+      window.Notification = function (title, opts) { window.__notes.push({ title, body: opts && opts.body }); this.close = () => {}; };
+      window.Notification.permission = "granted";
+      window.Notification.requestPermission = () => Promise.resolve("granted");
+      window.AudioContext = function () { window.__sounds += 1; };
+      localStorage.setItem("anteroom:prefs", JSON.stringify({ notify: true }));
+    });
+    const page = await context.newPage();
+    const claims = [];
+    page.on("request", (r) => { if (r.url().includes("/generate_token")) claims.push(r.url()); });
+    await page.goto(`${edge}/turn/show`);
+    const ticket = await until(() => page.evaluate(() => JSON.parse(localStorage.getItem("anteroom:turn") || "null")), { ms: 15_000, what: "ticket" });
+    await until(async () => (await text(page, "#anteroom-position")) === String(ticket.position), { ms: 15_000, what: "position shown" });
+    assert.equal(await page.locator("#anteroom-notify").isChecked(), true);
+    assert.equal(await page.locator("#anteroom-sound").isChecked(), false);
+    assert.equal(await page.locator("#anteroom-prefs").isVisible(), true);
+    const served = await admin("/api/queue/increment_serving_position", { queue_id: "turn", increment_by: String(ticket.position) });
+    assert.equal(served.status, 200);
+    await until(async () => (await page.title()).startsWith("▶"), { ms: 30_000, what: "turn shown in the title" });
+    assert.equal(await page.title(), "▶ It's your turn!");
+    const notes = await page.evaluate(() => window.__notes);
+    assert.deepEqual(notes, [{ title: "It's your turn!", body: "Your place is ready: continue to the site" }]);
+    assert.match(await text(page, "#anteroom-detail"), /Continue within 15 min to keep your place/);
+    assert.equal(await page.evaluate(() => window.__sounds), 0);
+    // Hidden: the token is not claimed behind the visitor's back (its time would run unseen).
+    assert.deepEqual(claims, []);
+    assert.ok(new URL(page.url()).pathname === "/turn/show");
+    await page.evaluate(() => window.__show());
+    await until(async () => /"origin":true/.test(await page.content()), { ms: 15_000, what: "origin page after the claim" });
+    assert.equal(claims.length, 1);
+    await context.close();
+  });
+
   test("the room page speaks Chinese to Accept-Language zh", async () => {
     const r = await fetch(`${edge}${PREFIX}/__anteroom/room?queue_id=room`, { headers: { "accept-language": "zh-CN,zh;q=0.9,en;q=0.5" } });
     const html = await r.text();

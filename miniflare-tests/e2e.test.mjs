@@ -211,9 +211,13 @@ describe("edge + coordinator + redis", () => {
     await until(async () => (await (await atEdge(`${PREFIX}/serving_pos/live`)).json()).position >= target, { what: "serving position at the edge" });
     g = await atEdge(`${PREFIX}/generate_token`, formBody({ queue_id: "live", request_id: ticket.request_id }));
     assert.equal(g.status, 200, await g.clone().text());
-    const cookie = g.headers.get("set-cookie");
+    const cookies = g.headers.getSetCookie();
     const tok = await g.json();
+    // The token cookie, and the ticket cookie cleared: the place is used up.
+    assert.equal(cookies.length, 2, cookies.join(" | "));
+    const cookie = cookies.find((c) => c.startsWith("anteroom-live="));
     assert.match(cookie, /^anteroom-live=[^;]+; Path=\/; Max-Age=\d+; HttpOnly; SameSite=Lax$/);
+    assert.ok(cookies.includes("anteroom-ticket.live=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"), cookies.join(" | "));
     const p = await atEdge("/shop/page?x=1", { headers: { cookie: cookie.split(";")[0] } });
     assert.equal(p.status, 200);
     assert.equal((await p.json()).url, "/shop/page?x=1");
@@ -238,7 +242,7 @@ describe("edge + coordinator + redis", () => {
     await until(async () => (await (await atEdge(`${PREFIX}/serving_pos/live`)).json()).position >= target, { what: "serving position at the edge" });
     const g = await mf.dispatchFetch(`https://shop.example${PREFIX}/generate_token`, formBody({ queue_id: "live", request_id: t.request_id }));
     assert.equal(g.status, 200);
-    const cookie = g.headers.get("set-cookie");
+    const cookie = g.headers.getSetCookie().find((c) => c.startsWith("__Host-anteroom-live="));
     assert.match(cookie, /^__Host-anteroom-live=[^;]+; Path=\/; Max-Age=\d+; Secure; HttpOnly; SameSite=Lax$/);
     assert.doesNotMatch(cookie, /Domain=/i);
     const pair = cookie.split(";")[0];

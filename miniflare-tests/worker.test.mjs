@@ -168,7 +168,7 @@ describe("tickets at the edge", () => {
     const q = (t) => get(`${PREFIX}/queue_pos/concert/${t}`);
     let r = await q(sealTicket({ queue: 7, position: 42 }));
     assert.equal(r.status, 200);
-    assert.deepEqual(polled(await r.json()), { position: 42, ahead: 32, eta: null, version: s.version });
+    assert.deepEqual(polled(await r.json()), { position: 42, ahead: 32, eta: null, version: s.version, claim_by: null, claim_in_secs: null });
     // Just issued, beyond the synced `assigned`: the state is older than the ticket.
     r = await q(sealTicket({ queue: 7, position: 51 }));
     assert.equal(r.status, 200);
@@ -577,5 +577,126 @@ describe("isolate cache", () => {
     await until(async () => (await (await get(`${PREFIX}/serving_pos/cache-q`)).json()).position === 2, { ms: 5000, every: 20, what: "newer state seen" });
     const ms = Date.now() - t0;
     assert.ok(ms <= 1500, `took ${ms} ms`);
+  });
+});
+
+describe("visitors known by their ticket: server-rendered room, JSON mode, no-JS forms, templates", () => {
+  const cookie = (t) => ({ cookie: `anteroom-ticket.concert=${t}` });
+  const sync = async (queue = {}, extra = {}) => {
+    const s = edgeState({
+      serving_pos: 10, assigned: 50, queue: { enable_queue_position_expiry: true, position_expiry_second: 60, ...queue },
+      serving_history: [[3, nowSecs() - 200], [10, nowSecs() - 5]], ...extra,
+    });
+    await (await postSync(mf, { states: [s], removed: [] })).text();
+    return s;
+  };
+
+  test("a served ticket learns its deadline to claim; a waiting one has none", async () => {
+    const s = await sync();
+    const r = await get(`${PREFIX}/queue_pos/concert/${sealTicket({ queue: 7, position: 8, enteredAt: nowSecs() - 100 })}`);
+    const body = polled(await r.json());
+    assert.equal(body.ahead, 0);
+    // Position 8 was passed when the serving position reached 10, 5 s ago; expiry 60 s.
+    assert.ok(Math.abs(body.claim_by - (nowSecs() - 5 + 60)) <= 1, JSON.stringify(body));
+    assert.ok(body.claim_in_secs >= 53 && body.claim_in_secs <= 56, JSON.stringify(body));
+    assert.equal(body.version, s.version);
+  });
+
+  test("the page shows the place of the ticket in the cookie, server-rendered; JSON mode gives the same fields", async () => {
+    await sync();
+    const t = sealTicket({ queue: 7, position: 42 });
+    const r = await get("/shop/item", { headers: cookie(t) });
+    assert.equal(r.status, 200);
+    const html = await r.text();
+    assert.match(html, /data-state="waiting"/);
+    assert.match(html, new RegExp(`data-ticket="${t}"`));
+    assert.match(html, /<dd id="anteroom-position">42<\/dd>/);
+    assert.match(html, /<dd id="anteroom-ahead">32<\/dd>/);
+    assert.match(html, /32 ahead of you/);
+    assert.doesNotMatch(html, /<section id="anteroom-place" hidden>/);
+    // Without JavaScript the page reloads at the poll interval (5 s at 32 ahead, jittered).
+    const refresh = Number(html.match(/http-equiv="refresh" content="(\d+)"/)[1]);
+    assert.ok(refresh >= 5 && refresh <= 6, `refresh ${refresh}`);
+    for (const headers of [{ accept: "application/json", "x-anteroom-ticket": t }, { accept: "application/json", ...cookie(t) }]) {
+      const j = await get("/shop/item", { headers });
+      assert.equal(j.status, 200);
+      const body = await j.json();
+      assert.equal(body.state, "waiting");
+      assert.equal(body.position, 42);
+      assert.equal(body.ahead, 32);
+      assert.equal(body.claim_by, null);
+      assert.equal(body.queue_id, "concert");
+      // 32 ahead: polled every 2 s, jittered by up to 20%.
+      assert.ok(body.next_poll_ms >= 1600 && body.next_poll_ms <= 2400, JSON.stringify(body));
+    }
+    // No ticket: where to join.
+    const fresh = await (await get("/shop/item", { headers: { accept: "application/json" } })).json();
+    assert.equal(fresh.state, "new");
+    assert.equal(fresh.join, `${PREFIX}/assign_queue_pos`);
+    assert.equal(fresh.position, undefined);
+  });
+
+  test("a served ticket sees its turn and the claim form; an expired one is told so and loses the cookie", async () => {
+    await sync();
+    const ready = await (await get("/shop/item", { headers: cookie(sealTicket({ queue: 7, position: 8, enteredAt: nowSecs() - 100 })) })).text();
+    assert.match(ready, /data-state="ready"/);
+    assert.match(ready, /It&#39;s your turn!|It's your turn!/);
+    assert.match(ready, /Continue within \d+ s to keep your place/);
+    assert.match(ready, new RegExp(`<form method="post" action="${PREFIX}/__anteroom/claim">`));
+    const r = await get("/shop/item", { headers: cookie(sealTicket({ queue: 7, position: 2, enteredAt: nowSecs() - 300 })) });
+    const html = await r.text();
+    assert.match(html, /data-state="expired"/);
+    assert.match(html, /Your place has expired/);
+    assert.match(html, /data-ticket=""/);
+    assert.deepEqual(r.headers.getSetCookie(), ["__Host-anteroom-ticket.concert=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax"]);
+  });
+
+  test("a forged or foreign ticket cookie is a new visitor, with no place shown", async () => {
+    await sync();
+    const t = sealTicket({ queue: 7, position: 42 });
+    for (const bad of [t.slice(0, -2) + (t.endsWith("AA") ? "BB" : "AA"), sealTicket({ queue: 8, position: 4 }), "garbage"]) {
+      const html = await (await get("/shop/item", { headers: cookie(bad) })).text();
+      assert.match(html, /data-state="new"/);
+      assert.match(html, /data-ticket=""/);
+      assert.match(html, /<section id="anteroom-place" hidden>/);
+    }
+  });
+
+  test("without JavaScript: join is offered only where the operator waives the proof-of-work", async () => {
+    await sync({ pow_difficulty: 12 });
+    let html = await (await get("/shop/item")).text();
+    assert.doesNotMatch(html, /__anteroom\/join/);
+    assert.match(html, /needs JavaScript/);
+    let j = await get(`${PREFIX}/__anteroom/join`, form({ queue_id: "concert", return_to: "/shop/item" }));
+    assert.equal(j.status, 403);
+    assert.match(await j.text(), /needs JavaScript/);
+    await sync({ pow_difficulty: 12, allow_no_js: true });
+    html = await (await get("/shop/item")).text();
+    assert.match(html, new RegExp(`<form method="post" action="${PREFIX}/__anteroom/join">`));
+    assert.match(html, /<input type="hidden" name="return_to" value="\/shop\/item">/);
+    // Another site cannot make the visitor's browser join (or claim).
+    for (const action of ["join", "claim"]) {
+      j = await get(`${PREFIX}/__anteroom/${action}`, form({ queue_id: "concert", return_to: "/shop/item" }, { origin: "https://evil.example" }));
+      assert.equal(j.status, 403, action);
+      assert.equal((await j.json()).error, "cross_site");
+    }
+    // A visitor already holding a place keeps it: no coordinator call (it is absent here).
+    j = await get(`${PREFIX}/__anteroom/join`, { ...form({ queue_id: "concert", return_to: "/shop/item" }, { ...cookie(sealTicket({ queue: 7, position: 42 })), origin: BASE }), redirect: "manual" });
+    assert.equal(j.status, 303);
+    assert.equal(j.headers.get("location"), "/shop/item");
+    assert.deepEqual(j.headers.getSetCookie(), []);
+    await j.text();
+  });
+
+  test("an operator's template replaces the page, with the edge's values escaped", async () => {
+    await sync({}, { template: "<!doctype html><title>{{title}}</title><p id=p>{{position}}/{{ahead}} {{state}} {{ queue }}</p>{{script}}" });
+    const t = sealTicket({ queue: 7, position: 42 });
+    const html = await (await get("/shop/item", { headers: { ...cookie(t), "accept-language": "zh-CN" } })).text();
+    assert.match(html, /^<!doctype html><title>您正在排队<\/title><p id=p>42\/32 waiting concert<\/p><script src="[^"]+app\.[0-9a-f]{12}\.js" defer><\/script>$/);
+    // Notices that are not about a place keep the default page.
+    await sync({ mode: "closed" }, { template: "<p>custom</p>" });
+    const closed = await (await get("/shop/item")).text();
+    assert.doesNotMatch(closed, /custom/);
+    assert.match(closed, /closed/);
   });
 });

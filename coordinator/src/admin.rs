@@ -106,8 +106,13 @@ fn merge(base: QueueConfig, input: &QueueInput) -> ApiResult<QueueConfig> {
         opens_at: i.opens_at.unwrap_or(base.opens_at),
         closes_at: i.closes_at.unwrap_or(base.closes_at),
         session_max_second: i.session_max_second.unwrap_or(base.session_max_second),
+        allow_no_js: i.allow_no_js.unwrap_or(base.allow_no_js),
+        template: i.template.unwrap_or(base.template),
         ..base
     };
+    if let Some(t) = &cfg.template {
+        shared::template::check(t).map_err(|e| ApiError::invalid(e.to_string()))?;
+    }
     if cfg.session_max_second != 0
         && !(cfg.token_validity_second..=MAX_TOKEN_VALIDITY).contains(&cfg.session_max_second)
     {

@@ -179,7 +179,7 @@ fn check_pow(
     form: &QueueForm,
     ip: &str,
 ) -> ApiResult<Option<ReplayKey>> {
-    if q.pow_difficulty == 0 {
+    if q.pow_difficulty == 0 || (q.allow_no_js && form.no_js.as_deref() == Some("1")) {
         return Ok(None);
     }
     let key = state

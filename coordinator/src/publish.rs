@@ -64,6 +64,7 @@ pub fn edge_queue(q: &QueueConfig) -> EdgeQueue {
         token_validity_second: q.token_validity_second,
         enable_queue_position_expiry: q.enable_queue_position_expiry,
         position_expiry_second: q.position_expiry_second,
+        allow_no_js: q.allow_no_js,
     }
 }
 
@@ -95,6 +96,7 @@ pub async fn snapshot(state: &AppState, q: &QueueConfig) -> StoreResult<EdgeStat
             _ => None,
         },
         admission: state.estimate(q.id),
+        template: q.template.clone(),
     })
 }
 

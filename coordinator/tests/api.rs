@@ -557,6 +557,45 @@ async fn proof_of_work(api: &Api) {
         1,
         "only the valid solution got a place"
     );
+    // A browser without JavaScript cannot solve: `no_js=1` skips the work only where the
+    // operator allows it.
+    let r = api.form("/assign_queue_pos", "queue_id=bots&no_js=1").await;
+    assert_eq!((r.status, code(&r)), (StatusCode::FORBIDDEN, "pow_required".into()));
+    let id = q;
+    let r = api.admin_json("PUT", "/api/queue", json!({"id": id, "allow_no_js": true})).await;
+    assert_eq!((r.status, r.json["allow_no_js"].as_bool()), (StatusCode::OK, Some(true)));
+    let r = api.form("/assign_queue_pos", "queue_id=bots&no_js=1").await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    let r = api.form("/assign_queue_pos", "queue_id=bots").await;
+    assert_eq!((r.status, code(&r)), (StatusCode::FORBIDDEN, "pow_required".into()));
+}
+
+async fn templates(api: &Api) {
+    let r = api
+        .admin_json(
+            "POST",
+            "/api/queue",
+            json!({"queue_id": "themed", "template": "<h1>{{title}}</h1><p>{{position}}</p>"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["template"], "<h1>{{title}}</h1><p>{{position}}</p>");
+    let id = r.json["id"].as_u64().unwrap();
+    for (bad, why) in [
+        (json!("<p>{{postion}}</p>"), "unknown variable {{postion}}"),
+        (json!("<p>{{position</p>"), "without"),
+        (json!("x".repeat(shared::template::MAX_TEMPLATE_BYTES + 1)), "larger than"),
+    ] {
+        let r = api.admin_json("PUT", "/api/queue", json!({"id": id, "template": bad})).await;
+        assert_eq!(
+            (r.status, r.json["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_parameter"))
+        );
+        assert!(r.json["message"].as_str().unwrap().contains(why), "{}", r.json);
+    }
+    // A refused update changed nothing; `null` goes back to the built-in page.
+    let r = api.admin_json("PUT", "/api/queue", json!({"id": id, "template": null})).await;
+    assert_eq!((r.status, &r.json["template"]), (StatusCode::OK, &serde_json::Value::Null));
 }
 
 async fn suite(store: Arc<dyn Store>) {
@@ -565,6 +604,7 @@ async fn suite(store: Arc<dyn Store>) {
     public_api(&api).await;
     key_rotation(&api).await;
     proof_of_work(&api).await;
+    templates(&api).await;
     origin_key_and_extension(&api).await;
 }
 

@@ -1,10 +1,14 @@
 // Anteroom waiting-room page: enter the queue (solving the proof-of-work off the main
 // thread), follow our place with queue_pos at the interval the edge asks for
 // (`next_poll_ms`), claim the token (the edge sets it as a cookie), then go back to the page
-// the visitor wanted. The ticket is kept in localStorage: a reload or a second tab keeps the
-// place. Shown numbers never go backwards: an answer with a lower `version` than one shown is
-// ignored, `ahead` only goes down, and the ETA band only counts down unless a fresh band lies
-// entirely above the shown one (the line really slowed down).
+// the visitor wanted. The ticket is kept in localStorage (and, by the edge, in a cookie that
+// the page hands over in `data-ticket`): a reload or a second tab keeps the place. Shown
+// numbers never go backwards: an answer with a lower `version` than one shown is ignored,
+// `ahead` only goes down, and the ETA band counts down; a bound is moved up only when the
+// countdown fell far behind a fresh estimate (the line really slowed down).
+// At its turn the page changes the title, optionally notifies and beeps (both off until the
+// visitor ticks them), and shows the deadline to claim. A hidden tab does not claim by itself:
+// it waits until the visitor looks (or clicks), so the token's time is not spent unseen.
 (function () {
   "use strict";
   var root = document.getElementById("anteroom");
@@ -20,6 +24,9 @@
   var shown = { version: 0, ahead: null, eta: null, at: 0 };
   var updatedAt = 0;
   var store = window.localStorage;
+  var prefsKey = "anteroom:prefs";
+  var claimDeadline = 0; // ms since epoch, 0 when unknown
+  var turned = false;
 
   function t(key, n) { return (S[key] || key).replace("{n}", n); }
 
@@ -38,6 +45,32 @@
   function sleep(ms) {
     return new Promise(function (r) { setTimeout(r, ms); });
   }
+  // A poll wait that ends early when the tab becomes visible again: hidden tabs get about one
+  // timer a minute, so a visitor who comes back should not look at numbers a minute old.
+  function nap(ms) {
+    return new Promise(function (r) {
+      var done = function () {
+        if (document.visibilityState !== "visible") return;
+        clearTimeout(id);
+        document.removeEventListener("visibilitychange", done);
+        r();
+      };
+      var id = setTimeout(function () { document.removeEventListener("visibilitychange", done); r(); }, ms);
+      document.addEventListener("visibilitychange", done);
+    });
+  }
+  function visible() {
+    return new Promise(function (r) {
+      if (document.visibilityState === "visible") return r();
+      var done = function () {
+        if (document.visibilityState !== "visible") return;
+        document.removeEventListener("visibilitychange", done);
+        r();
+      };
+      document.addEventListener("visibilitychange", done);
+      button.addEventListener("click", function () { document.removeEventListener("visibilitychange", done); r(); }, { once: true });
+    });
+  }
   function form(fields) {
     return { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(fields).toString() };
   }
@@ -47,6 +80,50 @@
   function save(tk) { try { store.setItem(storeKey, JSON.stringify(tk)); } catch (e) { /* private mode */ } }
   function forget() { try { store.removeItem(storeKey); } catch (e) { /* private mode */ } }
 
+  // Preferences, kept across visits: notification and sound at the turn, both off by default.
+  var prefs = { notify: false, sound: false };
+  try { prefs = Object.assign(prefs, JSON.parse(store.getItem(prefsKey) || "{}")); } catch (e) { /* defaults */ }
+  var notifyBox = $("anteroom-notify"), soundBox = $("anteroom-sound"), audio = null;
+  function savePrefs() { try { store.setItem(prefsKey, JSON.stringify(prefs)); } catch (e) { /* private mode */ } }
+  function canNotify() { return typeof window.Notification === "function"; }
+  function unlockAudio() {
+    var A = window.AudioContext || window.webkitAudioContext;
+    if (!audio && A) { try { audio = new A(); } catch (e) { audio = null; } }
+    if (audio && audio.state === "suspended") audio.resume();
+  }
+  function beep() {
+    if (!audio) return;
+    var o = audio.createOscillator(), g = audio.createGain(), t0 = audio.currentTime;
+    o.frequency.value = 880;
+    g.gain.setValueAtTime(0.0001, t0);
+    g.gain.exponentialRampToValueAtTime(0.2, t0 + 0.02);
+    g.gain.exponentialRampToValueAtTime(0.0001, t0 + 0.6);
+    o.connect(g).connect(audio.destination);
+    o.start(t0);
+    o.stop(t0 + 0.65);
+  }
+  if (notifyBox) {
+    if (!canNotify()) notifyBox.parentNode.hidden = true;
+    notifyBox.checked = prefs.notify && canNotify() && Notification.permission === "granted";
+    notifyBox.onchange = function () {
+      prefs.notify = notifyBox.checked;
+      savePrefs();
+      if (notifyBox.checked && Notification.permission !== "granted") {
+        Promise.resolve(Notification.requestPermission()).then(function (p) {
+          if (p !== "granted") { notifyBox.checked = prefs.notify = false; savePrefs(); }
+        });
+      }
+    };
+  }
+  if (soundBox) {
+    soundBox.checked = !!prefs.sound;
+    soundBox.onchange = function () {
+      prefs.sound = soundBox.checked;
+      savePrefs();
+      if (prefs.sound) unlockAudio(); // a click is what browsers require to allow sound
+    };
+    if (prefs.sound) document.addEventListener("pointerdown", unlockAudio, { once: true });
+  }
   function solve(challenge, difficulty) {
     return new Promise(function (resolve, reject) {
       var w = new Worker(powUrl);
@@ -68,6 +145,14 @@
   async function enter() {
     var saved = load();
     if (saved && saved.request_id) return saved;
+    // The edge knew our ticket from its cookie (localStorage cleared, or another browser
+    // profile sharing cookies): keep that place.
+    var known = root.getAttribute("data-ticket");
+    if (known) {
+      saved = { request_id: known };
+      save(saved);
+      return saved;
+    }
     say(t("joining"), t("checking"));
     var ch = await (await fetch(prefix + "/pow/challenge?queue_id=" + encodeURIComponent(queue))).json();
     var fields = { queue_id: queue };
@@ -86,8 +171,11 @@
     return secs < 60 ? Math.max(1, Math.round(secs)) + " " + t("sec") : Math.round(secs / 60) + " " + t("min");
   }
 
-  // The ETA band to show: each bound counts down from the one shown and never rises, unless
-  // the fresh band is wholly above the shown one (the admission rate fell): then it is shown.
+  // The ETA band to show. Each bound counts down from the one shown and follows a fresh
+  // estimate down, so the wait shown does not grow back on every poll. A bound that counted
+  // down to less than half of the fresh estimate is reset to the estimate (the line slowed: a
+  // low bound of "1 s" while the estimate says a minute would be a lie), and a fresh band
+  // wholly above the shown one replaces it.
   function nextEta(fresh, now) {
     if (!fresh) return shown.eta;
     var prev = shown.eta;
@@ -95,11 +183,16 @@
     var el = (now - shown.at) / 1000;
     var prevHigh = prev.high_secs == null ? null : Math.max(0, prev.high_secs - el);
     if (prevHigh != null && fresh.low_secs > prevHigh) return fresh;
-    var down = function (o, n) { return Math.min(n, Math.max(0, o - el)); };
+    var down = function (o, n) {
+      var v = Math.min(n, Math.max(0, o - el));
+      return v < n / 2 ? n : v;
+    };
+    var high = fresh.high_secs == null ? prevHigh : (prevHigh == null ? fresh.high_secs : down(prev.high_secs, fresh.high_secs));
+    var low = down(prev.low_secs, fresh.low_secs);
     return {
-      low_secs: down(prev.low_secs, fresh.low_secs),
+      low_secs: high == null ? low : Math.min(low, high),
       expected_secs: down(prev.expected_secs, fresh.expected_secs),
-      high_secs: fresh.high_secs == null ? prevHigh : (prevHigh == null ? fresh.high_secs : Math.min(fresh.high_secs, prevHigh)),
+      high_secs: high,
     };
   }
 
@@ -117,6 +210,8 @@
       save(tk);
     }
     place.hidden = false;
+    $("anteroom-progress-box").hidden = false;
+    $("anteroom-prefs").hidden = false;
     $("anteroom-position").textContent = String(q.position);
     $("anteroom-ahead").textContent = String(ahead);
     var e = shown.eta;
@@ -131,11 +226,15 @@
 
   function tick() {
     if (updatedAt) $("anteroom-updated").textContent = t("updated", Math.round((Date.now() - updatedAt) / 1000));
+    if (turned && claimDeadline) {
+      detail.textContent = t("claim_within", duration(Math.max(0, (claimDeadline - Date.now()) / 1000)));
+    }
   }
   setInterval(tick, 1000);
 
   function expired() {
     forget();
+    turned = false;
     place.hidden = true;
     document.title = t("expired_title");
     say(t("expired_title"), t("expired_detail"));
@@ -145,12 +244,24 @@
     button.focus();
   }
 
-  function turn() {
+  // Our place is served: make it noticeable, once, and show the deadline to claim it.
+  function turn(q) {
+    if (typeof q.claim_in_secs === "number") claimDeadline = Date.now() + 1000 * q.claim_in_secs;
+    if (turned) return;
+    turned = true;
     document.title = "▶ " + t("turn_title");
-    say(t("turn_title"), t("turn_detail"));
+    say(t("turn_title"), claimDeadline ? "" : t("turn_detail"));
+    tick();
     button.textContent = t("go");
-    button.onclick = function () { location.replace(returnTo); };
+    button.onclick = null;
     action.hidden = false;
+    if (prefs.notify && canNotify() && Notification.permission === "granted") {
+      try {
+        var n = new Notification(t("turn_title"), { body: t("turn_notice"), tag: "anteroom-" + queue });
+        n.onclick = function () { window.focus(); n.close(); };
+      } catch (e) { /* some browsers allow notifications only from a service worker */ }
+    }
+    if (prefs.sound) beep();
   }
 
   async function claim(tk) {
@@ -166,6 +277,7 @@
   }
 
   async function run() {
+    if (root.getAttribute("data-state") === "expired" && !load()) return expired();
     var tk = await enter();
     for (;;) {
       var wait = 2000;
@@ -177,7 +289,8 @@
         wait = q.next_poll_ms || wait;
         show(tk, q);
         if (shown.ahead === 0) {
-          turn();
+          turn(q);
+          if (document.visibilityState !== "visible") await visible();
           var c = await claim(tk);
           if (c === "done") return;
           if (c === "expired") return expired();
@@ -186,7 +299,7 @@
       } else {
         await r.text();
       }
-      await sleep(wait);
+      await nap(wait);
     }
   }
 

@@ -2,12 +2,14 @@
 //! claims forwarded to the coordinator only when the edge cannot answer itself.
 
 use shared::pow::{self, PowError};
+use shared::sync::EdgeState;
 use shared::sync::{CLIENT_HEADER, TicketStanding};
 use shared::ticket::{Ticket, TicketKey};
-use shared::wire::TokenResponse;
+use shared::wire::{AssignResponse, TokenResponse};
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::{AbortSignal, Env, Fetch, Headers, Method, Request, RequestInit, Response};
 
+use crate::page::{Place, Visit};
 use crate::store::{self, Loaded};
 use crate::{EdgeError, EdgeResult, json_response, now_ms};
 
@@ -30,13 +32,13 @@ extern "C" {
 }
 
 /// A jitter seed from the worker's random source, for answers that name no visitor.
-fn random_seed() -> u32 {
+pub(crate) fn random_seed() -> u32 {
     let mut b = [0u8; 4];
     get_random_values(&mut b);
     u32::from_le_bytes(b)
 }
 
-fn bad(message: &str) -> EdgeError {
+pub(crate) fn bad(message: &str) -> EdgeError {
     EdgeError::client(400, "invalid_parameter", message)
 }
 
@@ -46,7 +48,7 @@ pub fn client_ip(req: &Request) -> String {
 }
 
 /// State of a queue named by a public request: 400 unknown, 503 known but not synced.
-async fn queue_state(env: &Env, queue_id: &str) -> EdgeResult<std::rc::Rc<Loaded>> {
+pub(crate) async fn queue_state(env: &Env, queue_id: &str) -> EdgeResult<std::rc::Rc<Loaded>> {
     if !store::valid_slug(queue_id) {
         return Err(bad("queue_id is not a valid queue"));
     }
@@ -72,7 +74,7 @@ fn ticket_keys(env: &Env) -> EdgeResult<Vec<TicketKey>> {
     shared::ticket::parse_keys(&text).map_err(|e| EdgeError::Internal(format!("TICKET_KEYS: {e}")))
 }
 
-fn open_ticket(env: &Env, text: &str) -> EdgeResult<Ticket> {
+pub(crate) fn open_ticket(env: &Env, text: &str) -> EdgeResult<Ticket> {
     let keys = ticket_keys(env)?;
     Ticket::open(text, |id| keys.iter().find(|k| k.id == id)).map_err(|e| bad(&e.to_string()))
 }
@@ -84,28 +86,59 @@ fn with_version(mut body: serde_json::Value, version: u64) -> serde_json::Value 
     body
 }
 
+/// Where the holder of `request_id` stands in `s`'s queue at `now_secs`; `Err` for a
+/// ticket that is not theirs to show (bad seal, another queue).
+pub(crate) fn visit(
+    s: &EdgeState,
+    ticket: &Ticket,
+    request_id: &str,
+    now_secs: u64,
+) -> Result<Visit, EdgeError> {
+    let place = |ready: bool| {
+        let position = s.place_of(ticket).unwrap_or(ticket.position);
+        let ahead = position.saturating_sub(s.serving_pos);
+        Place {
+            request_id: request_id.to_owned(),
+            position,
+            ahead,
+            eta: s.admission.as_ref().and_then(|e| shared::eta::eta(e, ahead)),
+            claim_by: if ready { s.claim_by(ticket) } else { None },
+            next_poll_ms: crate::page::next_poll_ms(
+                Some(ahead),
+                crate::page::visitor_seed(request_id),
+            ),
+        }
+    };
+    Ok(match s.standing(ticket, now_secs) {
+        TicketStanding::Foreign => return Err(bad("request_id does not belong to this queue")),
+        TicketStanding::NotDecided => Visit::Pending(request_id.to_owned()),
+        TicketStanding::Expired => Visit::Expired,
+        TicketStanding::Waiting => Visit::Waiting(place(false)),
+        TicketStanding::Ready => Visit::Ready(place(true)),
+    })
+}
+
+/// The status fields of a place (queue_pos, and JSON answers on protected paths).
+pub(crate) fn place_json(p: &Place, version: u64, now_secs: u64) -> serde_json::Value {
+    serde_json::json!({
+        "position": p.position, "ahead": p.ahead, "eta": p.eta, "version": version,
+        "next_poll_ms": p.next_poll_ms, "claim_by": p.claim_by,
+        "claim_in_secs": p.claim_by.map(|c| c.saturating_sub(now_secs)),
+    })
+}
+
 /// `GET {prefix}/queue_pos/{queue_id}/{request_id}`, answered from the ticket and synced state.
 pub async fn queue_pos(env: &Env, queue_id: &str, request_id: &str) -> EdgeResult {
     let s = queue_state(env, queue_id).await?;
     let ticket = open_ticket(env, request_id)?;
-    let version = s.state.version;
-    match s.state.standing(&ticket, now_ms() / 1000) {
-        TicketStanding::Foreign => Err(bad("request_id does not belong to this queue")),
-        TicketStanding::NotDecided => {
+    let now = now_ms() / 1000;
+    match visit(&s.state, &ticket, request_id, now)? {
+        Visit::New | Visit::Pending(_) => {
             Err(EdgeError::client(404, "not_found", "request_id has no place yet"))
         }
-        TicketStanding::Expired => Err(EdgeError::client(410, "expired", "request_id has expired")),
-        TicketStanding::Waiting | TicketStanding::Ready => {
-            let place = s.state.place_of(&ticket).unwrap_or(ticket.position);
-            let ahead = place.saturating_sub(s.state.serving_pos);
-            let eta = s.state.admission.as_ref().and_then(|e| shared::eta::eta(e, ahead));
-            let next_poll_ms =
-                crate::page::next_poll_ms(Some(ahead), crate::page::visitor_seed(request_id));
-            let body = serde_json::json!({
-                "position": place, "ahead": ahead, "eta": eta, "version": version,
-                "next_poll_ms": next_poll_ms,
-            });
-            Ok(json_response(200, &body))
+        Visit::Expired => Err(EdgeError::client(410, "expired", "request_id has expired")),
+        Visit::Waiting(p) | Visit::Ready(p) => {
+            Ok(json_response(200, &place_json(&p, s.state.version, now)))
         }
     }
 }
@@ -152,7 +185,7 @@ pub async fn challenge(req: &Request, env: &Env) -> EdgeResult {
 }
 
 /// Reads a small urlencoded form; 413 beyond [`MAX_FORM`], 415 for another content type.
-async fn read_form(req: &mut Request) -> EdgeResult<(Vec<u8>, Vec<(String, String)>)> {
+pub(crate) async fn read_form(req: &mut Request) -> EdgeResult<(Vec<u8>, Vec<(String, String)>)> {
     let ct = req.headers().get("content-type")?.unwrap_or_default();
     if !ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
         return Err(EdgeError::client(
@@ -173,12 +206,17 @@ async fn read_form(req: &mut Request) -> EdgeResult<(Vec<u8>, Vec<(String, Strin
     Ok((body, fields))
 }
 
-fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
     fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 /// Calls the coordinator's public endpoint `path` with `body`, vouching for the client IP.
-async fn forward(env: &Env, path: &str, body: Vec<u8>, ip: &str) -> EdgeResult<Response> {
+pub(crate) async fn forward(
+    env: &Env,
+    path: &str,
+    body: Vec<u8>,
+    ip: &str,
+) -> EdgeResult<Response> {
     let unavailable = EdgeError::Unavailable {
         code: "coordinator_unavailable",
         message: "the waiting room cannot take this request right now; retry shortly",
@@ -211,14 +249,14 @@ async fn forward(env: &Env, path: &str, body: Vec<u8>, ip: &str) -> EdgeResult<R
 }
 
 /// Copies the coordinator's answer (status, JSON body, `Retry-After`) into an edge response.
-async fn relay(mut resp: Response) -> EdgeResult<(u16, Vec<u8>, Option<String>)> {
+pub(crate) async fn relay(mut resp: Response) -> EdgeResult<(u16, Vec<u8>, Option<String>)> {
     let status = resp.status_code();
     let retry = resp.headers().get("retry-after")?;
     let body = resp.bytes().await?;
     Ok((status, body, retry))
 }
 
-fn relayed(status: u16, body: Vec<u8>, retry: Option<String>) -> EdgeResult {
+pub(crate) fn relayed(status: u16, body: Vec<u8>, retry: Option<String>) -> EdgeResult {
     let mut b = Response::builder()
         .with_status(status)
         .with_header("content-type", "application/json")?
@@ -253,7 +291,17 @@ pub async fn assign_queue_pos(mut req: Request, env: &Env) -> EdgeResult {
     }
     let resp = forward(env, "/assign_queue_pos", body, &ip).await?;
     let (status, body, retry) = relay(resp).await?;
-    relayed(status, body, retry)
+    let mut out = relayed(status, body.clone(), retry)?;
+    // The ticket also goes into a cookie, so the waiting room on a protected path can show the
+    // place server-side (first paint, pages without JavaScript, apps keeping cookies).
+    if status == 200
+        && let Ok(a) = serde_json::from_slice::<AssignResponse>(&body)
+    {
+        let secure = crate::ReqUrl::of(&req).secure;
+        let cookie = crate::gate::ticket_cookie(queue_id, &a.request_id, secure);
+        out.headers_mut().append("set-cookie", &cookie)?;
+    }
+    Ok(out)
 }
 
 /// `POST {prefix}/generate_token`: 202 at the edge while the place is not served yet; else
@@ -295,6 +343,9 @@ pub async fn generate_token(mut req: Request, env: &Env) -> EdgeResult {
         let cookie =
             crate::gate::token_cookie(queue_id, &token.access_token, token.expires_in, secure);
         out.headers_mut().append("set-cookie", &cookie)?;
+        // The place is used up: its ticket cookie goes.
+        out.headers_mut()
+            .append("set-cookie", &crate::gate::clear_ticket_cookie(queue_id, secure))?;
     }
     Ok(out)
 }

@@ -10,9 +10,11 @@ use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 use shared::sync::{EdgeQueue, EdgeState, QueueMode};
+use shared::wire::{AssignResponse, ErrorBody, TokenResponse};
 use wasm_bindgen::JsCast;
-use worker::{Env, Method, Request};
+use worker::{Env, Method, Request, Response};
 
+use crate::page::{Lang, Room, Visit, text};
 use crate::store::{self, Loaded};
 use crate::{Config, EdgeError, EdgeResult, json_response, now_ms};
 
@@ -44,25 +46,93 @@ pub fn token_cookie(queue_id: &str, token: &str, max_age: u64, secure: bool) -> 
     }
 }
 
+/// How long the ticket cookie lives, seconds: longer than any line; the place itself ends by
+/// position expiry or when its token is issued (the cookie is then cleared).
+const TICKET_COOKIE_SECS: u64 = 86_400;
+
+/// The `Set-Cookie` value keeping a visitor's ticket for `queue_id`. The name has a `.`, which
+/// no slug has, so it never collides with a token cookie (`anteroom-{slug}`).
+pub fn ticket_cookie(queue_id: &str, request_id: &str, secure: bool) -> String {
+    ticket_cookie_with(queue_id, request_id, TICKET_COOKIE_SECS, secure)
+}
+
+/// The `Set-Cookie` value removing the ticket cookie.
+pub fn clear_ticket_cookie(queue_id: &str, secure: bool) -> String {
+    ticket_cookie_with(queue_id, "", 0, secure)
+}
+
+fn ticket_cookie_with(queue_id: &str, value: &str, max_age: u64, secure: bool) -> String {
+    if secure {
+        format!(
+            "__Host-anteroom-ticket.{queue_id}={value}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax"
+        )
+    } else {
+        format!(
+            "anteroom-ticket.{queue_id}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax"
+        )
+    }
+}
+
+/// Values of the cookies named `base` or `__Host-{base}`.
+fn cookies(req: &Request, base: &str) -> Vec<String> {
+    let Some(header) = req.headers().get("cookie").ok().flatten() else { return Vec::new() };
+    let host_name = format!("__Host-{base}");
+    header
+        .split(';')
+        .filter_map(|c| {
+            let (name, value) = c.trim().split_once('=')?;
+            (name == host_name || name == base).then(|| value.to_owned())
+        })
+        .collect()
+}
+
 /// The tokens a visitor presents for `queue_id`: `Authorization: Bearer` first, then the
 /// queue's cookies. All are tried, so a site's own bearer tokens do not hide our cookie.
 fn presented_tokens(req: &Request, queue_id: &str) -> Vec<String> {
-    let h = req.headers();
     let mut out = Vec::new();
-    if let Some(auth) = h.get("authorization").ok().flatten()
+    if let Some(auth) = req.headers().get("authorization").ok().flatten()
         && let Some(t) = auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer "))
     {
         out.push(t.trim().to_owned());
     }
-    if let Some(cookies) = h.get("cookie").ok().flatten() {
-        let host_name = format!("__Host-anteroom-{queue_id}");
-        let dev_name = format!("anteroom-{queue_id}");
-        out.extend(cookies.split(';').filter_map(|c| {
-            let (name, value) = c.trim().split_once('=')?;
-            (name == host_name || name == dev_name).then(|| value.to_owned())
-        }));
-    }
+    out.extend(cookies(req, &format!("anteroom-{queue_id}")));
     out
+}
+
+/// The ticket a visitor presents for `queue_id`: the `X-Anteroom-Ticket` header (apps), else
+/// the ticket cookie.
+fn presented_ticket(req: &Request, queue_id: &str) -> Option<String> {
+    let header = req.headers().get("x-anteroom-ticket").ok().flatten();
+    header
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| cookies(req, &format!("anteroom-ticket.{queue_id}")).into_iter().next())
+}
+
+/// Where the visitor stands in `l`'s queue by the ticket they present; a forged, foreign or
+/// absent ticket is a new visitor.
+pub fn visit_of(req: &Request, env: &Env, l: &Loaded) -> EdgeResult<Visit> {
+    let Some(text) = presented_ticket(req, &l.state.queue.queue_id) else {
+        return Ok(Visit::New);
+    };
+    match crate::api::open_ticket(env, &text) {
+        Ok(t) => Ok(crate::api::visit(&l.state, &t, &text, now_ms() / 1000).unwrap_or(Visit::New)),
+        Err(EdgeError::Client { .. }) => Ok(Visit::New),
+        Err(e) => Err(e),
+    }
+}
+
+/// The waiting-room page for `r`; an expired place also loses its ticket cookie.
+pub fn room_response(cfg: &Config, r: &Room, status: u16, secure: bool) -> EdgeResult {
+    let mut resp = crate::page::room(cfg, r, status)?;
+    if matches!(r.visit, Visit::Expired) {
+        resp.headers_mut().append("set-cookie", &clear_ticket_cookie(r.queue, secure))?;
+    }
+    Ok(resp)
+}
+
+fn lang_of(req: &Request) -> Lang {
+    crate::page::lang(&req.headers().get("accept-language").ok().flatten().unwrap_or_default())
 }
 
 /// Whether `token` admits to `s`'s queue now.
@@ -176,19 +246,174 @@ pub async fn protected(req: Request, env: &Env, cfg: &Config) -> EdgeResult {
         s @ (200 | 202 | 429) => s,
         _ => 200,
     };
+    let visit = visit_of(&req, env, &s)?;
+    let now = now_ms() / 1000;
+    let secure = crate::ReqUrl::of(&req).secure;
     if wants_json(&req) {
-        let body = serde_json::json!({
+        // The page's fields, for apps: the place when a ticket comes with the request
+        // (`X-Anteroom-Ticket` or the cookie), else where to join.
+        let mut body = serde_json::json!({
             "error": "queued", "message": "wait in the queue for an access token",
-            "queue_id": queue.queue_id,
+            "queue_id": queue.queue_id, "state": visit.name(),
             "room": format!("{}/__anteroom/room?queue_id={}", cfg.prefix, queue.queue_id),
+            "join": format!("{}/assign_queue_pos", cfg.prefix),
             "serving_pos": s.state.serving_pos, "waiting_num": s.state.waiting_num,
             "version": s.state.version,
+            "next_poll_ms": crate::page::next_poll_ms(None, crate::api::random_seed()),
         });
-        return Ok(json_response(status, &body));
+        if let (Visit::Waiting(p) | Visit::Ready(p), Some(o)) = (&visit, body.as_object_mut())
+            && let serde_json::Value::Object(fields) =
+                crate::api::place_json(p, s.state.version, now)
+        {
+            o.extend(fields);
+        }
+        let mut resp = json_response(status, &body);
+        if matches!(visit, Visit::Expired) {
+            resp.headers_mut()
+                .append("set-cookie", &clear_ticket_cookie(&queue.queue_id, secure))?;
+        }
+        return Ok(resp);
     }
     let return_to = crate::ReqUrl::of(&req).path_and_query;
-    let accept = req.headers().get("accept-language").ok().flatten().unwrap_or_default();
-    crate::page::room_in(cfg, &queue.queue_id, &return_to, status, crate::page::lang(&accept))
+    let r = Room {
+        queue: &queue.queue_id,
+        return_to: &return_to,
+        lang: lang_of(&req),
+        state: Some(&s.state),
+        visit,
+        now_secs: now,
+    };
+    room_response(cfg, &r, status, secure)
+}
+
+/// Whether a form post comes from a page of this site: its `Origin`, when sent, is ours.
+/// Stops another site from making a visitor's browser join or claim (a join would replace
+/// a held place if the held one were not kept, see [`join`]).
+fn same_origin(req: &Request) -> bool {
+    let Some(origin) = req.headers().get("origin").ok().flatten() else { return true };
+    let url = req.inner().url();
+    origin != "null" && url.strip_prefix(origin.as_str()).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// `303 See Other` to a same-site path, setting `cookies`.
+fn see_other(location: &str, cookies: &[String]) -> EdgeResult {
+    let mut resp = Response::builder()
+        .with_status(303)
+        .with_header("location", crate::page::safe_return(location))?
+        .with_header("cache-control", "no-store")?
+        .empty();
+    for c in cookies {
+        resp.headers_mut().append("set-cookie", c)?;
+    }
+    Ok(resp)
+}
+
+/// The coordinator's refusal shown as a page (its messages are written for visitors).
+fn refusal_page(
+    cfg: &Config,
+    lang: Lang,
+    status: u16,
+    body: &[u8],
+    retry: Option<String>,
+) -> EdgeResult {
+    let message = serde_json::from_slice::<ErrorBody>(body)
+        .map(|e| e.message)
+        .unwrap_or_else(|_| "the waiting room cannot take this request right now".into());
+    let mut resp = crate::page::notice(cfg, text(lang, "title"), &message, status, lang)?;
+    if let Some(r) = retry {
+        resp.headers_mut().set("retry-after", &r)?;
+    }
+    Ok(resp)
+}
+
+/// The `queue_id` and `return_to` fields of a waiting-room form.
+async fn room_form(req: &mut Request) -> EdgeResult<(String, String)> {
+    let (_, fields) = crate::api::read_form(req).await?;
+    let queue_id = crate::api::field(&fields, "queue_id")
+        .ok_or_else(|| crate::api::bad("queue_id is required"))?
+        .to_owned();
+    let return_to =
+        crate::page::safe_return(crate::api::field(&fields, "return_to").unwrap_or("/"));
+    Ok((queue_id, return_to.to_owned()))
+}
+
+fn cross_site() -> EdgeError {
+    EdgeError::client(403, "cross_site", "this form must be sent from the waiting room")
+}
+
+/// `POST {prefix}/__anteroom/join` (form `queue_id`, `return_to`): a browser without
+/// JavaScript joins the line, where the queue asks no proof-of-work or waives it for them.
+/// The ticket goes into the cookie and the visitor back to the page they wanted, which then
+/// shows their place.
+pub async fn join(mut req: Request, env: &Env, cfg: &Config) -> EdgeResult {
+    if !same_origin(&req) {
+        return Err(cross_site());
+    }
+    let lang = lang_of(&req);
+    let secure = crate::ReqUrl::of(&req).secure;
+    let (queue_id, return_to) = room_form(&mut req).await?;
+    let s = crate::api::queue_state(env, &queue_id).await?;
+    if s.state.queue.mode == QueueMode::Closed {
+        return closed(&req, cfg, &s.state.queue);
+    }
+    if !crate::page::joins_without_js(&s.state) {
+        let (title, message) = (text(lang, "nojs_refused"), text(lang, "noscript"));
+        return crate::page::notice(cfg, title, message, 403, lang);
+    }
+    // A held place is kept: submitting twice (or a stale form) never trades it for a later one.
+    if matches!(visit_of(&req, env, &s)?, Visit::Pending(_) | Visit::Waiting(_) | Visit::Ready(_)) {
+        return see_other(&return_to, &[]);
+    }
+    let body = worker::url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("queue_id", &queue_id)
+        .append_pair("no_js", "1")
+        .finish();
+    let ip = crate::api::client_ip(&req);
+    let resp = crate::api::forward(env, "/assign_queue_pos", body.into_bytes(), &ip).await?;
+    let (status, body, retry) = crate::api::relay(resp).await?;
+    match serde_json::from_slice::<AssignResponse>(&body) {
+        Ok(a) if status == 200 => {
+            see_other(&return_to, &[ticket_cookie(&queue_id, &a.request_id, secure)])
+        }
+        _ => refusal_page(cfg, lang, status, &body, retry),
+    }
+}
+
+/// `POST {prefix}/__anteroom/claim` (form `queue_id`, `return_to`): a browser without
+/// JavaScript whose turn it is takes its token (cookie) and goes on to the page it wanted.
+pub async fn claim(mut req: Request, env: &Env, cfg: &Config) -> EdgeResult {
+    if !same_origin(&req) {
+        return Err(cross_site());
+    }
+    let lang = lang_of(&req);
+    let secure = crate::ReqUrl::of(&req).secure;
+    let (queue_id, return_to) = room_form(&mut req).await?;
+    let s = crate::api::queue_state(env, &queue_id).await?;
+    let request_id = match visit_of(&req, env, &s)? {
+        Visit::Ready(p) => p.request_id,
+        Visit::Pending(t) => t,
+        // Not served yet, expired or no ticket: the page says which.
+        Visit::New | Visit::Waiting(_) | Visit::Expired => return see_other(&return_to, &[]),
+    };
+    let body = worker::url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("queue_id", &queue_id)
+        .append_pair("request_id", &request_id)
+        .finish();
+    let ip = crate::api::client_ip(&req);
+    let resp = crate::api::forward(env, "/generate_token", body.into_bytes(), &ip).await?;
+    let (status, body, retry) = crate::api::relay(resp).await?;
+    match serde_json::from_slice::<TokenResponse>(&body) {
+        Ok(t) if status == 200 => see_other(
+            &return_to,
+            &[
+                token_cookie(&queue_id, &t.access_token, t.expires_in, secure),
+                clear_ticket_cookie(&queue_id, secure),
+            ],
+        ),
+        // Not yet (the edge's state ran ahead) or expired meanwhile: the page shows it.
+        _ if status == 202 || status == 410 => see_other(&return_to, &[]),
+        _ => refusal_page(cfg, lang, status, &body, retry),
+    }
 }
 
 fn unavailable(req: &Request, cfg: &Config) -> EdgeResult {
@@ -196,13 +421,12 @@ fn unavailable(req: &Request, cfg: &Config) -> EdgeResult {
     if wants_json(req) || (req.method() != Method::Get && req.method() != Method::Head) {
         return Err(EdgeError::Unavailable { code: "not_synced", message, retry_after: 5 });
     }
-    let mut resp = crate::page::notice(cfg, "Please wait", message, 503)?;
+    let mut resp = crate::page::notice(cfg, "Please wait", message, 503, Lang::En)?;
     resp.headers_mut().set("retry-after", "5")?;
     Ok(resp)
 }
 
 fn closed(req: &Request, cfg: &Config, queue: &EdgeQueue) -> EdgeResult {
-    let message = "this waiting room is closed";
     if wants_json(req) || (req.method() != Method::Get && req.method() != Method::Head) {
         return Err(EdgeError::client(
             403,
@@ -210,5 +434,6 @@ fn closed(req: &Request, cfg: &Config, queue: &EdgeQueue) -> EdgeResult {
             format!("queue {} is closed", queue.queue_id),
         ));
     }
-    crate::page::notice(cfg, "Closed", message, 403)
+    let lang = lang_of(req);
+    crate::page::notice(cfg, text(lang, "closed"), "", 403, lang)
 }

@@ -8,7 +8,8 @@
 //! `POST /assign_queue_pos`, `GET /queue_pos/{q}/{r}`, `GET /serving_pos/{q}`,
 //! `GET /waiting_num/{q}`, `POST /generate_token` (`api`), `GET /pow/challenge`,
 //! `POST /__anteroom/sync` (`store`), `GET /__anteroom/room` and `/__anteroom/assets/*`
-//! (`page`). Every other path is a protected path (`gate`).
+//! (`page`), `POST /__anteroom/join` and `/__anteroom/claim` (the forms of the page without
+//! JavaScript, `gate`). Every other path is a protected path (`gate`).
 
 mod api;
 mod gate;
@@ -228,7 +229,15 @@ async fn route(req: Request, env: &Env, cfg: &Config) -> EdgeResult {
         }
         ["__anteroom", "room"] => {
             allow(Method::Get)?;
-            page::room_page(&req, cfg)
+            page::room_page(&req, env, cfg).await
+        }
+        ["__anteroom", "join"] => {
+            allow(Method::Post)?;
+            gate::join(req, env, cfg).await
+        }
+        ["__anteroom", "claim"] => {
+            allow(Method::Post)?;
+            gate::claim(req, env, cfg).await
         }
         ["__anteroom", "assets", name] => {
             allow(Method::Get)?;

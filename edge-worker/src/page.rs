@@ -7,6 +7,8 @@
 use std::cell::OnceCell;
 
 use sha2::{Digest, Sha256};
+use shared::eta::EtaBand;
+use shared::sync::EdgeState;
 use worker::Response;
 
 use crate::{Config, EdgeError, EdgeResult};
@@ -163,7 +165,7 @@ pub fn lang(accept_language: &str) -> Lang {
 
 /// The page's strings: `(key, English, Chinese)`. The page script receives the chosen
 /// column as JSON in `data-strings`.
-const STRINGS: [(&str, &str, &str); 22] = [
+const STRINGS: [(&str, &str, &str); 30] = [
     ("title", "You are in the queue", "您正在排队"),
     ("holding", "holding your place…", "正在为您保留位置…"),
     ("joining", "Joining the queue…", "正在加入队列…"),
@@ -178,6 +180,8 @@ const STRINGS: [(&str, &str, &str); 22] = [
     ("updated", "updated {n} s ago", "{n} 秒前更新"),
     ("turn_title", "It's your turn!", "轮到您了！"),
     ("turn_detail", "opening the site…", "正在打开网站…"),
+    ("claim_within", "Continue within {n} to keep your place", "请在 {n} 内进入，以保留您的位置"),
+    ("turn_notice", "Your place is ready: continue to the site", "您的位置已就绪：请进入网站"),
     ("go", "Go to the site now", "立即进入网站"),
     ("expired_title", "Your place has expired", "您的排队位置已过期"),
     (
@@ -186,9 +190,15 @@ const STRINGS: [(&str, &str, &str); 22] = [
         "您未能及时返回，位置已被释放。您可以重新排队。",
     ),
     ("rejoin", "Join the line again", "重新排队"),
+    ("join", "Join the line", "加入排队"),
     ("reconnecting", "Reconnecting…", "正在重新连接…"),
     ("min", "min", "分钟"),
     ("sec", "s", "秒"),
+    ("nojs_refresh", "This page updates itself every {n} s.", "本页每 {n} 秒自动刷新。"),
+    ("notify", "Notify me when it's my turn", "轮到我时通知我"),
+    ("sound", "Play a sound when it's my turn", "轮到我时播放提示音"),
+    ("nojs_refused", "This waiting room needs JavaScript", "此等候室需要 JavaScript"),
+    ("closed", "This waiting room is closed", "此等候室已关闭"),
     (
         "noscript",
         "This waiting room needs JavaScript to give you a place in line (your browser solves a small puzzle first). Please enable JavaScript; this page reloads itself every 30 seconds.",
@@ -196,7 +206,8 @@ const STRINGS: [(&str, &str, &str); 22] = [
     ),
 ];
 
-fn text(lang: Lang, key: &str) -> &'static str {
+/// A string of the page in `lang`.
+pub fn text(lang: Lang, key: &str) -> &'static str {
     STRINGS.iter().find(|s| s.0 == key).map_or("", |s| if lang == Lang::Zh { s.2 } else { s.1 })
 }
 
@@ -206,36 +217,218 @@ fn strings_json(lang: Lang) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
+/// A visitor's place, as the edge computes it from their ticket and the synced state.
+#[derive(Debug, Clone)]
+pub struct Place {
+    /// The ticket (`request_id`).
+    pub request_id: String,
+    pub position: u64,
+    pub ahead: u64,
+    pub eta: Option<EtaBand>,
+    /// Unix seconds by which a served place must be claimed (position expiry), if any.
+    pub claim_by: Option<u64>,
+    pub next_poll_ms: u64,
+}
+
+/// Where the visitor of a waiting-room page stands.
+#[derive(Debug, Clone)]
+pub enum Visit {
+    /// No valid ticket for this queue: the page joins the line.
+    New,
+    /// A ticket without a place yet (pre-queue before the draw, or not synced yet).
+    Pending(String),
+    /// Behind the serving position.
+    Waiting(Place),
+    /// Served: may claim a token now.
+    Ready(Place),
+    /// The place expired unclaimed.
+    Expired,
+}
+
+impl Visit {
+    /// `state` in JSON answers and the `{{state}}` template variable.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Visit::New => "new",
+            Visit::Pending(_) => "pending",
+            Visit::Waiting(_) => "waiting",
+            Visit::Ready(_) => "ready",
+            Visit::Expired => "expired",
+        }
+    }
+
+    fn place(&self) -> Option<&Place> {
+        match self {
+            Visit::Waiting(p) | Visit::Ready(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    fn ticket(&self) -> Option<&str> {
+        match self {
+            Visit::Pending(t) => Some(t),
+            Visit::Waiting(p) | Visit::Ready(p) => Some(&p.request_id),
+            Visit::New | Visit::Expired => None,
+        }
+    }
+}
+
+/// A wait in words: seconds under a minute, else rounded minutes.
+fn duration(lang: Lang, secs: f64) -> String {
+    if secs < 60.0 {
+        format!("{} {}", secs.round().max(1.0), text(lang, "sec"))
+    } else {
+        format!("{} {}", (secs / 60.0).round(), text(lang, "min"))
+    }
+}
+
+/// An ETA band in words, as the page script writes it.
+pub fn eta_text(lang: Lang, eta: Option<&EtaBand>) -> String {
+    match eta {
+        None => text(lang, "eta_unknown").to_owned(),
+        Some(e) => match e.high_secs {
+            None => format!("≥ {}", duration(lang, e.low_secs)),
+            Some(h) => format!("{} – {}", duration(lang, e.low_secs), duration(lang, h)),
+        },
+    }
+}
+
+/// Seconds between reloads of a page without JavaScript: the poll interval, at least 5 s.
+fn refresh_secs(visit: &Visit) -> u64 {
+    match visit {
+        Visit::Waiting(p) => (p.next_poll_ms / 1000).clamp(5, 30),
+        Visit::Ready(_) | Visit::New | Visit::Pending(_) => 30,
+        Visit::Expired => 300,
+    }
+}
+
+/// What the waiting room knows when it renders a page.
+pub struct Room<'a> {
+    pub queue: &'a str,
+    /// The same-site path to return to once admitted.
+    pub return_to: &'a str,
+    pub lang: Lang,
+    /// The queue's synced state, when there is one (template, PoW setting, numbers).
+    pub state: Option<&'a EdgeState>,
+    pub visit: Visit,
+    /// Unix seconds now.
+    pub now_secs: u64,
+}
+
+/// A hidden form field.
+fn hidden(name: &str, value: &str) -> String {
+    format!(r#"<input type="hidden" name="{}" value="{}">"#, esc(name), esc(value))
+}
+
+/// A one-button form posting `queue_id` and `return_to` to `{prefix}/__anteroom/{action}`.
+fn button_form(cfg: &Config, r: &Room, action: &str, label: &str) -> String {
+    format!(
+        r#"<form method="post" action="{}/__anteroom/{action}">{}{}<p><button type="submit">{}</button></p></form>"#,
+        esc(&cfg.prefix),
+        hidden("queue_id", r.queue),
+        hidden("return_to", safe_return(r.return_to)),
+        esc(label)
+    )
+}
+
+/// Whether a browser without JavaScript may join `state`'s queue (no work asked, or the
+/// operator waives it for them).
+pub fn joins_without_js(state: &EdgeState) -> bool {
+    state.queue.pow_difficulty == 0 || state.queue.allow_no_js
+}
+
+/// The `{{nojs}}` block: what a visitor without JavaScript can do in their state.
+fn nojs_block(cfg: &Config, r: &Room) -> String {
+    let lang = r.lang;
+    let may_join = r.state.is_some_and(joins_without_js);
+    match &r.visit {
+        Visit::New | Visit::Expired if may_join => {
+            let label = if matches!(r.visit, Visit::Expired) { "rejoin" } else { "join" };
+            button_form(cfg, r, "join", text(lang, label))
+        }
+        Visit::New | Visit::Expired => {
+            format!(r#"<p class="notice">{}</p>"#, esc(text(lang, "noscript")))
+        }
+        Visit::Ready(_) => button_form(cfg, r, "claim", text(lang, "go")),
+        Visit::Waiting(_) | Visit::Pending(_) => format!(
+            r#"<p class="muted">{}</p>"#,
+            esc(&text(lang, "nojs_refresh").replace("{n}", &refresh_secs(&r.visit).to_string()))
+        ),
+    }
+}
+
 fn render(
     cfg: &Config,
-    queue: &str,
-    return_to: &str,
+    r: &Room,
     title: &str,
     message: &str,
     script: bool,
-    lang: Lang,
+    template: &str,
 ) -> String {
+    let lang = r.lang;
     let assets = format!("{}/__anteroom/assets/", cfg.prefix);
     let script = if script {
         format!(r#"<script src="{}{}" defer></script>"#, esc(&assets), esc(&hashed_name("app")))
     } else {
         String::new()
     };
-    ROOM.replace("{{css}}", &esc(&format!("{assets}{}", hashed_name("style"))))
-        .replace("{{pow}}", &esc(&format!("{assets}{}", hashed_name("pow"))))
-        .replace("{{queue}}", &esc(queue))
-        .replace("{{prefix}}", &esc(&cfg.prefix))
-        .replace("{{return_to}}", &esc(safe_return(return_to)))
-        .replace("{{lang}}", if lang == Lang::Zh { "zh" } else { "en" })
-        .replace("{{strings}}", &esc(&strings_json(lang)))
-        .replace("{{s_position}}", &esc(text(lang, "position")))
-        .replace("{{s_ahead}}", &esc(text(lang, "ahead")))
-        .replace("{{s_eta}}", &esc(text(lang, "eta")))
-        .replace("{{s_progress}}", &esc(text(lang, "progress")))
-        .replace("{{s_noscript}}", &esc(text(lang, "noscript")))
-        .replace("{{title}}", &esc(title))
-        .replace("{{message}}", &esc(message))
-        .replace("{{script}}", &script)
+    let place = r.visit.place();
+    let num = |n: Option<u64>| n.map_or_else(|| "–".to_owned(), |n| n.to_string());
+    let (title, message) = match (&r.visit, place) {
+        (Visit::Waiting(p), _) => (
+            text(lang, "title").to_owned(),
+            text(lang, "ahead_detail").replace("{n}", &p.ahead.to_string()),
+        ),
+        (Visit::Ready(p), _) => {
+            let detail = match p.claim_by {
+                Some(by) => text(lang, "claim_within")
+                    .replace("{n}", &duration(lang, by.saturating_sub(r.now_secs) as f64)),
+                None => text(lang, "turn_detail").to_owned(),
+            };
+            (text(lang, "turn_title").to_owned(), detail)
+        }
+        (Visit::Expired, _) => {
+            (text(lang, "expired_title").to_owned(), text(lang, "expired_detail").to_owned())
+        }
+        _ => (title.to_owned(), message.to_owned()),
+    };
+    let escaped: Vec<(&str, String)> = vec![
+        ("lang", if lang == Lang::Zh { "zh" } else { "en" }.to_owned()),
+        ("title", title),
+        ("message", message),
+        ("css", format!("{assets}{}", hashed_name("style"))),
+        ("pow", format!("{assets}{}", hashed_name("pow"))),
+        ("queue", r.queue.to_owned()),
+        ("prefix", cfg.prefix.clone()),
+        ("return_to", safe_return(r.return_to).to_owned()),
+        ("strings", strings_json(lang)),
+        ("state", r.visit.name().to_owned()),
+        ("ticket", r.visit.ticket().unwrap_or("").to_owned()),
+        ("position", num(place.map(|p| p.position))),
+        ("ahead", num(place.map(|p| p.ahead))),
+        ("eta", place.map_or_else(|| "–".to_owned(), |p| eta_text(lang, p.eta.as_ref()))),
+        ("claim_by", place.and_then(|p| p.claim_by).map(|c| c.to_string()).unwrap_or_default()),
+        ("refresh", refresh_secs(&r.visit).to_string()),
+        ("serving_pos", num(r.state.map(|s| s.serving_pos))),
+        ("waiting_num", num(r.state.map(|s| s.waiting_num))),
+        ("s_position", text(lang, "position").to_owned()),
+        ("s_ahead", text(lang, "ahead").to_owned()),
+        ("s_eta", text(lang, "eta").to_owned()),
+        ("s_progress", text(lang, "progress").to_owned()),
+        ("s_noscript", text(lang, "noscript").to_owned()),
+        ("s_notify", text(lang, "notify").to_owned()),
+        ("s_sound", text(lang, "sound").to_owned()),
+    ];
+    let escaped: Vec<(&str, String)> = escaped.into_iter().map(|(k, v)| (k, esc(&v))).collect();
+    let nojs = if script.is_empty() { String::new() } else { nojs_block(cfg, r) };
+    let raw: [(&str, String); 3] = [
+        ("script", script),
+        ("place_hidden", if place.is_some() { String::new() } else { "hidden".to_owned() }),
+        ("nojs", nojs),
+    ];
+    shared::template::render(template, |name| {
+        escaped.iter().chain(raw.iter()).find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+    })
 }
 
 fn html(status: u16, body: String) -> EdgeResult {
@@ -248,19 +441,22 @@ fn html(status: u16, body: String) -> EdgeResult {
         .fixed(body.into_bytes()))
 }
 
-/// The waiting room for `queue` in `lang`, returning to `return_to` once admitted.
-pub fn room_in(cfg: &Config, queue: &str, return_to: &str, status: u16, lang: Lang) -> EdgeResult {
-    let (title, message) = (text(lang, "title"), text(lang, "holding"));
-    html(status, render(cfg, queue, return_to, title, message, true, lang))
+/// The waiting room for `r`, answered with `status`.
+pub fn room(cfg: &Config, r: &Room, status: u16) -> EdgeResult {
+    let (title, message) = (text(r.lang, "title"), text(r.lang, "holding"));
+    let template = r.state.and_then(|s| s.template.as_deref()).unwrap_or(ROOM);
+    html(status, render(cfg, r, title, message, true, template))
 }
 
-/// A page without the queue script (closed queue, waiting room not ready).
-pub fn notice(cfg: &Config, title: &str, message: &str, status: u16) -> EdgeResult {
-    html(status, render(cfg, "", "/", title, message, false, Lang::En))
+/// A page without the queue script (closed queue, waiting room not ready, refused join);
+/// always the default template.
+pub fn notice(cfg: &Config, title: &str, message: &str, status: u16, lang: Lang) -> EdgeResult {
+    let r = Room { queue: "", return_to: "/", lang, state: None, visit: Visit::New, now_secs: 0 };
+    html(status, render(cfg, &r, title, message, false, ROOM))
 }
 
 /// `GET {prefix}/__anteroom/room?queue_id=&return_to=`: the page at a fixed address.
-pub fn room_page(req: &worker::Request, cfg: &Config) -> EdgeResult {
+pub async fn room_page(req: &worker::Request, env: &worker::Env, cfg: &Config) -> EdgeResult {
     let url = crate::ReqUrl::of(req);
     let get = |k: &str| url.param(k);
     let queue = get("queue_id").filter(|q| crate::store::valid_slug(q));
@@ -269,7 +465,21 @@ pub fn room_page(req: &worker::Request, cfg: &Config) -> EdgeResult {
     };
     let return_to = get("return_to").unwrap_or_else(|| "/".into());
     let accept = req.headers().get("accept-language").ok().flatten().unwrap_or_default();
-    room_in(cfg, &queue, &return_to, 200, lang(&accept))
+    let loaded = crate::store::state(env, &queue).await?;
+    let state = loaded.as_deref().map(|l| &l.state);
+    let visit = match &loaded {
+        Some(l) => crate::gate::visit_of(req, env, l)?,
+        None => Visit::New,
+    };
+    let r = Room {
+        queue: &queue,
+        return_to: &return_to,
+        lang: lang(&accept),
+        state,
+        visit,
+        now_secs: crate::now_ms() / 1000,
+    };
+    crate::gate::room_response(cfg, &r, 200, crate::ReqUrl::of(req).secure)
 }
 
 #[cfg(test)]
@@ -299,6 +509,41 @@ mod tests {
     fn a_million_waiting_visitors_poll_about_33_7k_times_a_second() {
         let rate: f64 = (1..=1_000_000u64).map(|a| 1000.0 / poll_base_ms(Some(a)) as f64).sum();
         assert!((rate - 33_665.0).abs() < 1.0, "{rate}");
+    }
+
+    #[test]
+    fn every_template_variable_has_a_value_and_values_are_escaped() {
+        let cfg = Config { prefix: "/aq".into() };
+        let place = Place {
+            request_id: "tick<et>".into(),
+            position: 7,
+            ahead: 0,
+            eta: None,
+            claim_by: Some(1_000_090),
+            next_poll_ms: 2_000,
+        };
+        let r = Room {
+            queue: "concert",
+            return_to: "/tickets?a=1&b=2",
+            lang: Lang::En,
+            state: None,
+            visit: Visit::Ready(place),
+            now_secs: 1_000_000,
+        };
+        let template: String =
+            shared::template::VARIABLES.iter().map(|(n, _)| format!("[{n}={{{{{n}}}}}]")).collect();
+        assert_eq!(shared::template::check(&template), Ok(()));
+        let page = render(&cfg, &r, "t", "m", true, &template);
+        for (name, _) in shared::template::VARIABLES {
+            let empty = format!("[{name}=]");
+            // Only `place_hidden` is empty when there is a place to show.
+            assert_eq!(page.contains(&empty), name == "place_hidden", "{name} in {page}");
+        }
+        assert!(page.contains("[ticket=tick&lt;et&gt;]"), "{page}");
+        assert!(page.contains("[return_to=/tickets?a=1&amp;b=2]"), "{page}");
+        assert!(page.contains("[claim_by=1000090]"), "{page}");
+        assert!(page.contains("[message=Continue within 2 min to keep your place]"), "{page}");
+        assert!(page.contains(r#"action="/aq/__anteroom/claim""#), "{page}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod place;
 pub mod pow;
 pub mod prequeue;
 pub mod sync;
+pub mod template;
 pub mod ticket;
 pub mod token;
 pub mod wire;

@@ -90,6 +90,9 @@ pub struct EdgeState {
     /// the page.
     #[serde(default)]
     pub admission: Option<crate::eta::RateEstimate>,
+    /// The operator's waiting-room page, when the queue has one (`crate::template`).
+    #[serde(default)]
+    pub template: Option<String>,
 }
 
 /// The edge's queue index (KV `index`): the config of every synced queue, for mapping paths
@@ -182,6 +185,9 @@ pub struct EdgeQueue {
     /// How long a place stays claimable after the serving position passes it, seconds.
     #[serde(default)]
     pub position_expiry_second: u32,
+    /// Visitors without JavaScript may join without the proof-of-work.
+    #[serde(default)]
+    pub allow_no_js: bool,
 }
 
 fn default_waiting_status() -> u16 {
@@ -314,21 +320,33 @@ impl EdgeState {
         if ticket.position > self.serving_pos {
             return TicketStanding::Waiting;
         }
-        if self.queue.enable_queue_position_expiry {
-            let passed_at = self
-                .serving_history
-                .iter()
-                .find(|(pos, _)| *pos >= ticket.position)
-                .or(self.serving_history.first())
-                .map(|&(_, at)| at);
-            if let Some(passed_at) = passed_at {
-                let start = passed_at.max(u64::from(ticket.entered_at));
-                if now_secs > start + u64::from(self.queue.position_expiry_second) {
-                    return TicketStanding::Expired;
-                }
-            }
+        match self.claim_deadline(ticket) {
+            Some(deadline) if now_secs > deadline => TicketStanding::Expired,
+            _ => TicketStanding::Ready,
         }
-        TicketStanding::Ready
+    }
+
+    /// Unix seconds after which a served place expires (`None` without position expiry, or
+    /// while the history does not say when the place was passed). `ticket` holds its place.
+    fn claim_deadline(&self, ticket: &Ticket) -> Option<u64> {
+        if !self.queue.enable_queue_position_expiry {
+            return None;
+        }
+        let passed_at = self
+            .serving_history
+            .iter()
+            .find(|(pos, _)| *pos >= ticket.position)
+            .or(self.serving_history.first())
+            .map(|&(_, at)| at)?;
+        let start = passed_at.max(u64::from(ticket.entered_at));
+        Some(start + u64::from(self.queue.position_expiry_second))
+    }
+
+    /// For a ticket whose standing is [`TicketStanding::Ready`]: unix seconds by which it must
+    /// claim its token (the page shows it on the turn screen).
+    pub fn claim_by(&self, ticket: &Ticket) -> Option<u64> {
+        let place = self.place_of(ticket)?;
+        self.claim_deadline(&Ticket { kind: TicketKind::Fifo, position: place, ..*ticket })
     }
 
     /// The place a ticket holds: its position, or for a pre-queue ticket its drawn place once
@@ -473,6 +491,7 @@ mod tests {
             revoked: vec![],
             draw: None,
             admission: None,
+            template: None,
         }
     }
 
@@ -536,11 +555,15 @@ mod tests {
         // Passed at ...000; entered later, so the clock starts at entry.
         check(ticket(3, 1_790_000_020), 1_790_000_080, TicketStanding::Ready);
         check(ticket(3, 1_790_000_020), 1_790_000_081, TicketStanding::Expired);
+        // The turn screen's deadline is the last second a claim is still accepted.
+        assert_eq!(s.claim_by(&ticket(8, 1_790_000_000)), Some(1_790_000_110));
+        assert_eq!(s.claim_by(&ticket(3, 1_790_000_020)), Some(1_790_000_080));
         let no_expiry = EdgeState {
             queue: EdgeQueue { enable_queue_position_expiry: false, ..s.queue.clone() },
             ..s.clone()
         };
         assert_eq!(no_expiry.standing(&ticket(3, 1), u64::MAX / 2), TicketStanding::Ready);
+        assert_eq!(no_expiry.claim_by(&ticket(3, 1)), None);
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub struct QueueForm {
     /// *Extension*: proof-of-work solution counter, decimal.
     #[serde(default)]
     pub pow_counter: Option<String>,
+    /// *Extension*: `1` when a browser without JavaScript joins (the edge's no-JS form);
+    /// the proof-of-work is then skipped if the queue's `allow_no_js` says so.
+    #[serde(default)]
+    pub no_js: Option<String>,
 }
 
 /// Answer of `POST /assign_queue_pos`.
@@ -141,6 +145,15 @@ pub struct QueueConfig {
     /// (`extend_session`), seconds from issue; 0 = sessions cannot be extended.
     #[serde(default)]
     pub session_max_second: u32,
+    /// *Extension*: visitors without JavaScript may join without the proof-of-work (which
+    /// needs a script). Anyone can claim to have no JavaScript, so this makes a place free
+    /// of work for bots too: leave it off for sales that draw bots.
+    #[serde(default)]
+    pub allow_no_js: bool,
+    /// *Extension*: the operator's waiting-room page (HTML with the `{{name}}` variables of
+    /// `shared::template::VARIABLES`, at most 32 KiB); `None` = the default page.
+    #[serde(default)]
+    pub template: Option<String>,
 }
 
 fn default_waiting_status() -> u16 {
@@ -167,6 +180,8 @@ impl QueueConfig {
             opens_at: None,
             closes_at: None,
             session_max_second: 0,
+            allow_no_js: false,
+            template: None,
         }
     }
 }
@@ -226,6 +241,12 @@ pub struct QueueInput {
     /// Default 0 (no extension).
     #[serde(default)]
     pub session_max_second: Option<u32>,
+    /// Default false.
+    #[serde(default)]
+    pub allow_no_js: Option<bool>,
+    /// Default none (the built-in page). `null` goes back to it.
+    #[serde(default, with = "double_option")]
+    pub template: Option<Option<String>>,
 }
 
 /// Form of `POST /api/queue/extend_session`.
