@@ -547,6 +547,19 @@ mod tests {
     }
 
     #[test]
+    fn the_default_position_expiry_survives_hidden_tabs() {
+        // Browsers run a hidden tab's timers about once a minute, so a hidden page may learn of
+        // its turn up to a throttled timer plus the longest poll late. The default expiry must
+        // leave room for several of those.
+        const HIDDEN_TAB_TIMER_SECS: u64 = 60;
+        let longest_poll_secs =
+            POLL_TABLE.iter().map(|&(_, ms)| ms).max().unwrap_or(0) * 12 / 10_000; // +20% jitter
+        let expiry =
+            u64::from(shared::wire::QueueConfig::with_defaults("q").position_expiry_second);
+        assert!(expiry >= 5 * (HIDDEN_TAB_TIMER_SECS + longest_poll_secs), "{expiry}");
+    }
+
+    #[test]
     fn the_language_follows_accept_language() {
         assert_eq!(lang("zh-CN,zh;q=0.9,en;q=0.8"), Lang::Zh);
         assert_eq!(lang("en-US,en;q=0.9,zh;q=0.8"), Lang::En);
