@@ -107,6 +107,11 @@ enum Cmd {
     },
 }
 
+/// The same allocator as the coordinator (mimalloc), so the baseline servers measured next
+/// to it are not handicapped by glibc's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -226,8 +226,10 @@ async fn assign_queue_pos(
         return Err(ApiError::NotOpen(at - now));
     }
     let in_prequeue = q.prequeue_opens_at.is_some() && q.opens_at.is_some_and(|o| now < o);
+    // An enqueue changes only the waiting count, which status answers may show up to
+    // STATUS_TTL late: the status cache is kept (dropping it on every enqueue made each poll
+    // after one go to the store, and took a write lock per enqueue).
     if in_prequeue && let Some(index) = state.store().assign_prequeue(q.id, 1).await? {
-        state.forget_status(q.id, None);
         let ticket = Ticket {
             key_id: 0,
             kind: TicketKind::PreQueue,
@@ -243,7 +245,6 @@ async fn assign_queue_pos(
         ensure_drawn(&state, &q).await?;
     }
     let placed = state.batchers().assign(q.id, keep_secs(&q), replay).await;
-    state.forget_status(q.id, None);
     let (position, entered_at) = placed.map_err(|e| match e {
         NotPlaced::Store(e) => ApiError::from(e),
         NotPlaced::Replayed => {
