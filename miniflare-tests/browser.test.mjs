@@ -273,6 +273,70 @@ describe("the waiting room in Chromium", () => {
     await context.close();
   });
 
+  test("accessible: labelled controls, live regions, WCAG AA contrast in light and dark, usable by keyboard", async () => {
+    const created = await admin("/api/queue", JSON.stringify({ queue_id: "a11y", token_validity_second: 300, paths: ["/a11y"] }));
+    assert.equal(created.status, 200, await created.clone().text());
+    await until(async () => (await fetch(`${edge}${PREFIX}/serving_pos/a11y`)).status === 200, { what: "queue synced" });
+    const context = await browser.newContext({ locale: "en-US" });
+    const page = await context.newPage();
+    await page.goto(`${edge}/a11y/page`);
+    await until(async () => /^\d+$/.test(await text(page, "#anteroom-position")), { ms: 15_000, what: "position shown" });
+    await until(() => page.locator("#anteroom-prefs").isVisible(), { what: "preferences shown" });
+    const report = await page.evaluate(() => {
+      const unlabelled = [...document.querySelectorAll("input, progress, button")]
+        .filter((e) => e.checkVisibility())
+        .filter((e) => e.tagName !== "BUTTON" ? e.labels.length === 0 : !e.textContent.trim() && !e.getAttribute("aria-label"))
+        .map((e) => e.id);
+      const live = [...document.querySelectorAll("[aria-live]")].map((e) => e.id || e.tagName);
+      return { unlabelled, live, lang: document.documentElement.lang };
+    });
+    assert.deepEqual(report.unlabelled, []);
+    assert.ok(report.live.includes("anteroom-detail"), JSON.stringify(report.live));
+    assert.equal(report.lang, "en");
+    // The button is hidden while waiting: show it for the contrast check.
+    await page.evaluate(() => {
+      document.getElementById("anteroom-button").textContent = "Go to the site now";
+      document.getElementById("anteroom-action").hidden = false;
+    });
+    const lowContrast = () => page.evaluate(() => {
+      const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+      const lum = ([r, g, b]) => {
+        const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+      };
+      const background = (e) => {
+        for (let n = e; n; n = n.parentElement) {
+          const c = rgb(getComputedStyle(n).backgroundColor);
+          if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3);
+        }
+        return [255, 255, 255];
+      };
+      const bad = [];
+      for (const e of document.querySelectorAll("#anteroom *")) {
+        const own = [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+        if (!own || !e.checkVisibility()) continue;
+        const [a, b] = [lum(rgb(getComputedStyle(e).color)), lum(background(e))];
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        if (ratio < 4.5) bad.push(`${e.tagName}#${e.id} ${ratio.toFixed(2)}`);
+      }
+      return bad;
+    });
+    assert.deepEqual(await lowContrast(), []);
+    await page.emulateMedia({ colorScheme: "dark" });
+    assert.deepEqual(await lowContrast(), []);
+    // Keyboard: Tab reaches the sound switch, Space turns it on, and the choice is kept.
+    let found = false;
+    for (let i = 0; i < 10 && !found; i++) {
+      await page.keyboard.press("Tab");
+      found = await page.evaluate(() => document.activeElement?.id === "anteroom-sound");
+    }
+    assert.ok(found, "the sound checkbox is reachable by Tab");
+    await page.keyboard.press("Space");
+    assert.equal(await page.locator("#anteroom-sound").isChecked(), true);
+    assert.equal(await page.evaluate(() => JSON.parse(localStorage.getItem("anteroom:prefs")).sound), true);
+    await context.close();
+  });
+
   test("the room page speaks Chinese to Accept-Language zh", async () => {
     const r = await fetch(`${edge}${PREFIX}/__anteroom/room?queue_id=room`, { headers: { "accept-language": "zh-CN,zh;q=0.9,en;q=0.5" } });
     const html = await r.text();
