@@ -194,3 +194,36 @@ export async function startOrigin() {
     close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }),
   };
 }
+
+// ---- processes ----
+
+/// Answers whether a redis-server answers PING on the loopback `port`.
+export async function redisPing(port) {
+  const { connect } = await import("node:net");
+  return new Promise((resolve) => {
+    const s = connect(port, "127.0.0.1", () => s.write("PING\r\n"));
+    s.on("data", (d) => { resolve(d.toString().startsWith("+PONG")); s.destroy(); });
+    s.on("error", () => resolve(false));
+  });
+}
+
+/// Starts `cmd` with `env` added, pushes it on `children` (the caller kills them all at the
+/// end) and keeps the last 200 KB of its output: `child.log()` returns it. A child that exits
+/// makes `until` give up at once (its error message says "exited").
+export async function spawnLogged(children, cmd, args, env = {}) {
+  const { spawn } = await import("node:child_process");
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  children.push(child);
+  let out = "";
+  const keep = (d) => { out = (out + d).slice(-200_000); };
+  child.stdout.on("data", keep);
+  child.stderr.on("data", keep);
+  child.log = () => out;
+  child.alive = () => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${cmd} exited (${child.exitCode ?? child.signalCode}): ${out.slice(-2000)}`);
+    }
+    return true;
+  };
+  return child;
+}

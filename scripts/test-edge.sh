@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the edge worker and runs the Miniflare tests (node --test). The end-to-end file starts
-# its own coordinator (target/debug/coordinator, built here when missing or stale) and
-# redis-server on free loopback ports. Exits non-zero on any failure.
+# Builds the edge worker and runs the Miniflare tests (node --test). The end-to-end, browser
+# and journey files start their own coordinator (target/debug/coordinator) and redis-server on
+# free loopback ports; the journey file also the demo origin (target/debug/ticket-shop). Both
+# binaries are built here when missing or stale. Exits non-zero on any failure.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,10 +12,10 @@ export WRANGLER_SEND_METRICS=false WRANGLER_SEND_ERROR_REPORTS=false CLOUDFLARE_
 "$ROOT/scripts/install-edge-tools.sh"
 "$ROOT/scripts/build-worker.sh"
 if [ "${SKIP_COORDINATOR_BUILD:-}" != "1" ]; then
-  cargo build -p coordinator
+  cargo build -p coordinator -p ticket-shop
 fi
 
 files=(miniflare-tests/*.test.mjs)
 # One file at a time: the machine is small and each file starts workerd (and the e2e file a
-# coordinator and Redis).
+# coordinator and Redis, the journey file also the shop and ten browser contexts).
 node --test --test-concurrency=1 "${files[@]}"
