@@ -196,6 +196,16 @@
     };
   }
 
+  // As the edge renders it (page::eta_text): "now" when served, "about <expected>" when the
+  // band is too wide to mean anything (high > 3 × expected, shared::eta::WIDE_BAND), else
+  // the range.
+  function etaText(ahead, e) {
+    if (ahead === 0) return t("now");
+    if (!e) return t("eta_unknown");
+    if (e.high_secs == null || e.high_secs > 3 * Math.max(1, e.expected_secs)) return t("about", duration(e.expected_secs));
+    return duration(e.low_secs) + " – " + duration(e.high_secs);
+  }
+
   function show(tk, q) {
     if (q.version < shown.version) return false; // another PoP lags: keep what is shown
     var now = Date.now();
@@ -214,10 +224,7 @@
     $("anteroom-prefs").hidden = false;
     $("anteroom-position").textContent = String(q.position);
     $("anteroom-ahead").textContent = String(ahead);
-    var e = shown.eta;
-    $("anteroom-eta").textContent = !e ? t("eta_unknown")
-      : e.high_secs == null ? "≥ " + duration(e.low_secs)
-      : duration(e.low_secs) + " – " + duration(e.high_secs);
+    $("anteroom-eta").textContent = etaText(ahead, shown.eta);
     $("anteroom-progress").value = tk.start_ahead > 0 ? Math.round(100 * (tk.start_ahead - ahead) / tk.start_ahead) : 100;
     if (ahead > 0) say(t("title"), t("ahead_detail", ahead));
     tick();

@@ -165,7 +165,7 @@ pub fn lang(accept_language: &str) -> Lang {
 
 /// The page's strings: `(key, English, Chinese)`. The page script receives the chosen
 /// column as JSON in `data-strings`.
-const STRINGS: [(&str, &str, &str); 30] = [
+const STRINGS: [(&str, &str, &str); 32] = [
     ("title", "You are in the queue", "您正在排队"),
     ("holding", "holding your place…", "正在为您保留位置…"),
     ("joining", "Joining the queue…", "正在加入队列…"),
@@ -176,6 +176,8 @@ const STRINGS: [(&str, &str, &str); 30] = [
     ("ahead_detail", "{n} ahead of you", "前面还有 {n} 人"),
     ("eta", "Estimated wait", "预计等待时间"),
     ("eta_unknown", "estimating…", "正在估算…"),
+    ("about", "about {n}", "约 {n}"),
+    ("now", "now", "现在"),
     ("progress", "Progress since you joined", "加入后的进度"),
     ("updated", "updated {n} s ago", "{n} 秒前更新"),
     ("turn_title", "It's your turn!", "轮到您了！"),
@@ -282,14 +284,21 @@ fn duration(lang: Lang, secs: f64) -> String {
     }
 }
 
-/// An ETA band in words, as the page script writes it.
+/// An ETA band in words, as the page script writes it: a range, or "about <expected>" when
+/// the range is too wide to say anything (`shared::eta::too_wide`), "now" when served.
 pub fn eta_text(lang: Lang, eta: Option<&EtaBand>) -> String {
     match eta {
         None => text(lang, "eta_unknown").to_owned(),
-        Some(e) => match e.high_secs {
-            None => format!("≥ {}", duration(lang, e.low_secs)),
-            Some(h) => format!("{} – {}", duration(lang, e.low_secs), duration(lang, h)),
-        },
+        Some(e) if e.expected_secs <= 0.0 && e.high_secs.is_some_and(|h| h <= 0.0) => {
+            text(lang, "now").to_owned()
+        }
+        Some(e) if shared::eta::too_wide(e) => {
+            text(lang, "about").replace("{n}", &duration(lang, e.expected_secs))
+        }
+        Some(e) => {
+            let high = e.high_secs.unwrap_or(e.expected_secs);
+            format!("{} – {}", duration(lang, e.low_secs), duration(lang, high))
+        }
     }
 }
 
@@ -544,6 +553,21 @@ mod tests {
         assert!(page.contains("[claim_by=1000090]"), "{page}");
         assert!(page.contains("[message=Continue within 2 min to keep your place]"), "{page}");
         assert!(page.contains(r#"action="/aq/__anteroom/claim""#), "{page}");
+    }
+
+    #[test]
+    fn eta_texts_are_ranges_unless_too_wide_or_served() {
+        let b = |low, expected, high| EtaBand {
+            low_secs: low,
+            expected_secs: expected,
+            high_secs: high,
+        };
+        assert_eq!(eta_text(Lang::En, None), "estimating…");
+        assert_eq!(eta_text(Lang::En, Some(&b(30.0, 60.0, Some(150.0)))), "30 s – 3 min");
+        assert_eq!(eta_text(Lang::En, Some(&b(0.2, 90.0, Some(400_000.0)))), "about 2 min");
+        assert_eq!(eta_text(Lang::En, Some(&b(0.2, 50.0, None))), "about 50 s");
+        assert_eq!(eta_text(Lang::Zh, Some(&b(0.2, 50.0, None))), "约 50 秒");
+        assert_eq!(eta_text(Lang::En, Some(&b(0.0, 0.0, Some(0.0)))), "now");
     }
 
     #[test]

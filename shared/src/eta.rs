@@ -75,6 +75,10 @@ impl RateEstimate {
 /// theirs; `None` before the estimate has [`MIN_OBSERVED_SECS`] of data or while nobody is
 /// being admitted.
 pub fn eta(est: &RateEstimate, ahead: u64) -> Option<EtaBand> {
+    if ahead == 0 {
+        // Served: no wait, whatever the estimate.
+        return Some(EtaBand { low_secs: 0.0, expected_secs: 0.0, high_secs: Some(0.0) });
+    }
     let observed = est.observed_ms as f64 / 1000.0;
     if observed < MIN_OBSERVED_SECS || est.rate.is_nan() || est.rate <= 1e-9 {
         return None;
@@ -96,6 +100,15 @@ pub fn eta(est: &RateEstimate, ahead: u64) -> Option<EtaBand> {
         u * u
     });
     Some(EtaBand { low_secs: low, expected_secs: n / mu, high_secs: high })
+}
+
+/// A band whose high bound is more than this many times the expected wait says little
+/// ("1 s – 6693 min" was seen with bursty admissions): pages show "about <expected>" instead.
+pub const WIDE_BAND: f64 = 3.0;
+
+/// Whether `band` is too wide to be worth showing as a range (see [`WIDE_BAND`]).
+pub fn too_wide(band: &EtaBand) -> bool {
+    band.high_secs.is_none_or(|h| h > WIDE_BAND * band.expected_secs.max(1.0))
 }
 
 /// What a visitor's page last showed, kept by the page between polls.
@@ -278,6 +291,20 @@ mod tests {
 
     fn band(low: f64, expected: f64, high: Option<f64>) -> EtaBand {
         EtaBand { low_secs: low, expected_secs: expected, high_secs: high }
+    }
+
+    #[test]
+    fn a_served_visitor_waits_nothing_and_wide_bands_are_flagged() {
+        let est = RateEstimate { rate: 0.5, var: 0.5, observed_ms: 60_000 };
+        assert_eq!(
+            eta(&est, 0),
+            Some(EtaBand { low_secs: 0.0, expected_secs: 0.0, high_secs: Some(0.0) })
+        );
+        assert_eq!(eta(&RateEstimate::default(), 0).map(|b| b.expected_secs), Some(0.0));
+        assert!(!too_wide(&band(10.0, 20.0, Some(40.0))));
+        assert!(too_wide(&band(10.0, 20.0, Some(61.0))));
+        assert!(too_wide(&band(10.0, 20.0, None)));
+        assert!(!too_wide(&band(0.0, 0.0, Some(0.0))));
     }
 
     #[test]
