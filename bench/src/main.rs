@@ -1,8 +1,9 @@
-//! Anteroom's benchmark harness: baseline servers, scenarios against a real Redis and the
-//! coordinator binary, and the `BENCHMARKS.md` report. Load stays on loopback and every run
-//! is bounded in time and count.
+//! Anteroom's benchmark harness: baseline servers, scenarios against a real Redis, the
+//! coordinator binary and the edge worker in workerd, and the `BENCHMARKS.md` report. Load
+//! stays on loopback and every run is bounded in time and count.
 
 mod baseline;
+mod edge;
 mod load;
 mod procs;
 mod report;
@@ -30,6 +31,7 @@ enum Scenario {
     Status,
     Memory,
     Surge,
+    Edge,
     All,
 }
 
@@ -264,6 +266,11 @@ async fn run(scenario: Scenario, knobs: &Knobs, out: &PathBuf) -> anyhow::Result
             s.clean()
         );
         r.surge = Some(s);
+        save(out, &r)?;
+    }
+    if all || scenario == Scenario::Edge {
+        eprintln!("== edge (the worker in workerd)");
+        r.edge = Some(edge::edge(&env, knobs).await?);
         save(out, &r)?;
     }
     drop(env);
