@@ -1,9 +1,10 @@
 // Serves one worker in workerd (Miniflare's Node API) on a loopback port for the benchmark
 // harness (bench/src/edge.rs): `node bench/edge/serve.mjs worker|trivial`.
 //
-// workerd itself listens on the port (Miniflare's `port` option), so no Node code sits between
-// the load generator and the worker. `worker` is the built edge worker
-// (edge-worker/build/index.js) with a KV namespace; `trivial` is bench/edge/trivial.mjs.
+// workerd itself listens on the port (a Miniflare direct socket to the worker, see below), so
+// no Node code sits between the load generator and the worker. `worker` is the built edge
+// worker (edge-worker/build/index.js) with a KV namespace; `trivial` is
+// bench/edge/trivial.mjs.
 //
 // With BENCH_COORDINATOR=host:port the worker's COORDINATOR_URL points at a counting
 // pass-through proxy in this process, so the harness can tell how many requests the worker
@@ -82,13 +83,21 @@ if (which === "worker") {
   process.exit(2);
 }
 
+// Miniflare's own port serves its entry worker, which routes every request to the user
+// worker (one more JavaScript hop that a deployed worker does not have). A direct socket
+// serves the worker itself; it is the default here, BENCH_ENTRY=1 measures through the entry
+// worker instead.
+const viaEntry = env.BENCH_ENTRY === "1";
+const directPort = await freePort();
 const mf = new Miniflare({
   ...worker,
   compatibilityDate: "2026-04-26",
   host: "127.0.0.1",
   port: await freePort(),
+  ...(viaEntry ? {} : { unsafeDirectSockets: [{ host: "127.0.0.1", port: directPort }] }),
 });
-const url = (await mf.ready).toString().replace(/\/$/, "");
+const entryUrl = await mf.ready;
+const url = (viaEntry ? entryUrl : await mf.unsafeGetDirectURL()).toString().replace(/\/$/, "");
 process.stdout.write(`${JSON.stringify({ url, counter: proxy?.addr ?? null })}\n`);
 
 let stopping = false;
