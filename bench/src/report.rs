@@ -779,15 +779,15 @@ pub fn write(r: &Results, md_path: &Path, svg_dir: &Path) -> anyhow::Result<()> 
         let n = e.concurrency;
         let mut groups = Vec::new();
         let mut vals = Vec::new();
-        for (c, t) in [
-            (&e.status, edge::TRIVIAL),
-            (&e.status, edge::SERVING),
-            (&e.status, edge::QUEUE_POS),
-            (&e.pass, edge::BYPASS),
-            (&e.pass, edge::CACHED),
-            (&e.pass, edge::FRESH),
+        for (c, t, label) in [
+            (&e.status, edge::TRIVIAL, "trivial worker"),
+            (&e.status, edge::SERVING, "serving_pos"),
+            (&e.status, edge::QUEUE_POS, "queue_pos"),
+            (&e.pass, edge::BYPASS, "bypass path"),
+            (&e.pass, edge::CACHED, "token cached"),
+            (&e.pass, edge::FRESH, "token fresh"),
         ] {
-            groups.push(t.replace(" (no verification)", "").replace("token, ", ""));
+            groups.push(label.to_string());
             vals.push(rps_of(c, t, n));
         }
         let series = vec![(format!("req/s through workerd, {n} connections"), vals)];
