@@ -171,7 +171,14 @@ fn main() -> anyhow::Result<()> {
                     surge_by_harness,
                 }
             };
-            let results = rt.block_on(run(scenario, &knobs, &out))?;
+            // On SIGINT or SIGTERM the run's future is dropped, and with it every guard of
+            // the processes it started (Redis, coordinators, baselines, workerd).
+            let results = rt.block_on(async {
+                tokio::select! {
+                    r = run(scenario, &knobs, &out) => r,
+                    s = interrupted() => anyhow::bail!("stopped by {s}"),
+                }
+            })?;
             if smoke {
                 let problems = report::smoke_problems(&results);
                 if !problems.is_empty() {
@@ -190,6 +197,24 @@ fn main() -> anyhow::Result<()> {
             let r: Results = serde_json::from_str(&text)?;
             report::write(&r, &markdown, &svg_dir)
         }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM with the signal's name.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let on_term = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        () = on_term => "SIGTERM",
     }
 }
 
