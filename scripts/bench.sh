@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The full benchmark run (issue 6): builds release, runs every scenario against a real
 # redis-server and the coordinator binary on loopback, then rewrites the generated part of
-# BENCHMARKS.md and the plots under docs/. Takes about 10 minutes; bounded, stops by itself.
+# BENCHMARKS.md and the plots under docs/. Takes about 15 minutes; bounded, stops by itself.
 #
 #   scripts/bench.sh                 # everything
-#   scripts/bench.sh storm           # one scenario (storm|status|memory|surge), merged into
-#                                    # the existing results
+#   scripts/bench.sh storm           # one scenario (storm|status|memory|surge|edge), merged
+#                                    # into the last results (target/bench/results.json, else
+#                                    # the committed docs/bench-results.json)
+# The edge scenario (also part of the full run) builds the worker (scripts/build-worker.sh) and
+# serves it in workerd through Miniflare, so it needs the tools of scripts/install.sh.
 # Extra flags go to `bench run` after the scenario, e.g. `scripts/bench.sh all --secs 5`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +21,16 @@ command -v redis-server >/dev/null || { echo "redis-server missing: apt-get inst
 command -v redis-benchmark >/dev/null || { echo "redis-benchmark missing: apt-get install -y redis-tools" >&2; exit 1; }
 
 cargo build --release -p coordinator -p bench
+if [ "$scenario" = all ] || [ "$scenario" = edge ]; then
+  command -v node >/dev/null || { echo "node missing: the edge scenario runs the worker in workerd via Miniflare" >&2; exit 1; }
+  scripts/build-worker.sh
+fi
+# A single scenario merges into the last results; in a fresh tree start from the committed
+# ones, so the other rows keep their numbers.
+if [ "$scenario" != all ] && [ ! -f "$results" ] && [ -f docs/bench-results.json ]; then
+  mkdir -p "$(dirname "$results")"
+  cp docs/bench-results.json "$results"
+fi
 ulimit -n 65536 2>/dev/null || true
 target/release/bench run "$scenario" --out "$results" --coordinator target/release/coordinator "$@"
 target/release/bench report --results "$results" --markdown BENCHMARKS.md --svg-dir docs

@@ -1,8 +1,9 @@
-//! Anteroom's benchmark harness: baseline servers, scenarios against a real Redis and the
-//! coordinator binary, and the `BENCHMARKS.md` report. Load stays on loopback and every run
-//! is bounded in time and count.
+//! Anteroom's benchmark harness: baseline servers, scenarios against a real Redis, the
+//! coordinator binary and the edge worker in workerd, and the `BENCHMARKS.md` report. Load
+//! stays on loopback and every run is bounded in time and count.
 
 mod baseline;
+mod edge;
 mod load;
 mod procs;
 mod report;
@@ -30,6 +31,7 @@ enum Scenario {
     Status,
     Memory,
     Surge,
+    Edge,
     All,
 }
 
@@ -174,7 +176,14 @@ fn main() -> anyhow::Result<()> {
                     surge_by_harness,
                 }
             };
-            let results = rt.block_on(run(scenario, &knobs, &out))?;
+            // On SIGINT or SIGTERM the run's future is dropped, and with it every guard of
+            // the processes it started (Redis, coordinators, baselines, workerd).
+            let results = rt.block_on(async {
+                tokio::select! {
+                    r = run(scenario, &knobs, &out) => r,
+                    s = interrupted() => anyhow::bail!("stopped by {s}"),
+                }
+            })?;
             if smoke {
                 let problems = report::smoke_problems(&results);
                 if !problems.is_empty() {
@@ -193,6 +202,24 @@ fn main() -> anyhow::Result<()> {
             let r: Results = serde_json::from_str(&text)?;
             report::write(&r, &markdown, &svg_dir)
         }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM with the signal's name.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let on_term = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        () = on_term => "SIGTERM",
     }
 }
 
@@ -269,6 +296,11 @@ async fn run(scenario: Scenario, knobs: &Knobs, out: &PathBuf) -> anyhow::Result
             s.clean()
         );
         r.surge = Some(s);
+        save(out, &r)?;
+    }
+    if all || scenario == Scenario::Edge {
+        eprintln!("== edge (the worker in workerd)");
+        r.edge = Some(edge::edge(&env, knobs).await?);
         save(out, &r)?;
     }
     drop(env);

@@ -17,7 +17,8 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn free_addr() -> anyhow::Result<SocketAddr> {
+/// A loopback address nobody listens on right now.
+pub fn free_addr() -> anyhow::Result<SocketAddr> {
     Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?)))
 }
 
@@ -191,30 +192,46 @@ pub struct Coordinator {
 impl Coordinator {
     /// Starts `bin` against `redis_url`.
     pub fn start(bin: &Path, redis_url: &str) -> anyhow::Result<Self> {
+        for _ in 0..5 {
+            if let Some(c) = Self::start_at(bin, redis_url, free_addr()?, free_addr()?, &[])? {
+                return Ok(c);
+            }
+        }
+        anyhow::bail!("coordinator did not start")
+    }
+
+    /// Starts `bin` on the given addresses with extra `ANTEROOM_*` settings (the edge
+    /// scenario must name the coordinator's address to the worker before starting it);
+    /// `None` if it did not become healthy (e.g. the port was taken meanwhile).
+    pub fn start_at(
+        bin: &Path,
+        redis_url: &str,
+        public: SocketAddr,
+        admin: SocketAddr,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Option<Self>> {
         anyhow::ensure!(
             bin.exists(),
             "{} not found: build it first (cargo build --release -p coordinator)",
             bin.display()
         );
-        for _ in 0..5 {
-            let public = free_addr()?;
-            let admin = free_addr()?;
-            let child = Command::new(bin)
-                .env("ANTEROOM_LISTEN", public.to_string())
-                .env("ANTEROOM_ADMIN_LISTEN", admin.to_string())
-                .env("ANTEROOM_ADMIN_KEY", ADMIN_KEY)
-                .env("ANTEROOM_REDIS_URL", redis_url)
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .with_context(|| format!("spawn {}", bin.display()))?;
-            let mut guard = Guard { child, name: "coordinator".into() };
-            if wait_healthy(&mut guard, &[public, admin])? {
-                return Ok(Coordinator { public, admin, guard });
-            }
-        }
-        anyhow::bail!("coordinator did not start")
+        let child = Command::new(bin)
+            .env("ANTEROOM_LISTEN", public.to_string())
+            .env("ANTEROOM_ADMIN_LISTEN", admin.to_string())
+            .env("ANTEROOM_ADMIN_KEY", ADMIN_KEY)
+            .env("ANTEROOM_REDIS_URL", redis_url)
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("spawn {}", bin.display()))?;
+        let mut guard = Guard { child, name: "coordinator".into() };
+        Ok(wait_healthy(&mut guard, &[public, admin])?.then_some(Coordinator {
+            public,
+            admin,
+            guard,
+        }))
     }
 }
 
@@ -272,4 +289,119 @@ fn clock_ticks() -> f64 {
             .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
             .unwrap_or(100.0)
     })
+}
+
+/// A worker served by workerd under Miniflare (`node bench/edge/serve.mjs`) on a loopback
+/// port. Node runs in a process group of its own, so workerd (its child) goes down with it
+/// even if node does not stop it.
+#[derive(Debug)]
+pub struct Workerd {
+    /// Where workerd listens (HTTP/1.1).
+    pub addr: SocketAddr,
+    /// The counting proxy the worker's `COORDINATOR_URL` points at, when it has one.
+    pub counter: Option<SocketAddr>,
+    /// The workerd process (where the worker's CPU time is spent).
+    pub workerd_pid: u32,
+    /// The node process (Miniflare; not on the request path).
+    child: Child,
+}
+
+/// The first child of `parent` whose command name starts with `comm`.
+fn child_named(parent: u32, comm: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+        let (head, rest) = stat.rsplit_once(')')?;
+        let name = head.split_once('(')?.1;
+        let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+        (ppid == parent && name.starts_with(comm)).then_some(pid)
+    })
+}
+
+impl Workerd {
+    /// Starts `node bench/edge/serve.mjs <which>` from `root` with `env` and waits until it
+    /// serves (at most 60 s).
+    pub fn start(root: &Path, which: &str, env: &[(&str, String)]) -> anyhow::Result<Self> {
+        use std::io::BufRead as _;
+        use std::os::unix::process::CommandExt as _;
+        let script = root.join("bench/edge/serve.mjs");
+        let mut child = Command::new("node")
+            .arg(&script)
+            .arg(which)
+            .current_dir(root)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("WRANGLER_SEND_ERROR_REPORTS", "false")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .process_group(0)
+            .spawn()
+            .context("node must be installed (and `npm ci` run) to serve the worker")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let label = format!("{which} worker");
+        // The first line says where it serves; the worker's own logs follow (keep draining
+        // them, or a full pipe would stall node).
+        std::thread::spawn(move || {
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            for l in lines.map_while(Result::ok) {
+                eprintln!("  [{label}] {l}");
+            }
+        });
+        let mut me = Workerd {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            counter: None,
+            workerd_pid: 0,
+            child,
+        };
+        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Some(Ok(l))) => l,
+            _ => anyhow::bail!("{} did not start serving the {which} worker", script.display()),
+        };
+        #[derive(serde::Deserialize)]
+        struct Ready {
+            url: String,
+            counter: Option<String>,
+        }
+        let ready: Ready = serde_json::from_str(&line)
+            .with_context(|| format!("serve.mjs printed {line:?}, not its address"))?;
+        me.addr = ready
+            .url
+            .trim_start_matches("http://")
+            .parse()
+            .with_context(|| format!("bad address {}", ready.url))?;
+        me.counter = ready.counter.map(|c| c.parse()).transpose()?;
+        me.workerd_pid = child_named(me.child.id(), "workerd")
+            .context("workerd is not a child of the node process")?;
+        Ok(me)
+    }
+
+    /// The node process's id.
+    pub fn node_pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Workerd {
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        // Ask node to dispose Miniflare (it stops workerd), then make sure of it.
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

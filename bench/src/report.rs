@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::edge::{self, Edge};
 use crate::scenario::{Compare, Memory, Results, Row};
 use crate::surge::Surge;
 
@@ -321,6 +322,124 @@ fn surge_section(out: &mut String, s: &Surge) {
     );
 }
 
+fn row_cpu(c: &Compare, target: &str, n: usize) -> f64 {
+    c.get(target, n).map_or(0.0, |r| r.server_cpu_us)
+}
+
+/// workerd CPU per request of a token path minus that of the bypass path, microseconds.
+fn verify_cost(e: &Edge, target: &str) -> f64 {
+    let n = e.concurrency;
+    row_cpu(&e.pass, target, n) - row_cpu(&e.pass, edge::BYPASS, n)
+}
+
+fn edge_summary(out: &mut String, e: &Edge) {
+    let n = e.concurrency;
+    let (st, pass) = (&e.status, &e.pass);
+    let rq = paired(st, edge::QUEUE_POS, edge::TRIVIAL, n);
+    let rs = paired(st, edge::SERVING, edge::TRIVIAL, n);
+    let zero = e.coordinator_requests == 0;
+    let _ = writeln!(
+        out,
+        "| status at the edge, {n} clients | `queue_pos` {} req/s, `serving_pos` {} req/s through the worker in workerd; {} coordinator requests over {} polls | a trivial worker (constant answer) in the same workerd setup {} req/s | {rq:.2}× / {rs:.2}× | ≥ 0.8×, zero coordinator requests | {} |",
+        fmt_rps(rps_of(st, edge::QUEUE_POS, n)),
+        fmt_rps(rps_of(st, edge::SERVING, n)),
+        e.coordinator_requests,
+        e.polls,
+        fmt_rps(rps_of(st, edge::TRIVIAL, n)),
+        match (rq >= 0.8, rs >= 0.8, zero) {
+            (true, true, true) => "**met**".to_string(),
+            (q, sv, z) => format!(
+                "**missed** (`queue_pos` {}, `serving_pos` {}, zero coordinator requests {})",
+                if q { "met" } else { "missed" },
+                if sv { "met" } else { "missed" },
+                if z { "met" } else { "missed" }
+            ),
+        }
+    );
+    let rc = paired(pass, edge::CACHED, edge::BYPASS, n);
+    let rf = paired(pass, edge::FRESH, edge::BYPASS, n);
+    let _ = writeln!(
+        out,
+        "| protected pass-through, {n} clients | valid token: the same one repeatedly {} req/s, a fresh one each request {} req/s; workerd CPU per verification {:.0} µs fresh, {:.0} µs cached | the same worker's bypass path to the same origin {} req/s | {rc:.2}× / {rf:.2}× | ≥ 0.7× | {} |",
+        fmt_rps(rps_of(pass, edge::CACHED, n)),
+        fmt_rps(rps_of(pass, edge::FRESH, n)),
+        verify_cost(e, edge::FRESH),
+        verify_cost(e, edge::CACHED),
+        fmt_rps(rps_of(pass, edge::BYPASS, n)),
+        match (rc >= 0.7, rf >= 0.7) {
+            (true, true) => "**met**",
+            (true, false) => "**met** for a cached token, **missed** for fresh tokens",
+            (false, true) => "**missed** for a cached token, **met** for fresh tokens",
+            (false, false) => "**missed**",
+        }
+    );
+}
+
+fn edge_table(out: &mut String, c: &Compare, baseline: &str) {
+    let _ = writeln!(
+        out,
+        "| target | req/s | p50 ms | p99 ms | × {baseline} (median of per-round ratios) | failures | req/s of each round | workerd CPU µs/req | load generator CPU µs/req |\n|---|---:|---:|---:|---:|---:|---|---:|---:|"
+    );
+    for r in &c.rows {
+        let spread: Vec<String> = r.rounds_rps.iter().map(|v| fmt_rps(*v)).collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {:.1} | {:.1} |",
+            r.target,
+            fmt_rps(r.outcome.rps),
+            r.outcome.p50_ms,
+            r.outcome.p99_ms,
+            paired(c, &r.target, baseline, r.concurrency),
+            r.outcome.failures(),
+            spread.join(", "),
+            r.server_cpu_us,
+            r.client_cpu_us
+        );
+    }
+}
+
+fn edge_section(out: &mut String, e: &Edge) {
+    let _ = writeln!(
+        out,
+        "Run of {} at commit `{}` (1-minute load average {}). The built worker (`edge-worker/build/index.js`, release Wasm) runs in workerd under Miniflare (`bench/edge/serve.mjs`), and workerd itself listens on a loopback port, so no Node code is on the request path (node's CPU over these runs: {:.2} µs per request). It has its own redis-server and coordinator, which publishes to the worker's sync endpoint every {} ms at most (sooner after a change, at most once a second), and the worker caches synced state for {} ms per isolate. Its `COORDINATOR_URL` points at a counting pass-through proxy in front of the coordinator. Closed loop, {} keep-alive HTTP/1.1 connections, the rounds interleaved as above; \"workerd CPU\" is the CPU time of the workerd process per answered request.\n",
+        e.date, e.commit, e.load_avg, e.node_cpu_us, e.publish_ms, e.cache_ms, e.concurrency
+    );
+    out.push_str("**Status polls.** `GET /anteroom/queue_pos/edge/<ticket>` (a real ticket, enqueued through the worker) and `GET /anteroom/serving_pos/edge`, against `bench/edge/trivial.mjs`, a JavaScript worker answering a constant JSON body of the same size and headers in a second workerd of the same setup.\n\n");
+    edge_table(out, &e.status, edge::TRIVIAL);
+    let _ = writeln!(
+        out,
+        "\nCoordinator requests caused by the {} polls (warm-up included), counted by the proxy: **{}**; over the whole edge run after setup (polls, pass-through and staleness): {}.\n",
+        e.polls, e.coordinator_requests, e.coordinator_requests_total
+    );
+    out.push_str("**Protected pass-through.** `GET /shop/page` with `Authorization: Bearer <token>` (queue `edge` covers `/shop`), proxied to the run's bare axum server as the origin, against `GET /shop/open/page`, a bypass path of the same queue, which the same worker proxies to the same origin without looking for a token. Tokens are EdDSA JWTs signed with the coordinator's signing key. \"Same one\" repeats one token (after the first request it is found in the isolate's token cache: a SHA-256 of the token and a map lookup); \"fresh\" cycles through 16,384 distinct tokens, more than twice the worker's token cache, so every request pays a full Ed25519 verification.\n\n");
+    edge_table(out, &e.pass, edge::BYPASS);
+    let _ = writeln!(
+        out,
+        "\nworkerd CPU per request above the bypass path: **{:.0} µs with a fresh token** (verification cold), **{:.0} µs with the cached token**.\n",
+        verify_cost(e, edge::FRESH),
+        verify_cost(e, edge::CACHED)
+    );
+    let _ = writeln!(
+        out,
+        "**Sync staleness.** {} times, at pseudo-random points of the publisher's cycle, the serving position is moved by one through the private API; the time runs from just before that call until `serving_pos` at the worker (polled every 5 ms on a keep-alive connection) answers the new position.\n",
+        e.staleness_ms.len()
+    );
+    out.push_str("| changes | p50 ms | p90 ms | p99 ms | max ms | target for p99 |\n|---:|---:|---:|---:|---:|---|\n");
+    let _ = writeln!(
+        out,
+        "| {} | {:.0} | {:.0} | {:.0} | {:.0} | ≤ {} + {} + 300 = {:.0} ms |",
+        e.staleness_ms.len(),
+        e.staleness(0.5),
+        e.staleness(0.9),
+        e.staleness(0.99),
+        e.staleness(1.0),
+        e.publish_ms,
+        e.cache_ms,
+        e.staleness_target_ms()
+    );
+    out.push_str("\n![edge throughput](docs/bench-edge.svg)\n");
+}
+
 /// Builds the generated part of BENCHMARKS.md.
 pub fn markdown(r: &Results) -> String {
     let mut out = String::new();
@@ -373,8 +492,13 @@ pub fn markdown(r: &Results) -> String {
         }
         None => out.push_str("| status at the coordinator | not measured yet | | | | |\n"),
     }
-    out.push_str("| status at the edge | not measured yet: the edge worker (issue 3) landed while this harness was written; the harness has no workerd scenario yet | a trivial worker | | ≥ 0.8×, zero coordinator requests | — |\n");
-    out.push_str("| protected pass-through | not measured yet: same reason | the route without verification | | ≥ 0.7× | — |\n");
+    match &r.edge {
+        Some(e) => edge_summary(&mut out, e),
+        None => {
+            out.push_str("| status at the edge | not measured yet (`scripts/bench.sh edge`) | a trivial worker | | ≥ 0.8×, zero coordinator requests | — |\n");
+            out.push_str("| protected pass-through | not measured yet | the route without verification | | ≥ 0.7× | — |\n");
+        }
+    }
     match &r.memory {
         Some(m) => {
             let (v, s) = mem_numbers(m);
@@ -399,7 +523,20 @@ pub fn markdown(r: &Results) -> String {
         }
         None => out.push_str("| token issue / memory | not measured yet | | | | |\n"),
     }
-    out.push_str("| sync staleness | not measured yet: needs the workerd scenario (same reason) | — | | p99 ≤ publish interval + isolate cache TTL + 0.3 s | — |\n");
+    match &r.edge {
+        Some(e) => {
+            let (p50, p99, target) = (e.staleness(0.5), e.staleness(0.99), e.staleness_target_ms());
+            let _ = writeln!(
+                out,
+                "| sync staleness | p50 {p50:.0} ms, p99 {p99:.0} ms over {} serving-position changes | — | | p99 ≤ publish interval {} ms + isolate cache TTL {} ms + 300 ms = {target:.0} ms | {} |",
+                e.staleness_ms.len(),
+                e.publish_ms,
+                e.cache_ms,
+                verdict(!e.staleness_ms.is_empty() && p99 <= target)
+            );
+        }
+        None => out.push_str("| sync staleness | not measured yet | — | | p99 ≤ publish interval + isolate cache TTL + 0.3 s | — |\n"),
+    }
     match &r.surge {
         Some(s) => {
             let _ = writeln!(
@@ -460,6 +597,10 @@ pub fn markdown(r: &Results) -> String {
     if let Some(s) = &r.surge {
         out.push_str("\n### Surge\n\n");
         surge_section(&mut out, s);
+    }
+    if let Some(e) = &r.edge {
+        out.push_str("\n### At the edge (the worker in workerd)\n\n");
+        edge_section(&mut out, e);
     }
     out.push('\n');
     out.push_str(END);
@@ -634,6 +775,32 @@ pub fn write(r: &Results, md_path: &Path, svg_dir: &Path) -> anyhow::Result<()> 
             bar_chart("Status (GET /serving_pos): requests per second", "req/s", &groups, &series),
         )?;
     }
+    if let Some(e) = &r.edge {
+        let n = e.concurrency;
+        let mut groups = Vec::new();
+        let mut vals = Vec::new();
+        for (c, t, label) in [
+            (&e.status, edge::TRIVIAL, "trivial worker"),
+            (&e.status, edge::SERVING, "serving_pos"),
+            (&e.status, edge::QUEUE_POS, "queue_pos"),
+            (&e.pass, edge::BYPASS, "bypass path"),
+            (&e.pass, edge::CACHED, "token cached"),
+            (&e.pass, edge::FRESH, "token fresh"),
+        ] {
+            groups.push(label.to_string());
+            vals.push(rps_of(c, t, n));
+        }
+        let series = vec![(format!("req/s through workerd, {n} connections"), vals)];
+        std::fs::write(
+            svg_dir.join("bench-edge.svg"),
+            bar_chart(
+                "At the edge: status polls and protected pass-through",
+                "req/s",
+                &groups,
+                &series,
+            ),
+        )?;
+    }
     if let Some(m) = &r.memory {
         let groups: Vec<String> =
             m.keys.iter().map(|(k, _)| k.rsplit(':').next().unwrap_or(k).to_string()).collect();
@@ -705,6 +872,37 @@ pub fn smoke_problems(r: &Results) -> Vec<String> {
             }
         }
         None => p.push("memory: not run".into()),
+    }
+    match &r.edge {
+        Some(e) => {
+            for row in e.status.rows.iter().chain(&e.pass.rows) {
+                if row.outcome.rps.is_nan() || row.outcome.rps <= 0.0 || row.outcome.failures() > 0
+                {
+                    p.push(format!(
+                        "edge: {} at {} clients: {:.0} req/s, {} failures",
+                        row.target,
+                        row.concurrency,
+                        row.outcome.rps,
+                        row.outcome.failures()
+                    ));
+                }
+                if !(row.outcome.p50_ms > 0.0 && row.outcome.p50_ms <= row.outcome.p99_ms) {
+                    p.push(format!("edge: {} latency percentiles not sane", row.target));
+                }
+            }
+            if e.status.rows.len() != 3 || e.pass.rows.len() != 3 {
+                p.push("edge: missing rows".into());
+            }
+            if e.polls == 0 {
+                p.push("edge: no polls counted".into());
+            }
+            if e.staleness_ms.is_empty()
+                || e.staleness_ms.iter().any(|v| !(*v > 0.0 && *v < 60_000.0))
+            {
+                p.push(format!("edge: implausible staleness samples {:?}", e.staleness_ms));
+            }
+        }
+        None => p.push("edge: not run".into()),
     }
     match &r.surge {
         Some(s) => {

@@ -1,5 +1,6 @@
-//! The scenarios: enqueue storm, status, memory with token issue, and surge; each measures its
-//! baselines in the same run and returns plain numbers for the report.
+//! The scenarios: enqueue storm, status, memory with token issue, and surge (the edge's are in
+//! `edge`); each measures its baselines in the same run and returns plain numbers for the
+//! report.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -225,6 +226,9 @@ pub struct Results {
     pub memory: Option<Memory>,
     /// Surge.
     pub surge: Option<crate::surge::Surge>,
+    /// The edge worker in workerd: status, protected pass-through, sync staleness.
+    #[serde(default)]
+    pub edge: Option<crate::edge::Edge>,
 }
 
 /// Where a run happened.
@@ -338,14 +342,42 @@ async fn compare(
     redis_pid: u32,
     targets: &[(&str, std::net::SocketAddr, u32, Call)],
 ) -> anyhow::Result<Vec<Row>> {
+    let targets: Vec<_> = targets
+        .iter()
+        .map(|(name, addr, pid, call)| {
+            let call = call.clone();
+            let make: load::MakeCall = Arc::new(move |_| Some(call.clone()));
+            (*name, *addr, *pid, make)
+        })
+        .collect();
+    compare_made(knobs, c, redis_pid, &targets).await
+}
+
+/// [`compare`] with requests made per call (e.g. a fresh token each time); `pid` is the
+/// process whose CPU time counts as the server's.
+pub async fn compare_made(
+    knobs: &Knobs,
+    c: usize,
+    redis_pid: u32,
+    targets: &[(&str, std::net::SocketAddr, u32, load::MakeCall)],
+) -> anyhow::Result<Vec<Row>> {
     let mut runs: Vec<Vec<Outcome>> = vec![Vec::new(); targets.len()];
     // CPU seconds of (server, redis, this client) and requests answered, per target.
     let mut cpu = vec![[0.0f64; 4]; targets.len()];
     let me = std::process::id();
     let sample = |pid: u32| crate::procs::cpu_secs(pid).unwrap_or(0.0);
     for round in 0..knobs.rounds {
-        for (k, (name, addr, pid, call)) in targets.iter().enumerate() {
-            let plan = Plan::fixed(*addr, c, secs(knobs.warmup), secs(knobs.secs), call.clone());
+        for (k, (name, addr, pid, make)) in targets.iter().enumerate() {
+            let plan = Plan {
+                addr: *addr,
+                connections: c,
+                warmup: secs(knobs.warmup),
+                duration: Some(secs(knobs.secs)),
+                max_requests: None,
+                rate: None,
+                make: make.clone(),
+                inspect: None,
+            };
             let before = [sample(*pid), sample(redis_pid), sample(me)];
             let o = load::run(plan).await?;
             let after = [sample(*pid), sample(redis_pid), sample(me)];
