@@ -135,8 +135,10 @@ fn lang_of(req: &Request) -> Lang {
     crate::page::lang(&req.headers().get("accept-language").ok().flatten().unwrap_or_default())
 }
 
-/// Whether `token` admits to `s`'s queue now.
-fn admits(s: &Loaded, token: &str, now_secs: i64) -> bool {
+/// Whether `token` admits to `s`'s queue now. A token seen before is looked up in the
+/// isolate's cache; a new one has its claims checked in Wasm and its signature by the
+/// runtime's WebCrypto (falling back to Wasm where the runtime has no Ed25519).
+async fn admits(s: &Loaded, token: &str, now_secs: i64) -> bool {
     let queue_id = s.state.queue.queue_id.as_str();
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     let hit = TOKENS.with_borrow(|m| {
@@ -150,13 +152,24 @@ fn admits(s: &Loaded, token: &str, now_secs: i64) -> bool {
     if let Some(ok) = hit {
         return ok;
     }
-    let verified = shared::token::verify(
+    let checked = shared::token::check_claims(
         token,
         |kid| s.keys.get(kid).copied(),
         &s.state.issuer,
         queue_id,
         now_secs,
     );
+    let Ok(unverified) = checked else { return false };
+    let by_runtime = crate::webcrypto::ed25519_verify(
+        unverified.public_key(),
+        unverified.signature(),
+        unverified.signed_data(),
+    )
+    .await;
+    let verified = match by_runtime {
+        Some(ok) => unverified.accept(ok),
+        None => unverified.verify_signature(),
+    };
     let Ok(v) = verified else { return false };
     if s.revoked.contains(&v.claims.jti) {
         return false;
@@ -235,8 +248,10 @@ pub async fn protected(req: Request, env: &Env, cfg: &Config) -> EdgeResult {
         return if queue.fail_open { proxy(req, env).await } else { unavailable(&req, cfg) };
     };
     let now = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
-    if presented_tokens(&req, &queue.queue_id).iter().any(|t| admits(&s, t, now)) {
-        return proxy(req, env).await;
+    for token in presented_tokens(&req, &queue.queue_id) {
+        if admits(&s, &token, now).await {
+            return proxy(req, env).await;
+        }
     }
     let method = req.method();
     if method != Method::Get && method != Method::Head {

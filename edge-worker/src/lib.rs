@@ -15,6 +15,7 @@ mod api;
 mod gate;
 mod page;
 mod store;
+mod webcrypto;
 
 use shared::wire::ErrorBody;
 use worker::{Context, Env, Method, Request, Response, event};

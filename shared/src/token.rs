@@ -141,8 +141,9 @@ fn ts(secs: i64) -> DateTime<Utc> {
 
 /// Verifies `token` for `audience`, with keys looked up by `kid`; `now` in unix seconds.
 ///
-/// Order of checks: size, structure, algorithm (pinned), key id, signature, issuer and
-/// audience, expiry, not-before.
+/// Order of checks: size, structure, algorithm (pinned), key id, claims (issuer and
+/// audience, expiry, not-before), signature. Same as [`check_claims`] then
+/// [`Unverified::verify_signature`].
 pub fn verify(
     token: &str,
     key_for: impl FnOnce(&str) -> Option<PublicKey>,
@@ -150,6 +151,61 @@ pub fn verify(
     audience: &str,
     now: i64,
 ) -> Result<Verified, TokenError> {
+    check_claims(token, key_for, issuer, audience, now)?.verify_signature()
+}
+
+/// A token whose structure, algorithm, key and claims passed, and whose signature is still
+/// to be checked: by [`Unverified::verify_signature`] here, or by the runtime's own Ed25519
+/// (the edge uses WebCrypto, several times faster than Ed25519 compiled to Wasm) and then
+/// [`Unverified::accept`]. Holds no [`Verified`] until then.
+#[derive(Debug, Clone)]
+pub struct Unverified {
+    claims: Verified,
+    key: PublicKey,
+    signed_len: usize,
+    token: String,
+    signature: Vec<u8>,
+}
+
+impl Unverified {
+    /// The public key named by `kid` (32 raw bytes).
+    pub fn public_key(&self) -> &[u8] {
+        self.key.as_ref()
+    }
+
+    /// The signed bytes: `header.payload` as sent.
+    pub fn signed_data(&self) -> &[u8] {
+        &self.token.as_bytes()[..self.signed_len]
+    }
+
+    /// The signature bytes (64 for Ed25519; anything else never verifies).
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+
+    /// Checks the signature with `ed25519-compact`.
+    pub fn verify_signature(self) -> Result<Verified, TokenError> {
+        let ok = ed25519_compact::Signature::from_slice(&self.signature)
+            .is_ok_and(|sig| self.key.verify(self.signed_data(), &sig).is_ok());
+        self.accept(ok)
+    }
+
+    /// The verified token if `signature_ok`, the verdict of an Ed25519 verification of
+    /// [`Self::signature`] over [`Self::signed_data`] with [`Self::public_key`].
+    pub fn accept(self, signature_ok: bool) -> Result<Verified, TokenError> {
+        if signature_ok { Ok(self.claims) } else { Err(TokenError::BadSignature) }
+    }
+}
+
+/// Everything of [`verify`] but the signature: size, structure, algorithm (pinned), key id,
+/// issuer and audience, expiry, not-before.
+pub fn check_claims(
+    token: &str,
+    key_for: impl FnOnce(&str) -> Option<PublicKey>,
+    issuer: &str,
+    audience: &str,
+    now: i64,
+) -> Result<Unverified, TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed);
     }
@@ -158,26 +214,29 @@ pub fn verify(
         return Err(TokenError::WrongAlgorithm);
     }
     let kid = untrusted.header().key_id.clone().ok_or(TokenError::UnknownKey)?;
-    let pk = key_for(&kid).ok_or(TokenError::UnknownKey)?;
-    let token =
-        Ed25519.validator::<AccessClaims>(&pk).validate(&untrusted).map_err(|e| match e {
-            jwt_compact::ValidationError::InvalidSignature => TokenError::BadSignature,
-            _ => TokenError::Malformed,
-        })?;
-    let c = token.claims();
-    if c.custom.aud != audience || c.custom.iss != issuer {
+    let key = key_for(&kid).ok_or(TokenError::UnknownKey)?;
+    let claims: Claims<AccessClaims> =
+        untrusted.deserialize_claims_unchecked().map_err(|_| TokenError::Malformed)?;
+    if claims.custom.aud != audience || claims.custom.iss != issuer {
         return Err(TokenError::WrongAudience);
     }
-    let exp = c.expiration.ok_or(TokenError::Malformed)?.timestamp();
-    let iat = c.issued_at.ok_or(TokenError::Malformed)?.timestamp();
-    let nbf = c.not_before.map_or(iat, |t| t.timestamp());
+    let exp = claims.expiration.ok_or(TokenError::Malformed)?.timestamp();
+    let iat = claims.issued_at.ok_or(TokenError::Malformed)?.timestamp();
+    let nbf = claims.not_before.map_or(iat, |t| t.timestamp());
     if now >= exp + LEEWAY_SECS {
         return Err(TokenError::Expired);
     }
     if now + LEEWAY_SECS < nbf {
         return Err(TokenError::NotYetValid);
     }
-    Ok(Verified { claims: c.custom.clone(), iat, exp, kid })
+    let signed_len = token.rfind('.').ok_or(TokenError::Malformed)?;
+    Ok(Unverified {
+        claims: Verified { claims: claims.custom, iat, exp, kid },
+        key,
+        signed_len,
+        token: token.to_owned(),
+        signature: untrusted.signature_bytes().to_vec(),
+    })
 }
 
 /// Parses an Ed25519 public key from a JWK, as published in the JWKS.
@@ -229,6 +288,28 @@ mod tests {
             "iat": NOW, "nbf": NOW, "exp": NOW + 300,
         })
         .to_string()
+    }
+
+    #[test]
+    fn claims_are_checked_first_and_the_signature_by_any_ed25519() {
+        let k = key();
+        let t = k.issue(&claims(), NOW, NOW + 300);
+        let u = check_claims(&t, |_| Some(k.public()), "anteroom", "concert", NOW).unwrap();
+        // What the edge hands to WebCrypto verifies with a plain Ed25519 too.
+        let sig = ed25519_compact::Signature::from_slice(u.signature()).unwrap();
+        let pk = PublicKey::from_slice(u.public_key()).unwrap();
+        assert!(pk.verify(u.signed_data(), &sig).is_ok());
+        assert_eq!(u.signed_data(), t.rsplit_once('.').unwrap().0.as_bytes());
+        assert_eq!(u.clone().accept(false), Err(TokenError::BadSignature));
+        assert_eq!(u.accept(true).unwrap().claims, claims());
+        // A forged signature passes the claim checks and fails the signature.
+        let forged = forge(r#"{"alg":"EdDSA","kid":"x"}"#, &payload(), |_| vec![0u8; 64]);
+        let u = check_claims(&forged, |_| Some(k.public()), "anteroom", "concert", NOW).unwrap();
+        assert_eq!(u.verify_signature(), Err(TokenError::BadSignature));
+        // Expired is refused before any signature work.
+        let old = k.issue(&claims(), NOW - 600, NOW - 300);
+        let r = check_claims(&old, |_| Some(k.public()), "anteroom", "concert", NOW);
+        assert_eq!(r.err(), Some(TokenError::Expired));
     }
 
     #[test]

@@ -1,0 +1,73 @@
+//! Ed25519 signature checks by the runtime's WebCrypto (`crypto.subtle`, BoringSSL in
+//! workerd) instead of `ed25519-compact` compiled to Wasm, whose 64-bit limb arithmetic is
+//! emulated on wasm32: about 300 µs of CPU per cold token in workerd (BENCHMARKS.md).
+//! Imported keys are kept per isolate. `None` means the runtime could not do it (no
+//! `crypto.subtle`, no Ed25519): the caller then verifies in Wasm.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use worker::js_sys::{self, Array, Function, Object, Promise, Reflect, Uint8Array};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+
+/// Imported keys kept per isolate (a JWKS holds a handful; cleared when full).
+const KEYS_MAX: usize = 64;
+
+thread_local! {
+    static KEYS: RefCell<HashMap<[u8; 32], JsValue>> = RefCell::new(HashMap::new());
+}
+
+fn subtle() -> Option<JsValue> {
+    let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).ok()?;
+    Reflect::get(&crypto, &"subtle".into()).ok().filter(JsValue::is_object)
+}
+
+fn ed25519() -> JsValue {
+    let o = Object::new();
+    // Setting a property on a fresh plain object cannot fail.
+    let _ = Reflect::set(&o, &"name".into(), &"Ed25519".into());
+    o.into()
+}
+
+async fn call(subtle: &JsValue, method: &str, args: &Array) -> Option<JsValue> {
+    let f: Function = Reflect::get(subtle, &method.into()).ok()?.dyn_into().ok()?;
+    let p: Promise = f.apply(subtle, args).ok()?.dyn_into().ok()?;
+    JsFuture::from(p).await.ok()
+}
+
+/// Whether `signature` is `key`'s Ed25519 signature of `data`; `None` when the runtime's
+/// WebCrypto cannot tell (missing, or no Ed25519).
+pub async fn ed25519_verify(key: &[u8], signature: &[u8], data: &[u8]) -> Option<bool> {
+    let raw: [u8; 32] = key.try_into().ok()?;
+    let subtle = subtle()?;
+    let cached = KEYS.with_borrow(|m| m.get(&raw).cloned());
+    let imported = match cached {
+        Some(k) => k,
+        None => {
+            let usages = Array::of1(&"verify".into());
+            let args = Array::of5(
+                &"raw".into(),
+                &Uint8Array::from(key).into(),
+                &ed25519(),
+                &JsValue::FALSE,
+                &usages.into(),
+            );
+            let k = call(&subtle, "importKey", &args).await?;
+            KEYS.with_borrow_mut(|m| {
+                if m.len() >= KEYS_MAX {
+                    m.clear();
+                }
+                m.insert(raw, k.clone());
+            });
+            k
+        }
+    };
+    let args = Array::of4(
+        &ed25519(),
+        &imported,
+        &Uint8Array::from(signature).into(),
+        &Uint8Array::from(data).into(),
+    );
+    call(&subtle, "verify", &args).await?.as_bool()
+}
