@@ -272,6 +272,10 @@ describe("the journey: ten visitors, three at a time, through the waiting room i
       assert.ok(shown.some((e) => e.position === String(v.position)), `visitor at ${v.position} never saw its position: ${JSON.stringify(shown)}`);
       // "estimating…" until the coordinator has seen enough admissions, then a band.
       assert.ok(shown.every((e) => e.eta && e.eta !== "–" && !/NaN|undefined|null|Infinity/.test(e.eta)), `visitor at ${v.position}: ETA ${JSON.stringify(shown.map((e) => e.eta))}`);
+      // Numbers never jump backwards: the people ahead only go down, to 0 at the turn.
+      const ahead = shown.map((e) => Number(e.ahead)).filter((n) => Number.isInteger(n));
+      assert.ok(ahead.every((n, i) => i === 0 || n <= ahead[i - 1]), `visitor at ${v.position}: ahead ${ahead}`);
+      assert.ok(ahead.length > 0 && ahead[0] <= v.position, `visitor at ${v.position}: ahead ${ahead}`);
     }
     // The last in line waits long enough for the estimate to form: it saw a time.
     const last = visitors.find((v) => v.position === VISITORS);
