@@ -273,6 +273,43 @@ describe("the waiting room in Chromium", () => {
     await context.close();
   });
 
+  test("a place that expired unclaimed says so plainly and offers to rejoin, which gives a new place", async () => {
+    const created = await admin("/api/queue", JSON.stringify({
+      queue_id: "lapse", token_validity_second: 300, paths: ["/lapse"], pow_difficulty: 0,
+      enable_queue_position_expiry: true, position_expiry_second: 1,
+    }));
+    assert.equal(created.status, 200, await created.clone().text());
+    await until(async () => (await fetch(`${edge}${PREFIX}/serving_pos/lapse`)).status === 200, { what: "queue synced" });
+    const context = await browser.newContext({ locale: "en-US" });
+    // A hidden tab: at its turn it waits for the visitor instead of claiming.
+    await context.addInitScript(() => {
+      let state = "hidden";
+      Object.defineProperty(Document.prototype, "visibilityState", { get: () => state, configurable: true });
+      window.__show = () => { state = "visible"; document.dispatchEvent(new Event("visibilitychange")); };
+    });
+    const page = await context.newPage();
+    await page.goto(`${edge}/lapse/item`);
+    const ticket = await until(() => page.evaluate(() => JSON.parse(localStorage.getItem("anteroom:lapse") || "null")), { ms: 15_000, what: "ticket" });
+    const served = await admin("/api/queue/increment_serving_position", { queue_id: "lapse", increment_by: String(ticket.position) });
+    assert.equal(served.status, 200);
+    // The visitor does not look for longer than the 1 s the place is kept. (The page may see
+    // its turn first and wait for the visitor, or, polling every 2 s, see the expiry at once.)
+    await until(async () => (await fetch(`${edge}${PREFIX}/queue_pos/lapse/${encodeURIComponent(ticket.request_id)}`)).status === 410, { ms: 15_000, what: "place expired at the edge" });
+    await page.evaluate(() => window.__show());
+    await until(async () => (await text(page, "#anteroom-status")) === "Your place has expired", { ms: 15_000, what: "expired said" });
+    assert.match(await text(page, "#anteroom-detail"), /You did not come back in time/);
+    assert.equal(await page.title(), "Your place has expired");
+    assert.equal(await page.locator("#anteroom-place").isVisible(), false);
+    assert.equal(await page.evaluate(() => localStorage.getItem("anteroom:lapse")), null);
+    const rejoin = page.getByRole("button", { name: "Join the line again" });
+    assert.equal(await rejoin.isVisible(), true);
+    await rejoin.click();
+    const again = await until(() => page.evaluate(() => JSON.parse(localStorage.getItem("anteroom:lapse") || "null")), { ms: 15_000, what: "new ticket" });
+    assert.notEqual(again.request_id, ticket.request_id);
+    assert.ok(again.position > ticket.position, `new position ${again.position} after ${ticket.position}`);
+    await context.close();
+  });
+
   test("accessible: labelled controls, live regions, WCAG AA contrast in light and dark, usable by keyboard", async () => {
     const created = await admin("/api/queue", JSON.stringify({ queue_id: "a11y", token_validity_second: 300, paths: ["/a11y"] }));
     assert.equal(created.status, 200, await created.clone().text());

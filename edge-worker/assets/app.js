@@ -239,14 +239,27 @@
   }
   setInterval(tick, 1000);
 
+  // The place is gone: say so, and offer a fresh place in line (a new ticket; the response
+  // to the new enqueue also replaces the ticket cookie).
   function expired() {
     forget();
+    root.setAttribute("data-ticket", "");
     turned = false;
+    claimDeadline = 0;
     place.hidden = true;
     document.title = t("expired_title");
     say(t("expired_title"), t("expired_detail"));
     button.textContent = t("rejoin");
-    button.onclick = function () { location.reload(); };
+    button.onclick = function () {
+      button.onclick = null;
+      action.hidden = true;
+      root.setAttribute("data-state", "new");
+      shown.ahead = null;
+      shown.eta = null;
+      updatedAt = 0;
+      document.title = t("title");
+      start();
+    };
     action.hidden = false;
     button.focus();
   }
@@ -310,15 +323,18 @@
     }
   }
 
-  (async function loop() {
-    for (;;) {
-      try {
-        await run();
-        return;
-      } catch (e) {
-        say(t("reconnecting"), String(e && e.message || e));
-        await sleep(3000);
+  function start() {
+    (async function loop() {
+      for (;;) {
+        try {
+          await run();
+          return;
+        } catch (e) {
+          say(t("reconnecting"), String(e && e.message || e));
+          await sleep(3000);
+        }
       }
-    }
-  })();
+    })();
+  }
+  start();
 })();
