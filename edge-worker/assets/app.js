@@ -303,7 +303,13 @@
       var wait = 2000;
       var r = await fetch(prefix + "/queue_pos/" + queue + "/" + encodeURIComponent(tk.request_id), { cache: "no-store" });
       if (r.status === 410) return expired();
-      if (r.status === 400) { forget(); throw new Error("ticket refused"); }
+      if (r.status === 400) {
+        // Not a ticket of this queue any more (keys rotated, queue replaced): drop it everywhere
+        // so the retry joins afresh instead of presenting it again.
+        forget();
+        root.setAttribute("data-ticket", "");
+        throw new Error("ticket refused");
+      }
       if (r.status === 200) {
         var q = await r.json();
         wait = q.next_poll_ms || wait;
