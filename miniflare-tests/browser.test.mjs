@@ -8,9 +8,8 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { connect } from "node:net";
 import { chromium } from "playwright-core";
-import { Miniflare } from "miniflare";
 import {
-  EDGE_KEY_HEX, PREFIX, ROOT, SIGNING_SEED_HEX, TICKET_KEYS, freePort, startOrigin, until,
+  EDGE_KEY_HEX, PREFIX, ROOT, SIGNING_SEED_HEX, TICKET_KEYS, freePort, listenWorker, startOrigin, until,
 } from "./helpers.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -45,24 +44,11 @@ describe("the waiting room in Chromium", () => {
   before(async () => {
     assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
     assert.ok(existsSync(COORDINATOR), `${COORDINATOR} is missing: run cargo build -p coordinator`);
-    const [redisPort, edgePort, publicPort, adminPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [redisPort, publicPort, adminPort] = [await freePort(), await freePort(), await freePort()];
     spawnChild("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
     await until(() => ping(redisPort), { what: "redis PING" });
     origin = await startOrigin();
-    mf = new Miniflare({
-      scriptPath: `${ROOT}/edge-worker/build/index.js`,
-      modules: true,
-      modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
-      compatibilityDate: "2026-04-26",
-      kvNamespaces: ["ANTEROOM_KV"],
-      host: "127.0.0.1",
-      port: edgePort,
-      bindings: {
-        PREFIX, EDGE_KEY: EDGE_KEY_HEX, TICKET_KEYS, ORIGIN_URL: origin.url,
-        COORDINATOR_URL: `http://127.0.0.1:${publicPort}`,
-      },
-    });
-    edge = (await mf.ready).toString().replace(/\/$/, "");
+    ({ mf, url: edge } = await listenWorker({ ORIGIN_URL: origin.url, COORDINATOR_URL: `http://127.0.0.1:${publicPort}` }));
     adminUrl = `http://127.0.0.1:${adminPort}`;
     const coordinator = spawnChild(COORDINATOR, [], {
       ANTEROOM_LISTEN: `127.0.0.1:${publicPort}`, ANTEROOM_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,

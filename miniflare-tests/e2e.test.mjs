@@ -13,9 +13,8 @@ import { createServer, request as httpRequest } from "node:http";
 import { createRequire } from "node:module";
 import { connect } from "node:net";
 import {
-  EDGE_KEY_HEX, PREFIX, ROOT, SIGNING_SEED_HEX, TICKET_KEYS, freePort, startOrigin, until,
+  EDGE_KEY_HEX, PREFIX, ROOT, SIGNING_SEED_HEX, TICKET_KEYS, freePort, listenWorker, startOrigin, until,
 } from "./helpers.mjs";
-import { Miniflare } from "miniflare";
 
 const require = createRequire(import.meta.url);
 const pow = require("../edge-worker/assets/pow.js");
@@ -107,25 +106,12 @@ describe("edge + coordinator + redis", () => {
     await until(() => redisPing(redisPort), { what: "redis PING" });
 
     origin = await startOrigin();
-    const edgePort = await freePort();
     const publicPort = await freePort();
     const adminPort = await freePort();
     publicUrl = `http://127.0.0.1:${publicPort}`;
     adminUrl = `http://127.0.0.1:${adminPort}`;
     proxy = await startCountingProxy(publicUrl);
-    mf = new Miniflare({
-      scriptPath: `${ROOT}/edge-worker/build/index.js`,
-      modules: true,
-      modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
-      compatibilityDate: "2026-04-26",
-      kvNamespaces: ["ANTEROOM_KV"],
-      host: "127.0.0.1",
-      port: edgePort,
-      bindings: {
-        PREFIX, EDGE_KEY: EDGE_KEY_HEX, TICKET_KEYS, COORDINATOR_URL: proxy.url, ORIGIN_URL: origin.url,
-      },
-    });
-    edge = (await mf.ready).toString().replace(/\/$/, "");
+    ({ mf, url: edge } = await listenWorker({ COORDINATOR_URL: proxy.url, ORIGIN_URL: origin.url }));
     coordEnv = {
       ANTEROOM_LISTEN: `127.0.0.1:${publicPort}`,
       ANTEROOM_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,

@@ -49,13 +49,14 @@ export async function until(check, { ms = 10_000, every = 25, what = "condition"
   }
 }
 
-export async function startWorker(vars = {}) {
+export async function startWorker(vars = {}, { port } = {}) {
   const mf = new Miniflare({
     scriptPath: `${ROOT}/edge-worker/build/index.js`,
     modules: true,
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
     compatibilityDate: "2026-04-26",
     kvNamespaces: ["ANTEROOM_KV"],
+    ...(port === undefined ? {} : { host: "127.0.0.1", port }),
     bindings: {
       PREFIX,
       EDGE_KEY: EDGE_KEY_HEX,
@@ -66,6 +67,13 @@ export async function startWorker(vars = {}) {
   });
   await mf.ready;
   return mf;
+}
+
+/// The worker listening on a loopback port (for browsers and real HTTP): `{ mf, url }`, the
+/// URL without a trailing slash.
+export async function listenWorker(vars = {}) {
+  const mf = await startWorker(vars, { port: await freePort() });
+  return { mf, url: (await mf.ready).toString().replace(/\/$/, "") };
 }
 
 // ---- sync ----

@@ -19,9 +19,8 @@ import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { chromium } from "playwright-core";
-import { Miniflare } from "miniflare";
 import {
-  EDGE_KEY_HEX, PREFIX, ROOT, SIGNING_SEED_HEX, TICKET_KEYS, freePort, redisPing, spawnLogged, until,
+  EDGE_KEY_HEX, PREFIX, ROOT, SIGNING_SEED_HEX, TICKET_KEYS, freePort, listenWorker, redisPing, spawnLogged, until,
 } from "./helpers.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -101,25 +100,15 @@ describe("the journey: ten visitors, three at a time, through the waiting room i
     for (const [what, path] of [["chromium", CHROMIUM], ["coordinator", COORDINATOR], ["ticket-shop", SHOP]]) {
       assert.ok(existsSync(path), `${path} is missing (${what}): scripts/test-edge.sh builds it`);
     }
-    const [redisPort, edgePort, publicPort, adminPort, shopPort] =
-      [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+    const [redisPort, publicPort, adminPort, shopPort] =
+      [await freePort(), await freePort(), await freePort(), await freePort()];
     publicUrl = `http://127.0.0.1:${publicPort}`;
     adminUrl = `http://127.0.0.1:${adminPort}`;
     shopUrl = `http://127.0.0.1:${shopPort}`;
     const redis = await spawnLogged(children, "redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
     logs.redis = redis.log;
     await until(async () => redis.alive() && redisPing(redisPort), { what: "redis PING" });
-    mf = new Miniflare({
-      scriptPath: `${ROOT}/edge-worker/build/index.js`,
-      modules: true,
-      modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
-      compatibilityDate: "2026-04-26",
-      kvNamespaces: ["ANTEROOM_KV"],
-      host: "127.0.0.1",
-      port: edgePort,
-      bindings: { PREFIX, EDGE_KEY: EDGE_KEY_HEX, TICKET_KEYS, ORIGIN_URL: shopUrl, COORDINATOR_URL: publicUrl },
-    });
-    edge = (await mf.ready).toString().replace(/\/$/, "");
+    ({ mf, url: edge } = await listenWorker({ ORIGIN_URL: shopUrl, COORDINATOR_URL: publicUrl }));
     const coordinator = await spawnLogged(children, COORDINATOR, [], {
       ANTEROOM_LISTEN: `127.0.0.1:${publicPort}`, ANTEROOM_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
       ANTEROOM_ADMIN_KEY: ADMIN_KEY, ANTEROOM_ORIGIN_KEY: ORIGIN_KEY,

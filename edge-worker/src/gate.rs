@@ -352,8 +352,31 @@ async fn room_form(req: &mut Request) -> EdgeResult<(String, String)> {
     Ok((queue_id, return_to.to_owned()))
 }
 
-fn cross_site() -> EdgeError {
-    EdgeError::client(403, "cross_site", "this form must be sent from the waiting room")
+/// A form posted by the waiting room (join or claim): checked to come from this site, read,
+/// with the queue's synced state.
+struct RoomPost {
+    lang: Lang,
+    secure: bool,
+    queue_id: String,
+    return_to: String,
+    state: std::rc::Rc<Loaded>,
+}
+
+impl RoomPost {
+    async fn read(req: &mut Request, env: &Env) -> EdgeResult<Self> {
+        if !same_origin(req) {
+            return Err(EdgeError::client(
+                403,
+                "cross_site",
+                "this form must be sent from the waiting room",
+            ));
+        }
+        let lang = lang_of(req);
+        let secure = crate::ReqUrl::of(req).secure;
+        let (queue_id, return_to) = room_form(req).await?;
+        let state = crate::api::queue_state(env, &queue_id).await?;
+        Ok(RoomPost { lang, secure, queue_id, return_to, state })
+    }
 }
 
 /// `POST {prefix}/__anteroom/join` (form `queue_id`, `return_to`): a browser without
@@ -361,13 +384,8 @@ fn cross_site() -> EdgeError {
 /// The ticket goes into the cookie and the visitor back to the page they wanted, which then
 /// shows their place.
 pub async fn join(mut req: Request, env: &Env, cfg: &Config) -> EdgeResult {
-    if !same_origin(&req) {
-        return Err(cross_site());
-    }
-    let lang = lang_of(&req);
-    let secure = crate::ReqUrl::of(&req).secure;
-    let (queue_id, return_to) = room_form(&mut req).await?;
-    let s = crate::api::queue_state(env, &queue_id).await?;
+    let RoomPost { lang, secure, queue_id, return_to, state: s } =
+        RoomPost::read(&mut req, env).await?;
     if s.state.queue.mode == QueueMode::Closed {
         return closed(&req, cfg, &s.state.queue);
     }
@@ -397,13 +415,8 @@ pub async fn join(mut req: Request, env: &Env, cfg: &Config) -> EdgeResult {
 /// `POST {prefix}/__anteroom/claim` (form `queue_id`, `return_to`): a browser without
 /// JavaScript whose turn it is takes its token (cookie) and goes on to the page it wanted.
 pub async fn claim(mut req: Request, env: &Env, cfg: &Config) -> EdgeResult {
-    if !same_origin(&req) {
-        return Err(cross_site());
-    }
-    let lang = lang_of(&req);
-    let secure = crate::ReqUrl::of(&req).secure;
-    let (queue_id, return_to) = room_form(&mut req).await?;
-    let s = crate::api::queue_state(env, &queue_id).await?;
+    let RoomPost { lang, secure, queue_id, return_to, state: s } =
+        RoomPost::read(&mut req, env).await?;
     let request_id = match visit_of(&req, env, &s)? {
         Visit::Ready(p) => p.request_id,
         Visit::Pending(t) => t,
