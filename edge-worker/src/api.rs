@@ -31,11 +31,31 @@ extern "C" {
     fn abort_signal_timeout(ms: u32) -> worker::web_sys::AbortSignal;
 }
 
-/// A jitter seed from the worker's random source, for answers that name no visitor.
+thread_local! {
+    /// State of the jitter generator (xorshift32), seeded once per isolate from the worker's
+    /// random source: a `crypto.getRandomValues` call per poll cost a JavaScript round trip
+    /// for a number that only spreads polls out. 0 = not seeded yet.
+    static JITTER: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// `TICKET_KEYS`, parsed once per isolate (the env does not change within one).
+    static TICKET_KEYS_PARSED: std::cell::RefCell<Option<std::rc::Rc<Vec<TicketKey>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A jitter seed for answers that name no visitor (not for anything secret).
 pub(crate) fn random_seed() -> u32 {
-    let mut b = [0u8; 4];
-    get_random_values(&mut b);
-    u32::from_le_bytes(b)
+    JITTER.with(|j| {
+        let mut x = j.get();
+        while x == 0 {
+            let mut b = [0u8; 4];
+            get_random_values(&mut b);
+            x = u32::from_le_bytes(b);
+        }
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        j.set(x);
+        x
+    })
 }
 
 pub(crate) fn bad(message: &str) -> EdgeError {
@@ -68,10 +88,18 @@ pub(crate) async fn queue_state(env: &Env, queue_id: &str) -> EdgeResult<std::rc
     }
 }
 
-fn ticket_keys(env: &Env) -> EdgeResult<Vec<TicketKey>> {
+fn ticket_keys(env: &Env) -> EdgeResult<std::rc::Rc<Vec<TicketKey>>> {
+    if let Some(keys) = TICKET_KEYS_PARSED.with_borrow(Clone::clone) {
+        return Ok(keys);
+    }
     let text = crate::var(env, "TICKET_KEYS")
         .ok_or_else(|| EdgeError::Internal("TICKET_KEYS is not set".into()))?;
-    shared::ticket::parse_keys(&text).map_err(|e| EdgeError::Internal(format!("TICKET_KEYS: {e}")))
+    let keys = std::rc::Rc::new(
+        shared::ticket::parse_keys(&text)
+            .map_err(|e| EdgeError::Internal(format!("TICKET_KEYS: {e}")))?,
+    );
+    TICKET_KEYS_PARSED.with_borrow_mut(|k| *k = Some(keys.clone()));
+    Ok(keys)
 }
 
 pub(crate) fn open_ticket(env: &Env, text: &str) -> EdgeResult<Ticket> {

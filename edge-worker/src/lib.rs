@@ -175,10 +175,18 @@ fn start() {
     page::init();
 }
 
+thread_local! {
+    /// The deployment settings, read once per isolate (vars do not change within one).
+    static CONFIG: std::cell::RefCell<Option<std::rc::Rc<Config>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Entry point for every request the worker's route covers.
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    let cfg = Config::from_env(&env);
+    let cfg = CONFIG.with_borrow_mut(|c| {
+        c.get_or_insert_with(|| std::rc::Rc::new(Config::from_env(&env))).clone()
+    });
     Ok(match route(req, &env, &cfg).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),

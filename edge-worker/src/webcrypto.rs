@@ -16,18 +16,24 @@ const KEYS_MAX: usize = 64;
 
 thread_local! {
     static KEYS: RefCell<HashMap<[u8; 32], JsValue>> = RefCell::new(HashMap::new());
+    /// `crypto.subtle` and the `{name: "Ed25519"}` algorithm object, looked up and made once
+    /// per isolate (each lookup is a call into JavaScript).
+    static SUBTLE: RefCell<Option<(JsValue, JsValue)>> = const { RefCell::new(None) };
 }
 
-fn subtle() -> Option<JsValue> {
+/// `crypto.subtle` and the Ed25519 algorithm object.
+fn subtle() -> Option<(JsValue, JsValue)> {
+    if let Some(s) = SUBTLE.with_borrow(Clone::clone) {
+        return Some(s);
+    }
     let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).ok()?;
-    Reflect::get(&crypto, &"subtle".into()).ok().filter(JsValue::is_object)
-}
-
-fn ed25519() -> JsValue {
-    let o = Object::new();
+    let subtle = Reflect::get(&crypto, &"subtle".into()).ok().filter(JsValue::is_object)?;
+    let alg = Object::new();
     // Setting a property on a fresh plain object cannot fail.
-    let _ = Reflect::set(&o, &"name".into(), &"Ed25519".into());
-    o.into()
+    let _ = Reflect::set(&alg, &"name".into(), &"Ed25519".into());
+    let both = (subtle, JsValue::from(alg));
+    SUBTLE.with_borrow_mut(|s| *s = Some(both.clone()));
+    Some(both)
 }
 
 async fn call(subtle: &JsValue, method: &str, args: &Array) -> Option<JsValue> {
@@ -40,7 +46,7 @@ async fn call(subtle: &JsValue, method: &str, args: &Array) -> Option<JsValue> {
 /// WebCrypto cannot tell (missing, or no Ed25519).
 pub async fn ed25519_verify(key: &[u8], signature: &[u8], data: &[u8]) -> Option<bool> {
     let raw: [u8; 32] = key.try_into().ok()?;
-    let subtle = subtle()?;
+    let (subtle, ed25519) = subtle()?;
     let cached = KEYS.with_borrow(|m| m.get(&raw).cloned());
     let imported = match cached {
         Some(k) => k,
@@ -49,7 +55,7 @@ pub async fn ed25519_verify(key: &[u8], signature: &[u8], data: &[u8]) -> Option
             let args = Array::of5(
                 &"raw".into(),
                 &Uint8Array::from(key).into(),
-                &ed25519(),
+                &ed25519,
                 &JsValue::FALSE,
                 &usages.into(),
             );
@@ -64,7 +70,7 @@ pub async fn ed25519_verify(key: &[u8], signature: &[u8], data: &[u8]) -> Option
         }
     };
     let args = Array::of4(
-        &ed25519(),
+        &ed25519,
         &imported,
         &Uint8Array::from(signature).into(),
         &Uint8Array::from(data).into(),
