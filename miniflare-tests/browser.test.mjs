@@ -40,6 +40,23 @@ const admin = (path, body) => fetch(`${adminUrl}${path}`, {
   body: typeof body === "string" ? body : new URLSearchParams(body).toString(),
 });
 
+/// Creates a queue through the private API and waits until the edge knows it.
+async function createQueue(spec) {
+  const created = await admin("/api/queue", JSON.stringify(spec));
+  assert.equal(created.status, 200, await created.clone().text());
+  await until(async () => (await fetch(`${edge}${PREFIX}/serving_pos/${spec.queue_id}`)).status === 200, { what: "queue synced" });
+}
+
+/// Makes the pages of `context` believe their tab is hidden until `window.__show()`.
+async function hiddenTab(context) {
+  await context.addInitScript(() => {
+    let state = "hidden";
+    Object.defineProperty(Document.prototype, "visibilityState", { get: () => state, configurable: true });
+    Object.defineProperty(Document.prototype, "hidden", { get: () => state !== "visible", configurable: true });
+    window.__show = () => { state = "visible"; document.dispatchEvent(new Event("visibilitychange")); };
+  });
+}
+
 describe("the waiting room in Chromium", () => {
   before(async () => {
     assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
@@ -63,11 +80,9 @@ describe("the waiting room in Chromium", () => {
       if (coordinator.exitCode !== null) throw new Error(`coordinator exited: ${log.slice(-1000)}`);
       return (await fetch(`http://127.0.0.1:${publicPort}/healthz`)).ok;
     }, { ms: 20_000, what: "coordinator /healthz" });
-    const created = await admin("/api/queue", JSON.stringify({
+    await createQueue({
       queue_id: "room", token_validity_second: 300, paths: ["/shop"], pow_difficulty: 12,
-    }));
-    assert.equal(created.status, 200, await created.clone().text());
-    await until(async () => (await fetch(`${edge}${PREFIX}/serving_pos/room`)).status === 200, { what: "queue synced" });
+    });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
@@ -172,12 +187,10 @@ describe("the waiting room in Chromium", () => {
   });
 
   test("without JavaScript, on a queue whose operator waives the proof-of-work: join, wait, claim, reach the page", async () => {
-    const created = await admin("/api/queue", JSON.stringify({
+    await createQueue({
       queue_id: "plain", token_validity_second: 300, paths: ["/plain"], pow_difficulty: 12, allow_no_js: true,
       enable_queue_position_expiry: true, position_expiry_second: 900,
-    }));
-    assert.equal(created.status, 200, await created.clone().text());
-    await until(async () => (await fetch(`${edge}${PREFIX}/serving_pos/plain`)).status === 200, { what: "queue synced" });
+    });
     const context = await browser.newContext({ javaScriptEnabled: false });
     const page = await context.newPage();
     await page.goto(`${edge}/plain/tickets?show=1`);
@@ -212,19 +225,14 @@ describe("the waiting room in Chromium", () => {
   });
 
   test("its turn in a hidden tab: title, notification, deadline; the place is claimed once the visitor looks", async () => {
-    const created = await admin("/api/queue", JSON.stringify({
+    await createQueue({
       queue_id: "turn", token_validity_second: 300, paths: ["/turn"], pow_difficulty: 0,
       enable_queue_position_expiry: true, position_expiry_second: 900,
-    }));
-    assert.equal(created.status, 200, await created.clone().text());
-    await until(async () => (await fetch(`${edge}${PREFIX}/serving_pos/turn`)).status === 200, { what: "queue synced" });
+    });
     const context = await browser.newContext({ locale: "en-US" });
     // A hidden tab, notifications allowed and asked for; sound left at its default (off).
+    await hiddenTab(context);
     await context.addInitScript(() => {
-      let state = "hidden";
-      Object.defineProperty(Document.prototype, "visibilityState", { get: () => state, configurable: true });
-      Object.defineProperty(Document.prototype, "hidden", { get: () => state !== "visible", configurable: true });
-      window.__show = () => { state = "visible"; document.dispatchEvent(new Event("visibilitychange")); };
       window.__notes = [];
       window.__sounds = 0;
       window.Notification = function (title, opts) { window.__notes.push({ title, body: opts && opts.body }); this.close = () => {}; };
@@ -260,19 +268,13 @@ describe("the waiting room in Chromium", () => {
   });
 
   test("a place that expired unclaimed says so plainly and offers to rejoin, which gives a new place", async () => {
-    const created = await admin("/api/queue", JSON.stringify({
+    await createQueue({
       queue_id: "lapse", token_validity_second: 300, paths: ["/lapse"], pow_difficulty: 0,
       enable_queue_position_expiry: true, position_expiry_second: 1,
-    }));
-    assert.equal(created.status, 200, await created.clone().text());
-    await until(async () => (await fetch(`${edge}${PREFIX}/serving_pos/lapse`)).status === 200, { what: "queue synced" });
+    });
     const context = await browser.newContext({ locale: "en-US" });
     // A hidden tab: at its turn it waits for the visitor instead of claiming.
-    await context.addInitScript(() => {
-      let state = "hidden";
-      Object.defineProperty(Document.prototype, "visibilityState", { get: () => state, configurable: true });
-      window.__show = () => { state = "visible"; document.dispatchEvent(new Event("visibilitychange")); };
-    });
+    await hiddenTab(context);
     const page = await context.newPage();
     await page.goto(`${edge}/lapse/item`);
     const ticket = await until(() => page.evaluate(() => JSON.parse(localStorage.getItem("anteroom:lapse") || "null")), { ms: 15_000, what: "ticket" });
@@ -297,9 +299,7 @@ describe("the waiting room in Chromium", () => {
   });
 
   test("accessible: labelled controls, live regions, WCAG AA contrast in light and dark, usable by keyboard", async () => {
-    const created = await admin("/api/queue", JSON.stringify({ queue_id: "a11y", token_validity_second: 300, paths: ["/a11y"] }));
-    assert.equal(created.status, 200, await created.clone().text());
-    await until(async () => (await fetch(`${edge}${PREFIX}/serving_pos/a11y`)).status === 200, { what: "queue synced" });
+    await createQueue({ queue_id: "a11y", token_validity_second: 300, paths: ["/a11y"] });
     const context = await browser.newContext({ locale: "en-US" });
     const page = await context.newPage();
     await page.goto(`${edge}/a11y/page`);

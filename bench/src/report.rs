@@ -816,6 +816,25 @@ pub fn write(r: &Results, md_path: &Path, svg_dir: &Path) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// A closed-loop row's problems: no rate, failures, or latency percentiles out of order.
+fn row_problems(p: &mut Vec<String>, name: &str, rows: &[Row]) {
+    for row in rows {
+        let o = &row.outcome;
+        if o.rps.is_nan() || o.rps <= 0.0 || o.failures() > 0 {
+            p.push(format!(
+                "{name}: {} at {} clients: {:.0} req/s, {} failures",
+                row.target,
+                row.concurrency,
+                o.rps,
+                o.failures()
+            ));
+        }
+        if !(o.p50_ms > 0.0 && o.p50_ms <= o.p99_ms) {
+            p.push(format!("{name}: {} latency percentiles not sane", row.target));
+        }
+    }
+}
+
 /// What makes a smoke run fail: missing numbers, failures, broken invariants.
 pub fn smoke_problems(r: &Results) -> Vec<String> {
     let mut p = Vec::new();
@@ -825,23 +844,7 @@ pub fn smoke_problems(r: &Results) -> Vec<String> {
                 if c.rows.is_empty() {
                     p.push(format!("{name}: no rows"));
                 }
-                for row in &c.rows {
-                    if row.outcome.rps <= 0.0
-                        || row.outcome.rps.is_nan()
-                        || row.outcome.failures() > 0
-                    {
-                        p.push(format!(
-                            "{name}: {} at {} clients: {:.0} req/s, {} failures",
-                            row.target,
-                            row.concurrency,
-                            row.outcome.rps,
-                            row.outcome.failures()
-                        ));
-                    }
-                    if !(row.outcome.p50_ms > 0.0 && row.outcome.p50_ms <= row.outcome.p99_ms) {
-                        p.push(format!("{name}: {} latency percentiles not sane", row.target));
-                    }
-                }
+                row_problems(&mut p, name, &c.rows);
             }
             None => p.push(format!("{name}: not run")),
         }
@@ -875,21 +878,8 @@ pub fn smoke_problems(r: &Results) -> Vec<String> {
     }
     match &r.edge {
         Some(e) => {
-            for row in e.status.rows.iter().chain(&e.pass.rows) {
-                if row.outcome.rps.is_nan() || row.outcome.rps <= 0.0 || row.outcome.failures() > 0
-                {
-                    p.push(format!(
-                        "edge: {} at {} clients: {:.0} req/s, {} failures",
-                        row.target,
-                        row.concurrency,
-                        row.outcome.rps,
-                        row.outcome.failures()
-                    ));
-                }
-                if !(row.outcome.p50_ms > 0.0 && row.outcome.p50_ms <= row.outcome.p99_ms) {
-                    p.push(format!("edge: {} latency percentiles not sane", row.target));
-                }
-            }
+            row_problems(&mut p, "edge", &e.status.rows);
+            row_problems(&mut p, "edge", &e.pass.rows);
             if e.status.rows.len() != 3 || e.pass.rows.len() != 3 {
                 p.push("edge: missing rows".into());
             }

@@ -319,14 +319,16 @@ pub async fn assign_queue_pos(mut req: Request, env: &Env) -> EdgeResult {
     }
     let resp = forward(env, "/assign_queue_pos", body, &ip).await?;
     let (status, body, retry) = relay(resp).await?;
-    let mut out = relayed(status, body.clone(), retry)?;
     // The ticket also goes into a cookie, so the waiting room on a protected path can show the
     // place server-side (first paint, pages without JavaScript, apps keeping cookies).
-    if status == 200
-        && let Ok(a) = serde_json::from_slice::<AssignResponse>(&body)
-    {
-        let secure = crate::ReqUrl::of(&req).secure;
-        let cookie = crate::gate::ticket_cookie(queue_id, &a.request_id, secure);
+    let cookie = (status == 200)
+        .then(|| serde_json::from_slice::<AssignResponse>(&body).ok())
+        .flatten()
+        .map(|a| {
+            crate::gate::ticket_cookie(queue_id, &a.request_id, crate::ReqUrl::of(&req).secure)
+        });
+    let mut out = relayed(status, body, retry)?;
+    if let Some(cookie) = cookie {
         out.headers_mut().append("set-cookie", &cookie)?;
     }
     Ok(out)

@@ -263,7 +263,8 @@ pub async fn protected(req: Request, env: &Env, cfg: &Config) -> EdgeResult {
     };
     let visit = visit_of(&req, env, &s)?;
     let now = now_ms() / 1000;
-    let secure = crate::ReqUrl::of(&req).secure;
+    let url = crate::ReqUrl::of(&req);
+    let secure = url.secure;
     if wants_json(&req) {
         // The page's fields, for apps: the place when a ticket comes with the request
         // (`X-Anteroom-Ticket` or the cookie), else where to join.
@@ -289,10 +290,9 @@ pub async fn protected(req: Request, env: &Env, cfg: &Config) -> EdgeResult {
         }
         return Ok(resp);
     }
-    let return_to = crate::ReqUrl::of(&req).path_and_query;
     let r = Room {
         queue: &queue.queue_id,
-        return_to: &return_to,
+        return_to: &url.path_and_query,
         lang: lang_of(&req),
         state: Some(&s.state),
         visit,
