@@ -98,6 +98,7 @@ fn merge(base: QueueConfig, input: &QueueInput) -> ApiResult<QueueConfig> {
         mode: i.mode.unwrap_or(base.mode),
         paths: i.paths.unwrap_or(base.paths),
         bypass: i.bypass.unwrap_or(base.bypass),
+        case_sensitive: i.case_sensitive.unwrap_or(base.case_sensitive),
         pow_difficulty: i.pow_difficulty.unwrap_or(base.pow_difficulty),
         fail_open: i.fail_open.unwrap_or(base.fail_open),
         waiting_status: i.waiting_status.unwrap_or(base.waiting_status),
@@ -149,13 +150,21 @@ fn merge(base: QueueConfig, input: &QueueInput) -> ApiResult<QueueConfig> {
     if ![200, 202, 429].contains(&cfg.waiting_status) {
         return Err(ApiError::invalid("waiting_status must be 200, 202 or 429"));
     }
-    for p in cfg.paths.iter().chain(&cfg.bypass) {
-        let ok = (p.starts_with('/') || p.starts_with("*.")) && p.len() <= 256;
-        if !ok || cfg.paths.len() + cfg.bypass.len() > 64 {
+    if cfg.paths.len() + cfg.bypass.len() > 64 {
+        return Err(ApiError::invalid("paths and bypass are at most 64 patterns"));
+    }
+    for p in &cfg.paths {
+        if p.starts_with("*.") {
             return Err(ApiError::invalid(
-                "paths and bypass are at most 64 patterns, each starting with / or *.",
+                "paths are prefixes starting with /; *.ext is for bypass",
             ));
         }
+    }
+    for p in cfg.paths.iter().chain(&cfg.bypass) {
+        if p.len() > 256 {
+            return Err(ApiError::invalid("a path pattern is at most 256 bytes"));
+        }
+        shared::path::check_pattern(p).map_err(ApiError::invalid)?;
     }
     if let Some(a) = &cfg.admission {
         a.policy.validate().map_err(|e| ApiError::invalid(format!("admission: {e}")))?;

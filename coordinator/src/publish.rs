@@ -58,6 +58,7 @@ pub fn edge_queue(q: &QueueConfig) -> EdgeQueue {
         mode: q.mode,
         paths: q.paths.clone(),
         bypass: q.bypass.clone(),
+        case_sensitive: q.case_sensitive,
         pow_difficulty: q.pow_difficulty,
         fail_open: q.fail_open,
         waiting_status: q.waiting_status,

@@ -195,6 +195,14 @@ async fn private_api(api: &Api) {
         json!({"queue_id": "ok", "token_validity_second": "ten"}),
         json!({"queue_id": "ok", "id": 7}),
         json!([1, 2]),
+        // Path patterns must be in the canonical form the edge matches (shared::path).
+        json!({"queue_id": "ok", "paths": ["/shop//cart"]}),
+        json!({"queue_id": "ok", "paths": ["/sh%6fp"]}),
+        json!({"queue_id": "ok", "paths": ["/a/../b"]}),
+        json!({"queue_id": "ok", "paths": ["/a;b"]}),
+        json!({"queue_id": "ok", "paths": ["*.png"]}),
+        json!({"queue_id": "ok", "bypass": ["*.p/g"]}),
+        json!({"queue_id": "ok", "case_sensitive": "yes"}),
     ] {
         assert_eq!(api.admin_json("POST", "/api/queue", bad.clone()).await.status, 400, "{bad}");
     }

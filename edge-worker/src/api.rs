@@ -75,8 +75,7 @@ pub(crate) async fn queue_state(env: &Env, queue_id: &str) -> EdgeResult<std::rc
     if let Some(s) = store::state(env, queue_id).await? {
         return Ok(s);
     }
-    let known =
-        store::index(env).await?.is_some_and(|i| i.queues.iter().any(|q| q.queue_id == queue_id));
+    let known = store::index(env).await?.is_some_and(|i| i.knows(queue_id));
     if known {
         Err(EdgeError::Unavailable {
             code: "not_synced",

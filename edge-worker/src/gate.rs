@@ -9,7 +9,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
-use shared::sync::{EdgeQueue, EdgeState, QueueMode};
+use shared::path::{CanonicalPath, Cover, Patterns};
+use shared::sync::{EdgeQueue, QueueMode};
 use shared::wire::{AssignResponse, ErrorBody, TokenResponse};
 use wasm_bindgen::JsCast;
 use worker::{Env, Method, Request, Response};
@@ -215,18 +216,23 @@ fn wants_json(req: &Request) -> bool {
     accept.contains("application/json") && !accept.contains("text/html")
 }
 
-/// The queue whose `paths` cover `path` most specifically.
-fn queue_for<'a>(queues: &'a [EdgeQueue], path: &str) -> Option<&'a EdgeQueue> {
-    queues
-        .iter()
-        .filter_map(|q| Some((EdgeState::covers(q, path)?, q)))
-        .max_by_key(|(l, _)| *l)
-        .map(|(_, q)| q)
+/// The queue whose `paths` cover `path` most specifically, with how it covered it.
+fn queue_for<'a>(
+    queues: &'a [(EdgeQueue, Patterns)],
+    path: &CanonicalPath,
+) -> Option<(&'a EdgeQueue, &'a Patterns, Cover)> {
+    queues.iter().filter_map(|(q, p)| Some((q, p, p.covers(path)?))).max_by_key(|(_, _, c)| c.depth)
 }
 
 /// A protected path.
 pub async fn protected(req: Request, env: &Env, cfg: &Config) -> EdgeResult {
-    let path = req.path();
+    let Ok(path) = CanonicalPath::parse(&req.path()) else {
+        return Err(EdgeError::client(
+            400,
+            "invalid_path",
+            "the path cannot be read unambiguously (encoded separators, bad escapes)",
+        ));
+    };
     let Some(index) = store::index(env).await? else {
         // Nothing synced at all: which paths are protected is unknown.
         return if crate::var(env, "UNSYNCED_FAIL_OPEN").as_deref() == Some("true") {
@@ -235,8 +241,10 @@ pub async fn protected(req: Request, env: &Env, cfg: &Config) -> EdgeResult {
             unavailable(&req, cfg)
         };
     };
-    let Some(queue) = queue_for(&index.queues, &path) else { return proxy(req, env).await };
-    if EdgeState::bypassed(queue, &path) {
+    let Some((queue, patterns, cover)) = queue_for(&index.matchers, &path) else {
+        return proxy(req, env).await;
+    };
+    if patterns.bypassed(&path, cover) {
         return proxy(req, env).await;
     }
     match queue.mode {

@@ -52,6 +52,34 @@ impl Loaded {
     }
 }
 
+/// The queue index with each queue's patterns prepared for matching (once per read, not
+/// per request).
+#[derive(Debug)]
+pub struct Index {
+    /// Every synced queue's config and its compiled `paths`/`bypass`.
+    pub matchers: Vec<(shared::sync::EdgeQueue, shared::path::Patterns)>,
+}
+
+impl Index {
+    fn new(index: EdgeIndex) -> Self {
+        Index {
+            matchers: index
+                .queues
+                .into_iter()
+                .map(|q| {
+                    let p = q.patterns();
+                    (q, p)
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether a queue with this slug is in the index.
+    pub fn knows(&self, queue_id: &str) -> bool {
+        self.matchers.iter().any(|(q, _)| q.queue_id == queue_id)
+    }
+}
+
 struct Slot<T> {
     value: Option<Rc<T>>,
     fetched_ms: u64,
@@ -59,7 +87,7 @@ struct Slot<T> {
 
 thread_local! {
     static STATES: RefCell<HashMap<String, Slot<Loaded>>> = RefCell::new(HashMap::new());
-    static INDEX: RefCell<Option<Slot<EdgeIndex>>> = const { RefCell::new(None) };
+    static INDEX: RefCell<Option<Slot<Index>>> = const { RefCell::new(None) };
 }
 
 pub fn kv(env: &Env) -> EdgeResult<KvStore> {
@@ -124,7 +152,7 @@ pub async fn state(env: &Env, queue_id: &str) -> EdgeResult<Option<Rc<Loaded>>> 
 }
 
 /// The queue index, from the isolate cache when fresh, else from KV. `None`: never synced.
-pub async fn index(env: &Env) -> EdgeResult<Option<Rc<EdgeIndex>>> {
+pub async fn index(env: &Env) -> EdgeResult<Option<Rc<Index>>> {
     let now = now_ms();
     let cached = INDEX.with_borrow(|s| {
         s.as_ref().filter(|s| now.saturating_sub(s.fetched_ms) < CACHE_MS).map(|s| s.value.clone())
@@ -135,10 +163,10 @@ pub async fn index(env: &Env) -> EdgeResult<Option<Rc<EdgeIndex>>> {
     let text = kv(env)?.get(INDEX_KEY).text().await?;
     let value = match text {
         None => None,
-        Some(t) => Some(Rc::new(
+        Some(t) => Some(Rc::new(Index::new(
             serde_json::from_str::<EdgeIndex>(&t)
                 .map_err(|e| EdgeError::Internal(format!("index does not parse: {e}")))?,
-        )),
+        ))),
     };
     INDEX.with_borrow_mut(|s| *s = Some(Slot { value: value.clone(), fetched_ms: now }));
     Ok(value)
@@ -228,6 +256,8 @@ pub async fn sync(mut req: Request, env: &Env) -> EdgeResult {
     if after != before {
         kv.put(INDEX_KEY, after)?.execute().await.map_err(kv_write_failed)?;
     }
-    INDEX.with_borrow_mut(|s| *s = Some(Slot { value: Some(Rc::new(index)), fetched_ms: now }));
+    INDEX.with_borrow_mut(|s| {
+        *s = Some(Slot { value: Some(Rc::new(Index::new(index))), fetched_ms: now })
+    });
     Ok(json_response(200, &answer))
 }

@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod eta;
+pub mod path;
 pub mod place;
 pub mod pow;
 pub mod prequeue;

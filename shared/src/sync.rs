@@ -161,12 +161,16 @@ pub struct EdgeQueue {
     /// What the edge does on protected paths.
     #[serde(default)]
     pub mode: QueueMode,
-    /// Path prefixes this queue protects, matched on `/` boundaries (`/` protects all).
+    /// Path prefixes this queue protects, matched on whole segments of the canonical path
+    /// (`crate::path`; `/` protects all).
     #[serde(default)]
     pub paths: Vec<String>,
     /// Path prefixes or `*.ext` patterns passed straight through (webhooks, health checks).
     #[serde(default)]
     pub bypass: Vec<String>,
+    /// Whether paths compare case-sensitively (default false: `/Shop` is `/shop`).
+    #[serde(default)]
+    pub case_sensitive: bool,
     /// Leading zero bits asked of `assign_queue_pos` callers; 0 = off.
     #[serde(default)]
     pub pow_difficulty: u8,
@@ -192,6 +196,13 @@ pub struct EdgeQueue {
 
 fn default_waiting_status() -> u16 {
     200
+}
+
+impl EdgeQueue {
+    /// This queue's `paths` and `bypass`, prepared for matching canonical paths.
+    pub fn patterns(&self) -> crate::path::Patterns {
+        crate::path::Patterns::new(&self.paths, &self.bypass, self.case_sensitive)
+    }
 }
 
 /// Why a sync request or client header was refused.
@@ -362,33 +373,6 @@ impl EdgeState {
             }
         }
     }
-
-    /// Whether this queue's `paths` cover `path` (prefix match on `/` boundaries). Returns the
-    /// length of the longest matching prefix, so the most specific queue wins.
-    pub fn covers(queue: &EdgeQueue, path: &str) -> Option<usize> {
-        queue.paths.iter().filter(|p| path_has_prefix(path, p)).map(|p| p.len()).max()
-    }
-
-    /// Whether `path` matches one of the queue's `bypass` patterns.
-    pub fn bypassed(queue: &EdgeQueue, path: &str) -> bool {
-        queue.bypass.iter().any(|b| match b.strip_prefix("*.") {
-            Some(ext) => path
-                .rsplit('/')
-                .next()
-                .and_then(|f| f.rsplit_once('.'))
-                .is_some_and(|(_, e)| e.eq_ignore_ascii_case(ext)),
-            None => path_has_prefix(path, b),
-        })
-    }
-}
-
-/// `/shop` covers `/shop` and `/shop/cart` but not `/shopping`; `/` and `/shop/` cover
-/// everything below them.
-fn path_has_prefix(path: &str, prefix: &str) -> bool {
-    if prefix.is_empty() || !path.starts_with(prefix) {
-        return false;
-    }
-    prefix.ends_with('/') || path.len() == prefix.len() || path.as_bytes()[prefix.len()] == b'/'
 }
 
 #[cfg(test)]
@@ -564,26 +548,5 @@ mod tests {
         };
         assert_eq!(no_expiry.standing(&ticket(3, 1), u64::MAX / 2), TicketStanding::Ready);
         assert_eq!(no_expiry.claim_by(&ticket(3, 1)), None);
-    }
-
-    #[test]
-    fn paths_and_bypass() {
-        let q = EdgeQueue {
-            paths: vec!["/shop".into(), "/shop/checkout/".into()],
-            bypass: vec!["/shop/webhooks".into(), "*.css".into()],
-            ..queue()
-        };
-        assert_eq!(EdgeState::covers(&q, "/shop"), Some(5));
-        assert_eq!(EdgeState::covers(&q, "/shop/cart"), Some(5));
-        assert_eq!(EdgeState::covers(&q, "/shop/checkout/pay"), Some(15));
-        assert_eq!(EdgeState::covers(&q, "/shopping"), None);
-        assert_eq!(EdgeState::covers(&q, "/"), None);
-        let all = EdgeQueue { paths: vec!["/".into()], ..queue() };
-        assert_eq!(EdgeState::covers(&all, "/anything/at/all"), Some(1));
-        assert!(EdgeState::bypassed(&q, "/shop/webhooks/stripe"));
-        assert!(EdgeState::bypassed(&q, "/shop/a/site.CSS"));
-        assert!(!EdgeState::bypassed(&q, "/shop/css"));
-        assert!(!EdgeState::bypassed(&q, "/shop/x.css/page"));
-        assert!(!EdgeState::bypassed(&q, "/shop/webhooksx"));
     }
 }

@@ -117,6 +117,10 @@ pub struct QueueConfig {
     /// *Extension*: path prefixes or `*.ext` patterns the edge passes straight through.
     #[serde(default)]
     pub bypass: Vec<String>,
+    /// *Extension*: whether `paths` and `bypass` compare case-sensitively; default false,
+    /// the safe side (an origin that routes `/Checkout` to `/checkout` stays protected).
+    #[serde(default)]
+    pub case_sensitive: bool,
     /// *Extension*: proof-of-work difficulty (leading zero bits) for enqueueing; 0 = off.
     #[serde(default)]
     pub pow_difficulty: u8,
@@ -172,6 +176,7 @@ impl QueueConfig {
             mode: Default::default(),
             paths: Vec::new(),
             bypass: Vec::new(),
+            case_sensitive: false,
             pow_difficulty: 0,
             fail_open: false,
             waiting_status: default_waiting_status(),
@@ -217,6 +222,9 @@ pub struct QueueInput {
     /// Default none.
     #[serde(default)]
     pub bypass: Option<Vec<String>>,
+    /// Default false.
+    #[serde(default)]
+    pub case_sensitive: Option<bool>,
     /// Default 0 (off).
     #[serde(default)]
     pub pow_difficulty: Option<u8>,
