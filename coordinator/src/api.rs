@@ -16,7 +16,7 @@ use crate::batcher::NotPlaced;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Form;
 use crate::state::AppState;
-use crate::store::{Claim, ReplayKey, Session};
+use crate::store::{Claim, PreQueued, ReplayKey, Session};
 
 /// Seconds of history kept beyond a queue's expiry window.
 const HISTORY_MARGIN_SECS: u64 = 120;
@@ -229,7 +229,15 @@ async fn assign_queue_pos(
     // An enqueue changes only the waiting count, which status answers may show up to
     // STATUS_TTL late: the status cache is kept (dropping it on every enqueue made each poll
     // after one go to the store, and took a write lock per enqueue).
-    if in_prequeue && let Some(index) = state.store().assign_prequeue(q.id, 1).await? {
+    let arrival = if in_prequeue {
+        state.store().assign_prequeue(q.id, replay).await?
+    } else {
+        PreQueued::Drawn
+    };
+    if arrival == PreQueued::Replayed {
+        return Err(forbidden("pow_replayed", "proof-of-work challenge was already used"));
+    }
+    if let PreQueued::Arrival(index) = arrival {
         let ticket = Ticket {
             key_id: 0,
             kind: TicketKind::PreQueue,

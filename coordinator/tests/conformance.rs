@@ -9,7 +9,7 @@ use std::sync::Arc;
 use coordinator::store::memory::MemoryStore;
 use coordinator::store::redis::RedisStore;
 use coordinator::store::{
-    Assigned, Claim, Counters, Created, Ended, ReplayKey, Session, Store, StoredSecrets,
+    Assigned, Claim, Counters, Created, Ended, PreQueued, ReplayKey, Session, Store, StoredSecrets,
 };
 use shared::wire::QueueConfig;
 
@@ -50,6 +50,21 @@ async fn replays_and_versions(s: &dyn Store) {
     let done = s.assign(q.id, vec![nonce(2, later)], t + 3, 600).await.unwrap();
     assert_eq!(done, Assigned { last: 6, replayed: vec![0] }, "all refused: nothing assigned");
     assert_eq!(s.counters(q.id).await.unwrap().assigned, 6);
+
+    // The pre-queue shares the replay set: a nonce buys one arrival, and a nonce spent in
+    // the pre-queue buys no FIFO place later (nor the reverse).
+    let pq = create(s, "replay-pq").await;
+    assert_eq!(s.assign_prequeue(pq.id, nonce(7, soon)).await.unwrap(), PreQueued::Arrival(1));
+    assert_eq!(s.assign_prequeue(pq.id, nonce(7, soon)).await.unwrap(), PreQueued::Replayed);
+    assert_eq!(s.assign_prequeue(pq.id, None).await.unwrap(), PreQueued::Arrival(2));
+    let done = s.assign(pq.id, vec![nonce(1, soon)], t, 600).await.unwrap();
+    assert_eq!(done.replayed, vec![] as Vec<usize>, "nonces are per queue");
+    assert_eq!(s.assign_prequeue(pq.id, nonce(1, soon)).await.unwrap(), PreQueued::Replayed);
+    assert_eq!(s.draw(pq.id).await.unwrap(), (1, 2));
+    // After the draw nothing is handed out and the nonce is not spent: FIFO takes it.
+    assert_eq!(s.assign_prequeue(pq.id, nonce(8, soon)).await.unwrap(), PreQueued::Drawn);
+    let done = s.assign(pq.id, vec![nonce(8, soon), nonce(7, soon)], t, 600).await.unwrap();
+    assert_eq!(done, Assigned { last: 4, replayed: vec![1] });
 
     let v1 = s.next_version(q.id).await.unwrap();
     let v2 = s.next_version(q.id).await.unwrap();

@@ -167,3 +167,73 @@ async fn restart_keeps_tickets_and_tokens_valid() {
     assert_eq!(enqueue(&c, p.public, "shop").await["position"], 3);
     p.stop();
 }
+
+/// One proof-of-work solution buys exactly one place, whichever process it reaches and
+/// whichever admission path the queue is in (pre-queue, FIFO); a no-JS join is no way around
+/// it where the queue does not waive the work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_solution_buys_one_place_across_processes_in_every_path() {
+    let redis = Redis::start();
+    let env = [("ANTEROOM_REDIS_URL", redis.url()), ("ANTEROOM_EDGE_KEY", common::EDGE_KEY.into())];
+    let a = Process::start(&env);
+    let b = Process::start(&env);
+    let c = client();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let pre = create_queue(
+        &c,
+        a.admin,
+        json!({"queue_id": "pre", "pow_difficulty": 4, "prequeue_opens_at": now - 5, "opens_at": now + 3600}),
+    )
+    .await;
+    let fifo = create_queue(&c, a.admin, json!({"queue_id": "fifo", "pow_difficulty": 4})).await;
+    let ip = "203.0.113.5";
+    let solve = |queue: &Value, n: u8| {
+        let id = queue["id"].as_u64().unwrap() as u32;
+        let ch = shared::pow::issue(&common::EDGE_KEY_BYTES, id, [n; 16], now as u32 + 60, 4, ip);
+        let counter = shared::pow::solve(&ch, 4);
+        (ch, counter.to_string())
+    };
+    let post = |target: SocketAddr, fields: Vec<(&'static str, String)>| {
+        let c = c.clone();
+        async move {
+            let header = shared::sync::sign_client(&common::EDGE_KEY_BYTES, ip, now_ms());
+            let r = c
+                .post(format!("http://{target}/assign_queue_pos"))
+                .header(shared::sync::CLIENT_HEADER, header)
+                .form(&fields)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap();
+            (status, body["error"].as_str().unwrap_or("").to_string())
+        }
+    };
+    for (queue, slug) in [(&pre, "pre"), (&fifo, "fifo")] {
+        let (ch, counter) = solve(queue, 1);
+        let fields =
+            vec![("queue_id", slug.to_string()), ("pow_challenge", ch), ("pow_counter", counter)];
+        assert_eq!(post(a.public, fields.clone()).await, (200, String::new()), "{slug}");
+        for target in [b.public, a.public, b.public] {
+            assert_eq!(
+                post(target, fields.clone()).await,
+                (403, "pow_replayed".into()),
+                "{slug}: the same solution again"
+            );
+        }
+        // Claiming to have no JavaScript does not skip the work on a queue that does not
+        // waive it.
+        let no_js = vec![("queue_id", slug.to_string()), ("no_js", "1".to_string())];
+        assert_eq!(post(b.public, no_js).await, (403, "pow_required".into()), "{slug}");
+        let (ch2, counter2) = solve(queue, 2);
+        let fresh =
+            vec![("queue_id", slug.to_string()), ("pow_challenge", ch2), ("pow_counter", counter2)];
+        assert_eq!(post(b.public, fresh).await.0, 200, "{slug}: a fresh solution is welcome");
+    }
+    a.stop();
+    b.stop();
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}

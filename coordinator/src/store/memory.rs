@@ -12,8 +12,8 @@ use futures::future::BoxFuture;
 use shared::wire::QueueConfig;
 
 use super::{
-    Assigned, Claim, Counters, Created, Ended, PlaceFacts, ReplayKey, Session, Store, StoreError,
-    StoreResult, StoredSecrets, WaitingFacts,
+    Assigned, Claim, Counters, Created, Ended, PlaceFacts, PreQueued, ReplayKey, Session, Store,
+    StoreError, StoreResult, StoredSecrets, WaitingFacts,
 };
 
 /// One queue's state.
@@ -376,13 +376,22 @@ impl Store for MemoryStore {
         })
     }
 
-    fn assign_prequeue(&self, queue: u32, count: u64) -> BoxFuture<'_, StoreResult<Option<u64>>> {
+    fn assign_prequeue(
+        &self,
+        queue: u32,
+        replay: Option<ReplayKey>,
+    ) -> BoxFuture<'_, StoreResult<PreQueued>> {
         self.with_queue(queue, move |q| {
             if q.drawn.is_some() {
-                return None;
+                return PreQueued::Drawn;
             }
-            q.prequeue += count;
-            Some(q.prequeue)
+            if let Some(k) = replay
+                && !q.replay.entry(k.bucket()).or_default().insert(k.fingerprint)
+            {
+                return PreQueued::Replayed;
+            }
+            q.prequeue += 1;
+            PreQueued::Arrival(q.prequeue)
         })
     }
 

@@ -72,6 +72,17 @@ pub struct Assigned {
     pub replayed: Vec<usize>,
 }
 
+/// Outcome of a pre-queue arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreQueued {
+    /// The arrival index handed out (1, 2, ...).
+    Arrival(u64),
+    /// The proof-of-work nonce was used before; nothing handed out.
+    Replayed,
+    /// The draw has happened; nothing handed out, the nonce not consumed.
+    Drawn,
+}
+
 /// A queue's counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counters {
@@ -267,9 +278,15 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'_, StoreResult<Vec<String>>>;
 
-    /// Hands out `count` pre-queue arrival indexes; `None` once the draw has happened
-    /// (the callers then enqueue in FIFO order instead).
-    fn assign_prequeue(&self, queue: u32, count: u64) -> BoxFuture<'_, StoreResult<Option<u64>>>;
+    /// Hands out the next pre-queue arrival index, unless the caller's proof-of-work nonce
+    /// was used before (the same replay set as [`Store::assign`], so one solution buys one
+    /// place whichever path it takes), or the draw has happened (the caller then enqueues in
+    /// FIFO order instead, its nonce still unused).
+    fn assign_prequeue(
+        &self,
+        queue: u32,
+        replay: Option<ReplayKey>,
+    ) -> BoxFuture<'_, StoreResult<PreQueued>>;
     /// Freezes the pre-queue (once; later calls return the same): `(base, count)` where
     /// `base` is the number of places handed out before and `count` the pre-queue arrivals,
     /// which take places `base + 1 ..= base + count`. FIFO positions continue after them.

@@ -35,8 +35,8 @@ use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use shared::wire::QueueConfig;
 
 use super::{
-    Assigned, Claim, Counters, Created, Ended, PlaceFacts, ReplayKey, Session, Store, StoreError,
-    StoreResult, StoredSecrets, WaitingFacts,
+    Assigned, Claim, Counters, Created, Ended, PlaceFacts, PreQueued, ReplayKey, Session, Store,
+    StoreError, StoreResult, StoredSecrets, WaitingFacts,
 };
 
 const REG_NEXT_ID: &str = "anteroom:{registry}:next_id";
@@ -122,9 +122,14 @@ end
 return s
 "#;
 
+// KEYS: pq, drawn[, replay set]. ARGV: fingerprint, EXPIREAT of the replay set.
 const PQ_ASSIGN: &str = r#"
 if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
-return redis.call('INCRBY', KEYS[1], ARGV[1])
+if #KEYS > 2 then
+  if redis.call('SADD', KEYS[3], ARGV[1]) == 0 then return -2 end
+  redis.call('EXPIREAT', KEYS[3], ARGV[2])
+end
+return redis.call('INCRBY', KEYS[1], 1)
 "#;
 
 // KEYS: pq, drawn, ctr
@@ -927,24 +932,30 @@ impl Store for RedisStore {
         .boxed()
     }
 
-    fn assign_prequeue(&self, queue: u32, count: u64) -> BoxFuture<'_, StoreResult<Option<u64>>> {
+    fn assign_prequeue(
+        &self,
+        queue: u32,
+        replay: Option<ReplayKey>,
+    ) -> BoxFuture<'_, StoreResult<PreQueued>> {
         async move {
             let mut c = self.conn();
             let pq = qk(queue, "pq");
-            let n: i64 = self
-                .scripts
-                .pq_assign
-                .key(&pq)
-                .key(qk(queue, "drawn"))
-                .arg(count)
-                .invoke_async(&mut c)
-                .await
-                .map_err(unavailable)?;
-            if n < 0 {
-                return Ok(None);
+            let mut inv = self.scripts.pq_assign.prepare_invoke();
+            inv.key(&pq).key(qk(queue, "drawn"));
+            if let Some(k) = replay {
+                inv.key(qk(queue, &format!("pow:{}", k.bucket())))
+                    .arg(&k.fingerprint[..])
+                    .arg((k.bucket() + 1) * 60 + 1);
             }
-            self.replicate(&mut c, &pq).await?;
-            Ok(Some(u(n)))
+            let n: i64 = inv.invoke_async(&mut c).await.map_err(unavailable)?;
+            Ok(match n {
+                -1 => PreQueued::Drawn,
+                -2 => PreQueued::Replayed,
+                n => {
+                    self.replicate(&mut c, &pq).await?;
+                    PreQueued::Arrival(u(n))
+                }
+            })
         }
         .boxed()
     }
