@@ -455,6 +455,10 @@ describe("protected paths", () => {
     assert.match(await r.text(), /closed/i);
     r = await shop("/closed/page", { headers: { accept: "application/json" } });
     assert.equal((await r.json()).error, "queue_closed");
+    // No proof-of-work challenge for a closed queue: nothing to join.
+    r = await get(`${PREFIX}/pow/challenge?queue_id=closed-q`);
+    assert.equal(r.status, 403);
+    assert.equal((await r.json()).error, "queue_closed");
     // The index knows fo and fc, but their states vanish from KV (e.g. not written yet).
     const kv = await mf.getKVNamespace("ANTEROOM_KV");
     await kv.delete("state/fo");

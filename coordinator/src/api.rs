@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use shared::sync::{QueueMode, TicketStanding};
 use shared::ticket::{Ticket, TicketKind};
 use shared::token::AccessClaims;
 use shared::wire::{
@@ -23,16 +24,40 @@ const HISTORY_MARGIN_SECS: u64 = 120;
 /// Suggested wait before asking for a token again while still queued.
 const QUEUED_RETRY_MS: u64 = 2000;
 
-/// Routes of the public listener.
-pub fn routes() -> Router<AppState> {
-    Router::new()
+/// Routes of the public listener. In edge-only mode every route but the JWKS and the
+/// pre-queue record (and the health checks added around them) needs the edge's client header.
+pub fn routes(state: AppState) -> Router<AppState> {
+    let through_edge = Router::new()
         .route("/assign_queue_pos", post(assign_queue_pos))
         .route("/queue_pos/{queue_id}/{request_id}", get(queue_pos))
         .route("/serving_pos/{queue_id}", get(serving_pos))
         .route("/waiting_num/{queue_id}", get(waiting_num))
         .route("/generate_token", post(generate_token))
+        .route_layer(axum::middleware::from_fn_with_state(state, from_edge));
+    Router::new()
         .route("/.well-known/jwks.json", get(jwks))
         .route("/prequeue/{queue_id}", get(prequeue_info))
+        .merge(through_edge)
+}
+
+/// The visitor's IP, vouched for by the edge's client header or taken from the socket.
+#[derive(Debug, Clone)]
+pub struct ClientIp(pub String);
+
+/// Checks the edge's client header (when present, or always in edge-only mode) and hands the
+/// IP it vouches for to the handler.
+async fn from_edge(
+    State(state): State<AppState>,
+    peer: PeerIp,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let ip = match client_ip(&state, req.headers(), peer) {
+        Ok(ip) => ip,
+        Err(e) => return e.into_response(),
+    };
+    req.extensions_mut().insert(ClientIp(ip));
+    next.run(req).await
 }
 
 /// History the store must keep for a queue: its expiry window plus a margin.
@@ -147,15 +172,20 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PeerIp {
 }
 
 /// Header in which the edge passes the visitor's IP, MAC'd with the edge key.
-pub const CLIENT_HEADER: &str = "x-anteroom-client";
+pub const CLIENT_HEADER: &str = shared::sync::CLIENT_HEADER;
 
 fn forbidden(code: &'static str, message: &str) -> ApiError {
     ApiError::Forbidden(code, message.into())
 }
 
-/// The visitor's IP: from the edge's MAC'd header when present, else the socket's peer.
+/// The visitor's IP: from the edge's MAC'd header when present, else the socket's peer (a
+/// 403 in edge-only mode).
 fn client_ip(state: &AppState, headers: &HeaderMap, peer: PeerIp) -> ApiResult<String> {
     match headers.get(CLIENT_HEADER) {
+        None if state.settings().edge_only => Err(forbidden(
+            "edge_required",
+            "this endpoint answers only requests that come through the waiting room's edge",
+        )),
         Some(h) => {
             let key = state
                 .settings()
@@ -208,23 +238,50 @@ fn check_pow(
     Ok(Some(ReplayKey { fingerprint, expires_at: u64::from(c.expires_at) }))
 }
 
-async fn assign_queue_pos(
-    State(state): State<AppState>,
-    peer: PeerIp,
-    headers: HeaderMap,
-    Form(form): Form<QueueForm>,
-) -> ApiResult<Json<AssignResponse>> {
-    let q = state.queue_by_slug(required(&form.queue_id, "queue_id")?).await?;
-    let ip = client_ip(&state, &headers, peer)?;
-    let replay = check_pow(&state, &q, &form, &ip)?;
-    let now = state.now();
-    if q.closes_at.is_some_and(|c| now >= c) {
+/// Refuses a new place in a queue that takes none now: closed by mode or by `closes_at`,
+/// draining (the sale is over), or not open yet.
+fn check_enqueue_open(q: &QueueConfig, now: u64) -> ApiResult<()> {
+    if q.mode == QueueMode::Closed || q.closes_at.is_some_and(|c| now >= c) {
         return Err(forbidden("queue_closed", "the queue is closed to new visitors"));
+    }
+    if q.admission.as_ref().is_some_and(|a| a.draining) {
+        return Err(forbidden("queue_draining", "the queue admits no new visitors"));
     }
     let opens_first = q.prequeue_opens_at.or(q.opens_at);
     if let Some(at) = opens_first.filter(|at| now < *at) {
         return Err(ApiError::NotOpen(at - now));
     }
+    Ok(())
+}
+
+/// Refuses a claim while the queue lets nobody in: closed by mode, draining, paused (the
+/// operator's brake: 503, ask again), or not open yet.
+fn check_claim_open(q: &QueueConfig, now: u64) -> ApiResult<()> {
+    if q.mode == QueueMode::Closed {
+        return Err(forbidden("queue_closed", "the queue is closed"));
+    }
+    match &q.admission {
+        Some(a) if a.draining => {
+            return Err(forbidden("queue_draining", "the queue admits no new visitors"));
+        }
+        Some(a) if a.paused => return Err(ApiError::Paused),
+        _ => {}
+    }
+    if let Some(at) = q.prequeue_opens_at.or(q.opens_at).filter(|at| now < *at) {
+        return Err(ApiError::NotOpen(at - now));
+    }
+    Ok(())
+}
+
+async fn assign_queue_pos(
+    State(state): State<AppState>,
+    axum::Extension(ClientIp(ip)): axum::Extension<ClientIp>,
+    Form(form): Form<QueueForm>,
+) -> ApiResult<Json<AssignResponse>> {
+    let q = state.queue_by_slug(required(&form.queue_id, "queue_id")?).await?;
+    let now = state.now();
+    check_enqueue_open(&q, now)?;
+    let replay = check_pow(&state, &q, &form, &ip)?;
     let in_prequeue = q.prequeue_opens_at.is_some() && q.opens_at.is_some_and(|o| now < o);
     // An enqueue changes only the waiting count, which status answers may show up to
     // STATUS_TTL late: the status cache is kept (dropping it on every enqueue made each poll
@@ -275,24 +332,26 @@ async fn queue_pos(
     Path((queue_id, request_id)): Path<(String, String)>,
 ) -> ApiResult<Json<PositionResponse>> {
     let q = state.queue_by_slug(&queue_id).await?;
-    let mut t = open_ticket(&state, &q, &request_id)?;
-    let Some(place) = place_of(&state, &q, &t).await? else {
-        return Err(ApiError::NotFound("not_ready", "place not drawn yet".into()));
-    };
-    t.position = place;
-    let facts = state.store().place(q.id, t.position).await?;
-    if t.position > facts.counters.assigned {
-        return Err(ApiError::NotFound("not_ready", "place is not committed".into()));
-    }
+    let t = open_ticket(&state, &q, &request_id)?;
     let now = state.now();
-    if !facts.claimed
-        && shared::place::expired(u64::from(t.entered_at), facts.passed_at, now, expiry(&q))
-    {
-        return Err(expired_error());
+    // Answered from the status cache with the edge's rule; a ticket beyond the cached counter
+    // is either newer than the cache or lost, so the store is asked once more.
+    let mut view = state.status(&q).await?;
+    if view.line(&q).place_of(&t).is_some_and(|p| p > view.assigned) {
+        view = state.read_status(&q).await?;
     }
-    let ahead = t.position.saturating_sub(facts.counters.serving);
+    let line = shared::sync::Line { as_of_ms: u64::MAX, ..view.line(&q) };
+    let place = match line.standing(&t, now) {
+        TicketStanding::Foreign => return Err(ApiError::Internal("ticket queue mismatch".into())),
+        TicketStanding::NotDecided => {
+            return Err(ApiError::NotFound("not_ready", "place is not decided yet".into()));
+        }
+        TicketStanding::Expired => return Err(expired_error()),
+        TicketStanding::Waiting | TicketStanding::Ready => line.place_of(&t).unwrap_or(t.position),
+    };
+    let ahead = place.saturating_sub(view.serving);
     Ok(Json(PositionResponse {
-        position: t.position,
+        position: place,
         ahead: Some(ahead),
         eta: state.estimate(q.id).and_then(|e| shared::eta::eta(&e, ahead)),
         admission_rate: state.estimate(q.id).map(|e| e.rate),
@@ -336,6 +395,7 @@ async fn generate_token(
     let q = state.queue_by_slug(required(&form.queue_id, "queue_id")?).await?;
     let request_id = required(&form.request_id, "request_id")?;
     let mut t = open_ticket(&state, &q, request_id)?;
+    check_claim_open(&q, state.now())?;
     let Some(place) = place_of(&state, &q, &t).await? else {
         return Ok(still_queued(t.position, 0));
     };

@@ -60,6 +60,11 @@ pub struct Config {
     /// IP header and of proof-of-work challenges. Required for proof-of-work and publishing.
     #[arg(long, env = "ANTEROOM_EDGE_KEY", hide_env_values = true)]
     pub edge_key: Option<Secret>,
+    /// Accept public calls only from the edge: a call without a valid MAC'd client header
+    /// (`x-anteroom-client`, signed with the edge key) is refused with 403, except the JWKS,
+    /// the pre-queue record and the health checks. Default: on whenever an edge key is set.
+    #[arg(long, env = "ANTEROOM_EDGE_ONLY")]
+    pub edge_only: Option<bool>,
     /// The edge worker's sync endpoint, e.g. `https://shop.example/anteroom/__anteroom/sync`.
     /// Without it nothing is published.
     #[arg(long, env = "ANTEROOM_EDGE_SYNC_URL")]
@@ -98,6 +103,9 @@ impl Config {
         }
         if let Some(k) = &self.edge_key {
             crate::keys::parse_seed(&k.0).map_err(|_| "edge key must be 64 hex characters")?;
+        }
+        if self.edge_only == Some(true) && self.edge_key.is_none() {
+            return Err("edge-only mode needs an edge key".into());
         }
         if self.edge_sync_url.is_some() && self.edge_key.is_none() {
             return Err("publishing to the edge needs an edge key".into());

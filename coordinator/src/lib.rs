@@ -108,7 +108,7 @@ fn harden(router: Router<AppState>, state: AppState, body_limit: usize, limits: 
 
 /// The public router.
 pub fn public_app(state: AppState, limits: Limits) -> Router {
-    harden(api::routes(), state, PUBLIC_BODY_LIMIT, limits)
+    harden(api::routes(state.clone()), state, PUBLIC_BODY_LIMIT, limits)
 }
 
 /// The private router.
@@ -164,6 +164,7 @@ pub async fn start(cfg: &Config, store: Arc<dyn Store>, clock: Clock) -> anyhow:
         max_batch: cfg.max_batch,
         keys_from_config: signing_override.is_some(),
         edge_key,
+        edge_only: cfg.edge_only.unwrap_or(edge_key.is_some()),
         publish,
     };
     let state = AppState::new(store, keys, settings, clock);

@@ -24,8 +24,6 @@ const POLL: Duration = Duration::from_millis(250);
 const MIN_GAP: Duration = Duration::from_secs(1);
 /// Revoked sessions sent per queue (the newest ones; older tokens expire sooner).
 pub const REVOKED_LIMIT: usize = 1000;
-/// Serving history entries sent per queue, for position expiry at the edge.
-const HISTORY_LIMIT: usize = 64;
 /// Publish lease lifetime; renewed every poll.
 const LEASE_MS: u64 = 3000;
 
@@ -84,17 +82,12 @@ pub async fn snapshot(state: &AppState, q: &QueueConfig) -> StoreResult<EdgeStat
         assigned: w.counters.assigned,
         waiting_num: w.waiting(),
         active_num: store.active_sessions(q.id, now).await?,
-        serving_history: store.serving_history(q.id, HISTORY_LIMIT).await?,
+        serving_history: store.serving_history(q.id, crate::state::HISTORY_LIMIT).await?,
         jwks: state.keys().jwks(now),
         revoked: store.revoked(q.id, now, REVOKED_LIMIT).await?,
-        draw: match (q.prequeue_opens_at, store.drawn(q.id).await?) {
-            (Some(_), Some((base, count))) => {
-                let seed = crate::api::prequeue_seed(state, q)
-                    .await
-                    .map_err(|_| crate::store::StoreError::Corrupt("pre-queue seed".into()))?;
-                Some(shared::sync::Draw { base, count, seed: shared::prequeue::seed_to_hex(&seed) })
-            }
-            _ => None,
+        draw: match q.prequeue_opens_at {
+            Some(_) => state.draw_of(q).await?,
+            None => None,
         },
         admission: state.estimate(q.id),
         template: q.template.clone(),

@@ -64,6 +64,8 @@ pub struct Settings {
     pub keys_from_config: bool,
     /// Secret shared with the edge (client IP header, proof-of-work, sync).
     pub edge_key: Option<[u8; 32]>,
+    /// Refuse public calls that do not come through the edge (see `Config::edge_only`).
+    pub edge_only: bool,
     /// Where and how often to publish queue states to the edge; `None` = not at all.
     pub publish: Option<crate::publish::PublishConfig>,
 }
@@ -101,20 +103,47 @@ struct Inner {
     /// Measured admission rate per queue, refreshed every second from the store.
     estimates: RwLock<HashMap<u32, shared::eta::RateEstimate>>,
     /// Recently read status numbers per queue, so polls are answered from memory.
-    status: RwLock<HashMap<u32, (u64, CachedStatus)>>,
+    status: RwLock<HashMap<u32, CachedStatus>>,
     /// Highest serving position answered per queue. Reads that started before a change can
     /// finish after a newer read; answers never go below what was already answered.
     serving_seen: RwLock<HashMap<u32, u64>>,
 }
 
-/// Status numbers of a queue as last read from the store.
-#[derive(Debug, Clone, Copy, Default)]
+/// A queue's status as last read from the store: what polls (`serving_pos`, `waiting_num`,
+/// `queue_pos`) are answered from, as the edge answers them from its synced state.
+#[derive(Debug, Clone, Default)]
 pub struct CachedStatus {
     /// Serving position.
     pub serving: u64,
     /// Waiting visitors.
     pub waiting: u64,
+    /// Positions handed out.
+    pub assigned: u64,
+    /// The newest serving history entries, for position expiry.
+    pub history: Arc<[(u64, u64)]>,
+    /// The pre-queue draw, once done.
+    pub draw: Option<Arc<shared::sync::Draw>>,
+    /// When it was read, unix ms.
+    pub read_at_ms: u64,
 }
+
+impl CachedStatus {
+    /// The facts that decide where a ticket of `q` stands.
+    pub fn line<'a>(&'a self, q: &QueueConfig) -> shared::sync::Line<'a> {
+        shared::sync::Line {
+            queue: q.id,
+            serving_pos: self.serving,
+            assigned: self.assigned,
+            as_of_ms: self.read_at_ms,
+            serving_history: &self.history,
+            draw: self.draw.as_deref(),
+            expiry_secs: crate::api::expiry(q),
+        }
+    }
+}
+
+/// Serving history entries kept in the status view and sent to the edge.
+pub const HISTORY_LIMIT: usize = 64;
 
 /// How long (by the state's clock) a status read from the store answers polls: a poll sees a
 /// change made by another process at most this late; changes made here are seen at once.
@@ -267,7 +296,7 @@ impl AppState {
         self.inner.store.waiting_facts(q.id, t0).await
     }
 
-    /// The status numbers of a queue, from memory when read less than [`STATUS_TTL`] ago.
+    /// The status of a queue, from memory when read less than [`STATUS_TTL`] ago.
     pub async fn status(&self, q: &QueueConfig) -> StoreResult<CachedStatus> {
         let fresh = {
             let g = match self.inner.status.read() {
@@ -276,12 +305,23 @@ impl AppState {
             };
             let now_ms = self.now_ms();
             let ttl = STATUS_TTL.as_millis() as u64;
-            g.get(&q.id).filter(|(at, _)| now_ms.saturating_sub(*at) < ttl).map(|(_, s)| *s)
+            g.get(&q.id).filter(|s| now_ms.saturating_sub(s.read_at_ms) < ttl).cloned()
         };
-        if let Some(s) = fresh {
-            return Ok(s);
+        match fresh {
+            Some(s) => Ok(s),
+            None => self.read_status(q).await,
         }
-        let w = self.waiting_facts_at(q, self.now()).await?;
+    }
+
+    /// The status of a queue read from the store now (and cached).
+    pub async fn read_status(&self, q: &QueueConfig) -> StoreResult<CachedStatus> {
+        let read_at_ms = self.now_ms();
+        let w = self.waiting_facts_at(q, read_at_ms / 1000).await?;
+        let history = self.inner.store.serving_history(q.id, HISTORY_LIMIT).await?;
+        let draw = match q.prequeue_opens_at {
+            Some(_) => self.draw_of(q).await?.map(Arc::new),
+            None => None,
+        };
         let serving = {
             let mut seen = match self.inner.serving_seen.write() {
                 Ok(g) => g,
@@ -291,9 +331,24 @@ impl AppState {
             *highest = (*highest).max(w.counters.serving);
             *highest
         };
-        let s = CachedStatus { serving, waiting: w.waiting() };
-        self.forget_status(q.id, Some(s));
+        let s = CachedStatus {
+            serving,
+            waiting: w.waiting(),
+            assigned: w.counters.assigned,
+            history: history.into(),
+            draw,
+            read_at_ms,
+        };
+        self.forget_status(q.id, Some(s.clone()));
         Ok(s)
+    }
+
+    /// The pre-queue draw of `q` with its seed, once it happened.
+    pub async fn draw_of(&self, q: &QueueConfig) -> StoreResult<Option<shared::sync::Draw>> {
+        let Some((base, count)) = self.inner.store.drawn(q.id).await? else { return Ok(None) };
+        let fresh = shared::prequeue::seed_to_hex(&crate::keys::random32());
+        let seed = self.inner.store.init_meta(q.id, "seed", fresh).await?;
+        Ok(Some(shared::sync::Draw { base, count, seed }))
     }
 
     /// Replaces (or drops) the cached status of a queue after a change made here.
@@ -303,7 +358,7 @@ impl AppState {
             Err(p) => p.into_inner(),
         };
         match fresh {
-            Some(s) => g.insert(queue, (self.now_ms(), s)),
+            Some(s) => g.insert(queue, s),
             None => g.remove(&queue),
         };
     }

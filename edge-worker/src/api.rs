@@ -195,6 +195,9 @@ pub async fn challenge(req: &Request, env: &Env) -> EdgeResult {
     let queue_id =
         crate::ReqUrl::of(req).param("queue_id").ok_or_else(|| bad("queue_id is required"))?;
     let s = queue_state(env, &queue_id).await?;
+    if s.state.queue.mode == shared::sync::QueueMode::Closed {
+        return Err(EdgeError::client(403, "queue_closed", "this queue is closed"));
+    }
     let key = crate::edge_key(env)?;
     let mut nonce = [0u8; 16];
     get_random_values(&mut nonce);

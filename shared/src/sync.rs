@@ -303,20 +303,41 @@ pub enum TicketStanding {
     Expired,
 }
 
-impl EdgeState {
+/// What decides where a ticket stands: one queue's counters and serving history as read at
+/// one moment. The edge takes it from a synced [`EdgeState`], the coordinator from its status
+/// cache, so both answer a ticket the same way.
+#[derive(Debug, Clone, Copy)]
+pub struct Line<'a> {
+    /// Numeric queue id.
+    pub queue: u32,
+    /// Serving position.
+    pub serving_pos: u64,
+    /// Positions handed out (the committed counter).
+    pub assigned: u64,
+    /// When these facts were read, unix ms.
+    pub as_of_ms: u64,
+    /// Recent `(serving position, unix secs it was reached)`, oldest first.
+    pub serving_history: &'a [(u64, u64)],
+    /// The pre-queue draw, once done.
+    pub draw: Option<&'a Draw>,
+    /// The position-expiry window, seconds, when places expire.
+    pub expiry_secs: Option<u64>,
+}
+
+impl Line<'_> {
     /// Where `ticket` stands at `now_secs`.
     ///
-    /// A valid ticket beyond `assigned` is normally just newer than this state (the
+    /// A valid ticket beyond `assigned` is normally just newer than these facts (the
     /// coordinator answers only after storing the place); it counts as lost only when it was
-    /// issued more than [`LOST_AFTER_SECS`] before the state was published and the state still
-    /// does not include it (storage lost the write, e.g. a failover).
+    /// issued more than [`LOST_AFTER_SECS`] before they were read and they still do not
+    /// include it (storage lost the write, e.g. a failover).
     ///
-    /// Position expiry needs the time the serving position passed the ticket; the edge takes
-    /// it from `serving_history`. When the history does not reach back that far, the place
-    /// counts as expired only if even the oldest entry is more than `position_expiry_second`
-    /// old (the coordinator, which knows exactly, has the last word on `generate_token`).
+    /// Position expiry needs the time the serving position passed the ticket, taken from
+    /// `serving_history`. When the history does not reach back that far, the place counts as
+    /// expired only if even the oldest entry is more than the window old (the coordinator,
+    /// which knows exactly, has the last word on `generate_token`).
     pub fn standing(&self, ticket: &Ticket, now_secs: u64) -> TicketStanding {
-        if ticket.queue != self.queue.id {
+        if ticket.queue != self.queue {
             return TicketStanding::Foreign;
         }
         let Some(place) = self.place_of(ticket) else {
@@ -324,54 +345,95 @@ impl EdgeState {
         };
         let ticket = &Ticket { kind: TicketKind::Fifo, position: place, ..*ticket };
         if ticket.position > self.assigned
-            && u64::from(ticket.entered_at) + LOST_AFTER_SECS < self.published_at_ms / 1000
+            && u64::from(ticket.entered_at) + LOST_AFTER_SECS < self.as_of_ms / 1000
         {
             return TicketStanding::NotDecided;
         }
         if ticket.position > self.serving_pos {
             return TicketStanding::Waiting;
         }
-        match self.claim_deadline(ticket) {
-            Some(deadline) if now_secs > deadline => TicketStanding::Expired,
-            _ => TicketStanding::Ready,
-        }
+        let passed_at = self.passed_at(ticket);
+        let expired = crate::place::expired(
+            u64::from(ticket.entered_at),
+            passed_at,
+            now_secs,
+            self.expiry_secs,
+        );
+        if expired { TicketStanding::Expired } else { TicketStanding::Ready }
     }
 
-    /// Unix seconds after which a served place expires (`None` without position expiry, or
-    /// while the history does not say when the place was passed). `ticket` holds its place.
-    fn claim_deadline(&self, ticket: &Ticket) -> Option<u64> {
-        if !self.queue.enable_queue_position_expiry {
-            return None;
-        }
-        let passed_at = self
-            .serving_history
+    /// When the serving position passed `ticket`'s place (which it holds), as far as the
+    /// history tells: the first entry at or beyond it, else the oldest entry known.
+    fn passed_at(&self, ticket: &Ticket) -> Option<u64> {
+        self.serving_history
             .iter()
             .find(|(pos, _)| *pos >= ticket.position)
             .or(self.serving_history.first())
-            .map(|&(_, at)| at)?;
-        let start = passed_at.max(u64::from(ticket.entered_at));
-        Some(start + u64::from(self.queue.position_expiry_second))
+            .map(|&(_, at)| at)
     }
 
-    /// For a ticket whose standing is [`TicketStanding::Ready`]: unix seconds by which it must
-    /// claim its token (the page shows it on the turn screen).
+    /// The first second at which a served place has expired (`None` without position
+    /// expiry, or while the history does not say when the place was passed). `ticket` holds
+    /// its place. The same rule as [`crate::place::expired`].
+    fn claim_deadline(&self, ticket: &Ticket) -> Option<u64> {
+        let window = self.expiry_secs?;
+        let start = self.passed_at(ticket)?.max(u64::from(ticket.entered_at));
+        Some(start.saturating_add(window))
+    }
+
+    /// For a ticket whose standing is [`TicketStanding::Ready`]: the last unix second at
+    /// which a claim is still accepted (the page shows it on the turn screen).
     pub fn claim_by(&self, ticket: &Ticket) -> Option<u64> {
         let place = self.place_of(ticket)?;
-        self.claim_deadline(&Ticket { kind: TicketKind::Fifo, position: place, ..*ticket })
+        let t = Ticket { kind: TicketKind::Fifo, position: place, ..*ticket };
+        self.claim_deadline(&t).map(|d| d.saturating_sub(1))
     }
 
     /// The place a ticket holds: its position, or for a pre-queue ticket its drawn place once
-    /// the draw is synced (`None` before).
+    /// the draw is known (`None` before).
     pub fn place_of(&self, ticket: &Ticket) -> Option<u64> {
         match ticket.kind {
             TicketKind::Fifo => Some(ticket.position),
             TicketKind::PreQueue => {
-                let d = self.draw.as_ref()?;
+                let d = self.draw?;
                 let seed = crate::prequeue::seed_from_hex(&d.seed)?;
-                crate::prequeue::drawn_place(&seed, self.queue.id, d.count, ticket.position)
+                crate::prequeue::drawn_place(&seed, self.queue, d.count, ticket.position)
                     .map(|p| d.base + p)
             }
         }
+    }
+}
+
+impl EdgeState {
+    /// The facts of this state that decide where a ticket stands.
+    pub fn line(&self) -> Line<'_> {
+        Line {
+            queue: self.queue.id,
+            serving_pos: self.serving_pos,
+            assigned: self.assigned,
+            as_of_ms: self.published_at_ms,
+            serving_history: &self.serving_history,
+            draw: self.draw.as_ref(),
+            expiry_secs: self
+                .queue
+                .enable_queue_position_expiry
+                .then_some(u64::from(self.queue.position_expiry_second)),
+        }
+    }
+
+    /// Where `ticket` stands at `now_secs` ([`Line::standing`]).
+    pub fn standing(&self, ticket: &Ticket, now_secs: u64) -> TicketStanding {
+        self.line().standing(ticket, now_secs)
+    }
+
+    /// [`Line::claim_by`].
+    pub fn claim_by(&self, ticket: &Ticket) -> Option<u64> {
+        self.line().claim_by(ticket)
+    }
+
+    /// [`Line::place_of`].
+    pub fn place_of(&self, ticket: &Ticket) -> Option<u64> {
+        self.line().place_of(ticket)
     }
 }
 
@@ -493,7 +555,7 @@ mod tests {
             (1..=5).map(|i| s.place_of(&Ticket { position: i, ..pre }).unwrap()).collect();
         assert_eq!(places, (3..=7).collect(), "a permutation of the places after the base");
         s.serving_pos = 7;
-        assert_eq!(s.standing(&pre, 1_790_000_060), TicketStanding::Ready);
+        assert_eq!(s.standing(&pre, 1_790_000_059), TicketStanding::Ready);
     }
 
     fn ticket(position: u64, entered_at: u32) -> Ticket {
@@ -533,15 +595,16 @@ mod tests {
         check(ticket(21, 1_790_000_050), now, TicketStanding::NotDecided);
         check(ticket(21, 1_790_000_095), now, TicketStanding::Waiting);
         check(ticket(21, 1_790_000_094), now, TicketStanding::NotDecided);
-        // Passed at ...050 (position 10 reached then): expires 60 s later.
-        check(ticket(8, 1_790_000_000), 1_790_000_110, TicketStanding::Ready);
-        check(ticket(8, 1_790_000_000), 1_790_000_111, TicketStanding::Expired);
+        // Passed at ...050 (position 10 reached then): expired 60 s later, as the
+        // coordinator's `place::expired` decides a claim.
+        check(ticket(8, 1_790_000_000), 1_790_000_109, TicketStanding::Ready);
+        check(ticket(8, 1_790_000_000), 1_790_000_110, TicketStanding::Expired);
         // Passed at ...000; entered later, so the clock starts at entry.
-        check(ticket(3, 1_790_000_020), 1_790_000_080, TicketStanding::Ready);
-        check(ticket(3, 1_790_000_020), 1_790_000_081, TicketStanding::Expired);
+        check(ticket(3, 1_790_000_020), 1_790_000_079, TicketStanding::Ready);
+        check(ticket(3, 1_790_000_020), 1_790_000_080, TicketStanding::Expired);
         // The turn screen's deadline is the last second a claim is still accepted.
-        assert_eq!(s.claim_by(&ticket(8, 1_790_000_000)), Some(1_790_000_110));
-        assert_eq!(s.claim_by(&ticket(3, 1_790_000_020)), Some(1_790_000_080));
+        assert_eq!(s.claim_by(&ticket(8, 1_790_000_000)), Some(1_790_000_109));
+        assert_eq!(s.claim_by(&ticket(3, 1_790_000_020)), Some(1_790_000_079));
         let no_expiry = EdgeState {
             queue: EdgeQueue { enable_queue_position_expiry: false, ..s.queue.clone() },
             ..s.clone()

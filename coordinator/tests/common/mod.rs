@@ -205,6 +205,11 @@ impl Cluster {
 
 /// A coordinator config for tests.
 pub fn config(redis_url: Option<String>) -> coordinator::Config {
+    config_with(redis_url, &["--edge-only", "false"])
+}
+
+/// A coordinator config for tests, with more flags.
+pub fn config_with(redis_url: Option<String>, extra: &[&str]) -> coordinator::Config {
     use clap::Parser as _;
     let mut args = vec![
         "coordinator".to_string(),
@@ -219,6 +224,7 @@ pub fn config(redis_url: Option<String>) -> coordinator::Config {
         "--origin-key".into(),
         ORIGIN_KEY.into(),
     ];
+    args.extend(extra.iter().map(|s| s.to_string()));
     if let Some(u) = redis_url {
         args.push("--redis-url".into());
         args.push(u);
@@ -227,13 +233,22 @@ pub fn config(redis_url: Option<String>) -> coordinator::Config {
 }
 
 /// State over a given store, with a manual clock (milliseconds) starting at `t0` seconds.
+/// Public calls need no edge header (the tests call as the edge would).
 pub async fn state_with(
     store: Arc<dyn Store>,
     t0: u64,
 ) -> (AppState, Arc<std::sync::atomic::AtomicU64>) {
+    state_with_config(store, t0, &config(None)).await
+}
+
+/// State over a given store and config, with a manual clock starting at `t0` seconds.
+pub async fn state_with_config(
+    store: Arc<dyn Store>,
+    t0: u64,
+    cfg: &coordinator::Config,
+) -> (AppState, Arc<std::sync::atomic::AtomicU64>) {
     let clock = Arc::new(std::sync::atomic::AtomicU64::new(t0 * 1000));
-    let state =
-        coordinator::start(&config(None), store, Clock::Manual(clock.clone())).await.unwrap();
+    let state = coordinator::start(cfg, store, Clock::Manual(clock.clone())).await.unwrap();
     (state, clock)
 }
 

@@ -1,0 +1,186 @@
+//! The coordinator's own gate (issue "no way around the gate"): edge-only mode refuses public
+//! calls that did not come through the edge, and a closed, draining, paused or not yet open
+//! queue refuses enqueues and claims here, not only at the edge.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, header};
+use coordinator::Limits;
+use coordinator::store::memory::MemoryStore;
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+const T0: u64 = 1_800_000_000;
+
+struct Stack {
+    public: Router,
+    admin: Router,
+    clock: Arc<AtomicU64>,
+}
+
+async fn call(router: &Router, req: Request<Body>) -> (u16, axum::http::HeaderMap, Value) {
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+impl Stack {
+    async fn new(extra: &[&str]) -> Self {
+        let cfg = common::config_with(None, extra);
+        let (state, clock) =
+            common::state_with_config(Arc::new(MemoryStore::new()), T0, &cfg).await;
+        Stack {
+            public: coordinator::public_app(state.clone(), Limits::default()),
+            admin: coordinator::admin_app(state, Limits::default()),
+            clock,
+        }
+    }
+
+    fn client_header(&self, ip: &str) -> String {
+        shared::sync::sign_client(&common::EDGE_KEY_BYTES, ip, self.clock.load(Ordering::SeqCst))
+    }
+
+    async fn admin(&self, method: &str, uri: &str, body: Value) -> (u16, Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {}", common::ADMIN_KEY))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let (st, _, v) = call(&self.admin, req).await;
+        (st, v)
+    }
+
+    async fn serve(&self, q: &str, by: u64) {
+        let req = Request::post("/api/queue/increment_serving_position")
+            .header(header::AUTHORIZATION, format!("Bearer {}", common::ADMIN_KEY))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!("queue_id={q}&increment_by={by}")))
+            .unwrap();
+        assert_eq!(call(&self.admin, req).await.0, 200);
+    }
+
+    async fn public(
+        &self,
+        method: &str,
+        uri: &str,
+        form: &str,
+        edge: Option<&str>,
+    ) -> (u16, axum::http::HeaderMap, Value) {
+        let mut b = Request::builder().method(method).uri(uri);
+        if method == "POST" {
+            b = b.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
+        if let Some(h) = edge {
+            b = b.header(shared::sync::CLIENT_HEADER, h);
+        }
+        call(&self.public, b.body(Body::from(form.to_string())).unwrap()).await
+    }
+}
+
+#[tokio::test]
+async fn edge_only_mode_refuses_calls_that_skip_the_edge() {
+    // On by default whenever an edge key is configured (the test config has one).
+    let s = Stack::new(&[]).await;
+    let (st, q) = s.admin("POST", "/api/queue", json!({"queue_id": "sale"})).await;
+    assert_eq!(st, 200, "{q}");
+    let edge = s.client_header("198.51.100.7");
+    let (st, _, v) = s.public("POST", "/assign_queue_pos", "queue_id=sale", Some(&edge)).await;
+    assert_eq!(st, 200, "{v}");
+    let rid = v["request_id"].as_str().unwrap().to_string();
+
+    let direct = [
+        ("POST", "/assign_queue_pos".to_string(), "queue_id=sale".to_string()),
+        ("POST", "/generate_token".to_string(), format!("queue_id=sale&request_id={rid}")),
+        ("GET", format!("/queue_pos/sale/{rid}"), String::new()),
+        ("GET", "/serving_pos/sale".to_string(), String::new()),
+        ("GET", "/waiting_num/sale".to_string(), String::new()),
+    ];
+    let forged = edge.replace("198.51.100.7", "198.51.100.8");
+    for (m, uri, form) in &direct {
+        let (st, _, v) = s.public(m, uri, form, None).await;
+        assert_eq!((st, v["error"].as_str()), (403, Some("edge_required")), "{m} {uri}");
+        let (st, _, v) = s.public(m, uri, form, Some(&forged)).await;
+        assert_eq!((st, v["error"].as_str()), (403, Some("bad_client_header")), "{m} {uri}");
+        let (st, _, v) = s.public(m, uri, form, Some(&edge)).await;
+        assert!(st == 200 || st == 202, "{m} {uri} through the edge: {st} {v}");
+    }
+    // Public on purpose: what origins and auditors read.
+    for uri in ["/.well-known/jwks.json", "/healthz", "/readyz"] {
+        assert_eq!(s.public("GET", uri, "", None).await.0, 200, "{uri}");
+    }
+    assert_eq!(s.public("GET", "/prequeue/sale", "", None).await.0, 404, "no pre-queue, not 403");
+    // A stale header (outside the 30 s window) is refused too.
+    s.clock.fetch_add(31_000, Ordering::SeqCst);
+    let (st, _, _) = s.public("GET", "/serving_pos/sale", "", Some(&edge)).await;
+    assert_eq!(st, 403);
+}
+
+#[tokio::test]
+async fn edge_only_can_be_switched_off_and_needs_an_edge_key() {
+    let s = Stack::new(&["--edge-only", "false"]).await;
+    s.admin("POST", "/api/queue", json!({"queue_id": "open"})).await;
+    assert_eq!(s.public("POST", "/assign_queue_pos", "queue_id=open", None).await.0, 200);
+    use clap::Parser as _;
+    let cfg = coordinator::Config::try_parse_from([
+        "coordinator",
+        "--admin-key",
+        common::ADMIN_KEY,
+        "--edge-only",
+        "true",
+    ])
+    .unwrap();
+    assert!(cfg.validate().is_err(), "edge-only without an edge key cannot work");
+}
+
+#[tokio::test]
+async fn closed_draining_paused_and_unopened_queues_refuse_at_the_coordinator() {
+    let s = Stack::new(&["--edge-only", "false"]).await;
+    let (_, q) = s.admin("POST", "/api/queue", json!({"queue_id": "gig"})).await;
+    let id = q["id"].as_u64().unwrap();
+    let enqueue = || s.public("POST", "/assign_queue_pos", "queue_id=gig", None);
+    let (_, _, v) = enqueue().await;
+    let rid = v["request_id"].as_str().unwrap().to_string();
+    s.serve("gig", 1).await;
+    let claim_form = format!("queue_id=gig&request_id={rid}");
+    let claim = || s.public("POST", "/generate_token", &claim_form, None);
+    let s = &s;
+    let set = |body: Value| async move {
+        let (st, v) = s.admin("PUT", "/api/queue", body).await;
+        assert_eq!(st, 200, "{v}");
+    };
+
+    set(json!({"id": id, "mode": "closed"})).await;
+    assert_eq!(enqueue().await.2["error"], "queue_closed");
+    let (st, _, v) = claim().await;
+    assert_eq!((st, v["error"].as_str()), (403, Some("queue_closed")));
+
+    set(json!({"id": id, "mode": "queue", "admission": {"policy": {"strategy": "manual"}, "paused": true}})).await;
+    assert_eq!(enqueue().await.0, 200, "joining the line during a pause keeps arrival order");
+    let (st, h, v) = claim().await;
+    assert_eq!((st, v["error"].as_str()), (503, Some("paused")));
+    assert!(h.contains_key(header::RETRY_AFTER));
+
+    set(json!({"id": id, "admission": {"policy": {"strategy": "manual"}, "draining": true}})).await;
+    assert_eq!(enqueue().await.2["error"], "queue_draining");
+    assert_eq!(claim().await.2["error"], "queue_draining");
+
+    set(json!({"id": id, "admission": null, "opens_at": T0 + 60})).await;
+    let (st, h, v) = claim().await;
+    assert_eq!((st, v["error"].as_str()), (503, Some("not_open")));
+    assert_eq!(h[header::RETRY_AFTER], "60");
+    assert_eq!(enqueue().await.2["error"], "not_open");
+
+    set(json!({"id": id, "opens_at": null})).await;
+    assert_eq!(claim().await.0, 200, "open again: the served place claims");
+}
