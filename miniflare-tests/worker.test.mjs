@@ -147,13 +147,87 @@ describe("sync endpoint", () => {
     await r.text();
   });
 
-  test("removed queues are forgotten", async () => {
+  test("a queue is forgotten only by a removal naming its id", async () => {
     const gone = edgeState({ queue: { id: 99, queue_id: "gone", paths: ["/gone"] } });
     await (await postSync(mf, { states: [gone], removed: [] })).text();
     assert.equal((await get(`${PREFIX}/serving_pos/gone`)).status, 200);
-    const r = await (await postSync(mf, { states: [], removed: ["gone"] })).json();
-    assert.deepEqual(r.removed, ["gone"]);
+    // A batch without the queue, or a removal naming another id, changes nothing.
+    let r = await (await postSync(mf, { states: [], removed: [{ queue_id: "gone", id: 98 }] })).json();
+    assert.deepEqual(r.removed, []);
+    assert.equal((await get(`${PREFIX}/serving_pos/gone`)).status, 200);
+    // A bare slug is not a removal any more: refused.
+    const bare = await postSync(mf, { states: [], removed: ["gone"] });
+    assert.equal(bare.status, 400);
+    await bare.text();
+    r = await (await postSync(mf, { states: [], removed: [{ queue_id: "gone", id: 99 }] })).json();
+    assert.deepEqual(r.removed, [{ queue_id: "gone", id: 99 }]);
     assert.equal((await get(`${PREFIX}/serving_pos/gone`)).status, 400);
+  });
+});
+
+describe("deletes, re-creates and data loss at the edge", () => {
+  const held = async (path) => {
+    const r = await mf.dispatchFetch(`${BASE}${path}`, { headers: { accept: "application/json" } });
+    const body = await r.json().catch(() => ({}));
+    return { status: r.status, body, proxied: r.headers.get("x-origin") === "yes" };
+  };
+
+  test("a queue re-created under its slug replaces the old one at once, whatever the versions", async () => {
+    const t = Date.now();
+    const old = edgeState({ version: 5000, queue: { id: 300, queue_id: "again", paths: ["/again"], created_at: t - 60_000 } });
+    await (await postSync(mf, { states: [old], removed: [] })).text();
+    const oldTicket = sealTicket({ queue: 300, position: 3 });
+    assert.equal((await get(`${PREFIX}/queue_pos/again/${oldTicket}`)).status, 200);
+    // Deleted and re-created within one publisher poll, the removal notice lost: the new
+    // queue's versions start low, and it still wins because it was created later.
+    const fresh = edgeState({ version: 2, serving_pos: 0, queue: { id: 301, queue_id: "again", paths: ["/again"], created_at: t } });
+    const r = await (await postSync(mf, { states: [fresh], removed: [] })).json();
+    assert.deepEqual(r.applied, [{ queue_id: "again", version: 2 }]);
+    const s = await (await get(`${PREFIX}/serving_pos/again`)).json();
+    assert.equal(s.version, 2);
+    assert.equal((await get(`${PREFIX}/queue_pos/again/${oldTicket}`)).status, 400, "old tickets belong to another queue");
+    const newTicket = sealTicket({ queue: 301, position: 1 });
+    assert.equal((await get(`${PREFIX}/queue_pos/again/${newTicket}`)).status, 200);
+    // A late state of the old queue, even with a higher version, and a late removal of the
+    // old id change nothing.
+    const late = { ...old, version: 9000, published_at_ms: Date.now() };
+    assert.equal((await (await postSync(mf, { states: [late], removed: [] })).json()).ignored.length, 1);
+    const rm = await (await postSync(mf, { states: [], removed: [{ queue_id: "again", id: 300 }] })).json();
+    assert.deepEqual(rm.removed, []);
+    assert.equal((await (await get(`${PREFIX}/serving_pos/again`)).json()).version, 2);
+    const kv = await mf.getKVNamespace("ANTEROOM_KV");
+    assert.equal(JSON.parse(await kv.get("state/again")).queue.id, 301);
+    assert.equal(JSON.parse(await kv.get("index")).queues.find((q) => q.queue_id === "again").id, 301);
+  });
+
+  test("an empty batch never opens a protected path", async () => {
+    await (await postSync(mf, { states: [edgeState({ queue: { id: 310, queue_id: "kept", paths: ["/kept"] } })], removed: [] })).text();
+    assert.equal((await held("/kept/x")).body.error, "queued");
+    // What a coordinator whose Redis lost everything would send: nothing, or no states.
+    await (await postSync(mf, { states: [], removed: [] })).text();
+    await new Promise((r) => setTimeout(r, 1100)); // past the isolate cache, so KV is read again
+    const after = await held("/kept/x");
+    assert.equal(after.proxied, false);
+    assert.equal(after.body.error, "queued");
+  });
+
+  test("a lost queue holds new visitors (fail closed) or opens (fail open); sessions go on", async () => {
+    const closedQ = edgeState({ lost: true, queue: { id: 320, queue_id: "lost-c", paths: ["/lost-c"], fail_open: false } });
+    const openQ = edgeState({ lost: true, queue: { id: 321, queue_id: "lost-o", paths: ["/lost-o"], fail_open: true } });
+    await (await postSync(mf, { states: [closedQ, openQ], removed: [] })).text();
+    const c = await held("/lost-c/x");
+    assert.equal(c.status, 503);
+    assert.equal(c.proxied, false);
+    const token = signToken({ aud: "lost-c" });
+    const withToken = await mf.dispatchFetch(`${BASE}/lost-c/x`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(withToken.headers.get("x-origin"), "yes", "an admitted visitor keeps the session");
+    await withToken.text();
+    const sp = await get(`${PREFIX}/serving_pos/lost-c`);
+    assert.equal(sp.status, 503);
+    assert.equal((await sp.json()).error, "queue_lost");
+    const o = await held("/lost-o/x");
+    assert.equal(o.proxied, true, "fail_open: everyone through");
+    origin.seen.length = 0; // later tests count what reaches the origin from zero
   });
 });
 

@@ -24,6 +24,9 @@ const MAX_TOKEN_VALIDITY: u32 = 86_400;
 const MAX_POSITION_EXPIRY: u32 = 86_400;
 /// Largest single serving increment.
 const MAX_INCREMENT: u64 = 1_000_000_000;
+/// Seconds between publishing a rotated key and signing with it, beyond two publish
+/// intervals: every process reloads the key ring once a second.
+pub const ROTATION_LEAD_SECS: u64 = 5;
 
 /// Routes of the private listener. Every route needs the admin key; the two the origin
 /// calls (ending sessions, health telemetry) also accept the origin key.
@@ -35,6 +38,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/api/queue/{queue_id}/active_token_num", get(active_token_num))
         .route("/api/queue/{queue_id}/status", get(queue_status))
         .route("/api/queues", get(list_queues))
+        .route("/api/health", get(health_view))
         .route("/api/keys/rotate", post(rotate_keys))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let origin = Router::new()
@@ -183,7 +187,7 @@ async fn create_queue(
     if !valid_slug(&slug) {
         return Err(ApiError::invalid("queue_id must match [a-z0-9_-]{1,32}"));
     }
-    let base = QueueConfig::with_defaults(slug);
+    let base = QueueConfig { created_at: state.now_ms(), ..QueueConfig::with_defaults(slug) };
     let cfg = merge(base, &input)?;
     match state.store().create_queue(cfg).await? {
         Created::Ok(cfg) => {
@@ -250,9 +254,14 @@ async fn delete_queue(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = parse_id(&id)?;
-    if !state.store().delete_queue(id).await? {
+    // A queue the store lost can be deleted too: that is the operator's word the edge waits
+    // for before it forgets the queue.
+    let lost = state.lost_queues().into_iter().find(|q| q.id == id).map(|q| (*q).clone());
+    if !state.store().delete_queue(id, lost, state.now()).await? {
         return Err(ApiError::NotFound("queue_not_found", "no queue with this id".into()));
     }
+    state.forget_lost(id);
+    state.floors().forget(id);
     state.batchers().forget(id);
     state.refresh_queues().await?;
     tracing::info!(id, "queue deleted");
@@ -435,22 +444,45 @@ async fn rotate_keys(State(state): State<AppState>) -> ApiResult<Json<shared::wi
         ));
     }
     let now = state.now();
+    // A session lasts at most its token's validity, or what an extension allows.
     let longest = state
         .store()
         .list_queues()
         .await?
         .iter()
-        .map(|q| u64::from(q.token_validity_second))
+        .map(|q| u64::from(q.token_validity_second.max(q.session_max_second)))
         .max()
         .unwrap_or(300);
+    // The new key is published at once and signs only after every process has reloaded the
+    // ring (each second) and the publisher has sent it to the edge twice over.
+    let lead = ROTATION_LEAD_SECS + 2 * state.publish_interval().as_secs();
+    let active_from = now + lead;
+    let retire_after = active_from + longest + shared::token::LEEWAY_SECS as u64;
     let stored = state.store().secrets_or_init(crate::keys::fresh_secrets()).await?;
-    let next = rotate(&stored, now, now + longest + shared::token::LEEWAY_SECS as u64);
+    let next = rotate(&stored, now, active_from, retire_after);
     state.store().put_secrets(next.clone()).await?;
     let ring = Keyring::build(&next, None, None)
         .map_err(ApiError::Internal)?
         .with_ticket_keys_of(&state.keys());
     let jwks = ring.jwks(now);
+    tracing::info!(kid = %ring.signer(active_from).kid(), active_from, "signing key rotated");
     state.set_keys(ring);
-    tracing::info!(kid = %state.keys().signer().kid(), "signing key rotated");
     Ok(Json(jwks))
+}
+
+/// `GET /api/health`: the store's reachability, faults this process found, queues held as
+/// lost.
+async fn health_view(State(state): State<AppState>) -> Json<shared::wire::HealthView> {
+    let mut lost: Vec<shared::wire::LostQueue> = state
+        .lost_queues()
+        .iter()
+        .map(|q| shared::wire::LostQueue { id: q.id, queue_id: q.queue_id.clone() })
+        .collect();
+    lost.sort_by(|a, b| a.queue_id.cmp(&b.queue_id));
+    Json(shared::wire::HealthView {
+        store: state.store().kind().to_string(),
+        store_up: state.store().ping().await.is_ok(),
+        faults: state.faults().snapshot(),
+        lost_queues: lost,
+    })
 }

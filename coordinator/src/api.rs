@@ -447,7 +447,7 @@ pub fn token_response(
     };
     let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let access_token =
-        state.keys().signer().issue(&claims, to_i64(session.iat), to_i64(session.exp));
+        state.keys().signer(now).issue(&claims, to_i64(session.iat), to_i64(session.exp));
     TokenResponse {
         access_token,
         token_type: "Bearer".into(),

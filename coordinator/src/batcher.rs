@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::recovery::{Faults, Floors};
 use crate::state::Clock;
-use crate::store::{ReplayKey, Store, StoreError};
+use crate::store::{Counters, ReplayKey, Store, StoreError};
 
 /// Why a caller got no place.
 #[derive(Debug, thiserror::Error)]
@@ -38,16 +39,32 @@ struct Pending {
 /// The per-queue batchers, created on first use.
 #[allow(missing_debug_implementations, reason = "holds channels and a trait object")]
 pub struct Batchers {
-    store: Arc<dyn Store>,
-    clock: Clock,
+    /// What every batcher task needs, shared.
+    ctx: Arc<Ctx>,
     max_batch: usize,
     queues: Mutex<HashMap<u32, mpsc::UnboundedSender<Pending>>>,
 }
 
+/// What a batcher task needs.
+struct Ctx {
+    store: Arc<dyn Store>,
+    clock: Clock,
+    /// The counters this process has seen: the store must not hand out below them.
+    floors: Arc<Floors>,
+    faults: Arc<Faults>,
+}
+
 impl Batchers {
     /// No batchers yet; they start with the first enqueue of each queue.
-    pub fn new(store: Arc<dyn Store>, clock: Clock, max_batch: usize) -> Self {
-        Batchers { store, clock, max_batch, queues: Mutex::new(HashMap::new()) }
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Clock,
+        max_batch: usize,
+        floors: Arc<Floors>,
+        faults: Arc<Faults>,
+    ) -> Self {
+        let ctx = Arc::new(Ctx { store, clock, floors, faults });
+        Batchers { ctx, max_batch, queues: Mutex::new(HashMap::new()) }
     }
 
     /// Assigns the next position of `queue`, answered once it is stored.
@@ -61,13 +78,7 @@ impl Batchers {
             map.entry(queue)
                 .or_insert_with(|| {
                     let (tx, rx) = mpsc::unbounded_channel();
-                    tokio::spawn(run(
-                        queue,
-                        rx,
-                        self.store.clone(),
-                        self.clock.clone(),
-                        self.max_batch,
-                    ));
+                    tokio::spawn(run(queue, rx, self.ctx.clone(), self.max_batch));
                     tx
                 })
                 .clone()
@@ -92,8 +103,7 @@ impl Batchers {
 async fn run(
     queue: u32,
     mut rx: mpsc::UnboundedReceiver<Pending>,
-    store: Arc<dyn Store>,
-    clock: Clock,
+    ctx: Arc<Ctx>,
     max_batch: usize,
 ) {
     let mut batch = Vec::with_capacity(64);
@@ -105,11 +115,24 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let now = clock.now();
+        let now = ctx.clock.now();
         let keep = batch.iter().map(|p| p.keep_secs).max().unwrap_or(0);
         let keys: Vec<Option<ReplayKey>> = batch.iter().map(|p| p.replay).collect();
-        match store.assign(queue, keys, now, keep).await {
+        let floor = ctx.floors.floor(queue);
+        match ctx.store.assign(queue, keys, now, keep, floor).await {
             Ok(done) => {
+                if let Some((found, to)) = done.raised {
+                    tracing::error!(
+                        queue,
+                        found,
+                        floor = floor.assigned,
+                        raised_to = to,
+                        "the store lost enqueues (its counter went back): raised it past every \
+                         position this process has seen"
+                    );
+                    Faults::count(&ctx.faults.counters_raised);
+                }
+                ctx.floors.saw(queue, Counters { assigned: done.last, serving: 0 });
                 let accepted = (batch.len() - done.replayed.len()) as u64;
                 let mut next = done.last + 1 - accepted;
                 for (i, p) in batch.drain(..).enumerate() {

@@ -44,6 +44,9 @@ pub enum ApiError {
     /// 503: storage or the service is temporarily unavailable.
     #[error("{0}")]
     Unavailable(String),
+    /// 503: the store lost this queue; it is held until an operator re-creates it.
+    #[error("this queue is unavailable; the operator has been alerted")]
+    QueueLost,
     /// 503: the operator paused admissions; claims wait.
     #[error("admissions are paused; try again shortly")]
     Paused,
@@ -90,6 +93,7 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::NotOpen(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_open"),
             ApiError::Paused => (StatusCode::SERVICE_UNAVAILABLE, "paused"),
+            ApiError::QueueLost => (StatusCode::SERVICE_UNAVAILABLE, "queue_lost"),
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
@@ -98,7 +102,7 @@ impl IntoResponse for ApiError {
         let body = ErrorBody { error: code.to_string(), message: self.to_string() };
         let mut resp = (status, Json(body)).into_response();
         match self {
-            ApiError::Unavailable(_) | ApiError::Paused => {
+            ApiError::Unavailable(_) | ApiError::Paused | ApiError::QueueLost => {
                 resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
             ApiError::NotOpen(secs) => {

@@ -9,13 +9,27 @@ use shared::wire::Jwks;
 
 use crate::store::{StoredSecrets, StoredSigningKey};
 
+/// One loaded signing key.
+#[derive(Debug, Clone)]
+struct Signing {
+    key: SigningKey,
+    /// Unix seconds after which it leaves the JWKS (0 = never planned).
+    retire_after: u64,
+    /// Unix seconds from which it signs.
+    active_from: u64,
+}
+
 /// Loaded keys.
 #[derive(Debug, Clone)]
 pub struct Keyring {
     /// First one signs new tickets; all are accepted.
     ticket: Vec<TicketKey>,
-    /// First one signs new tokens; each stays published until its `retire_after`.
-    signing: Vec<(SigningKey, u64)>,
+    /// Newest first; the newest active one signs, each stays published until its
+    /// `retire_after`.
+    signing: Vec<Signing>,
+    /// The stored form this ring was built from (`None` when the signing key comes from
+    /// config), so a process can write it back if the store loses it.
+    stored: Option<StoredSecrets>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -45,7 +59,11 @@ pub fn random32() -> [u8; 32] {
 /// Secrets for a first start: one random signing seed and one random ticket key (id 1).
 pub fn fresh_secrets() -> StoredSecrets {
     StoredSecrets {
-        signing: vec![StoredSigningKey { seed_hex: hex(&random32()), retire_after: 0 }],
+        signing: vec![StoredSigningKey {
+            seed_hex: hex(&random32()),
+            retire_after: 0,
+            active_from: 0,
+        }],
         ticket_keys: format!("1:{}", hex(&random32())),
     }
 }
@@ -58,18 +76,35 @@ impl Keyring {
         signing_override: Option<&str>,
     ) -> Result<Self, String> {
         let ticket = parse_keys(ticket_override.unwrap_or(&stored.ticket_keys))?;
-        let signing = match signing_override {
-            Some(seed) => vec![(SigningKey::from_seed(parse_seed(seed)?), 0)],
+        let mut signing = match signing_override {
+            Some(seed) => vec![Signing {
+                key: SigningKey::from_seed(parse_seed(seed)?),
+                retire_after: 0,
+                active_from: 0,
+            }],
             None => stored
                 .signing
                 .iter()
-                .map(|k| Ok((SigningKey::from_seed(parse_seed(&k.seed_hex)?), k.retire_after)))
+                .map(|k| {
+                    Ok(Signing {
+                        key: SigningKey::from_seed(parse_seed(&k.seed_hex)?),
+                        retire_after: k.retire_after,
+                        active_from: k.active_from,
+                    })
+                })
                 .collect::<Result<Vec<_>, String>>()?,
         };
         if signing.is_empty() {
             return Err("no signing key".into());
         }
-        Ok(Keyring { ticket, signing })
+        signing.sort_by_key(|k| std::cmp::Reverse(k.active_from));
+        let stored = signing_override.is_none().then(|| stored.clone());
+        Ok(Keyring { ticket, signing, stored })
+    }
+
+    /// The stored form of this ring, when it came from the store.
+    pub fn stored(&self) -> Option<&StoredSecrets> {
+        self.stored.as_ref()
     }
 
     /// The same ring with `other`'s ticket keys (rotation changes only signing keys).
@@ -88,40 +123,50 @@ impl Keyring {
         self.ticket.iter().find(|k| k.id == id)
     }
 
-    /// The key that signs new tokens.
-    pub fn signer(&self) -> &SigningKey {
-        &self.signing[0].0
+    /// The key that signs new tokens at `now`: the newest one whose time has come (a new
+    /// key is published first and signs only from its `active_from`).
+    pub fn signer(&self, now: u64) -> &SigningKey {
+        let k = self.signing.iter().find(|k| k.active_from <= now).unwrap_or(&self.signing[0]);
+        &k.key
     }
 
     /// The public key for a `kid`, if it is still published at `now`.
     pub fn public(&self, kid: &str, now: u64) -> Option<PublicKey> {
         self.signing
             .iter()
-            .find(|(k, retire)| k.kid() == kid && (*retire == 0 || *retire > now))
-            .map(|(k, _)| k.public())
+            .find(|k| k.key.kid() == kid && (k.retire_after == 0 || k.retire_after > now))
+            .map(|k| k.key.public())
     }
 
-    /// The JWKS: the current key and every retired key whose tokens may still be live.
+    /// The JWKS: the signing key, a key about to sign, and every retired key whose tokens
+    /// may still be live.
     pub fn jwks(&self, now: u64) -> Jwks {
         Jwks {
             keys: self
                 .signing
                 .iter()
-                .filter(|(_, retire)| *retire == 0 || *retire > now)
-                .map(|(k, _)| k.jwk())
+                .filter(|k| k.retire_after == 0 || k.retire_after > now)
+                .map(|k| k.key.jwk())
                 .collect(),
         }
     }
 }
 
-/// Rotates the signing key in `stored`: a new current key, the old current one published
-/// until `retire_after`, keys past their retirement dropped.
-pub fn rotate(stored: &StoredSecrets, now: u64, retire_after: u64) -> StoredSecrets {
-    let mut signing = vec![StoredSigningKey { seed_hex: hex(&random32()), retire_after: 0 }];
+/// Rotates the signing key in `stored`: a new key that signs from `active_from` (published
+/// at once), the key signing until then published until `retire_after`, keys past their
+/// retirement dropped.
+pub fn rotate(
+    stored: &StoredSecrets,
+    now: u64,
+    active_from: u64,
+    retire_after: u64,
+) -> StoredSecrets {
+    let mut signing =
+        vec![StoredSigningKey { seed_hex: hex(&random32()), retire_after: 0, active_from }];
     for k in &stored.signing {
         let retire = if k.retire_after == 0 { retire_after } else { k.retire_after };
         if retire > now {
-            signing.push(StoredSigningKey { seed_hex: k.seed_hex.clone(), retire_after: retire });
+            signing.push(StoredSigningKey { retire_after: retire, ..k.clone() });
         }
     }
     StoredSecrets { signing, ticket_keys: stored.ticket_keys.clone() }
@@ -133,18 +178,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rotation_keeps_old_key_until_retired() {
+    fn rotation_publishes_first_signs_later_and_keeps_the_old_key_until_retired() {
         let s0 = fresh_secrets();
         let k0 = Keyring::build(&s0, None, None).unwrap();
-        let old_kid = k0.signer().kid().to_string();
-        let s1 = rotate(&s0, 1000, 1300);
+        let old_kid = k0.signer(1000).kid().to_string();
+        let s1 = rotate(&s0, 1000, 1010, 1300);
         let k1 = Keyring::build(&s1, None, None).unwrap();
-        assert_ne!(k1.signer().kid(), old_kid);
+        assert_eq!(k1.jwks(1000).keys.len(), 2, "the new key is published before it signs");
+        assert_eq!(k1.signer(1009).kid(), old_kid, "the old key signs until the new one's time");
+        assert_ne!(k1.signer(1010).kid(), old_kid);
         assert_eq!(k1.jwks(1299).keys.len(), 2);
         assert!(k1.public(&old_kid, 1299).is_some());
         assert!(k1.public(&old_kid, 1300).is_none());
         assert_eq!(k1.jwks(1300).keys.len(), 1);
-        let s2 = rotate(&s1, 1400, 1700);
+        let s2 = rotate(&s1, 1400, 1410, 1700);
         assert_eq!(s2.signing.len(), 2, "the key retired at 1300 is dropped");
     }
 
@@ -154,7 +201,9 @@ mod tests {
         let seed = "11".repeat(32);
         let k = Keyring::build(&s, Some(&format!("3:{}", "22".repeat(32))), Some(&seed)).unwrap();
         assert_eq!(k.ticket_signer().id, 3);
-        assert_eq!(k.signer().kid(), SigningKey::from_seed([0x11; 32]).kid());
+        assert_eq!(k.signer(0).kid(), SigningKey::from_seed([0x11; 32]).kid());
+        assert!(k.stored().is_none(), "a signing key from config is not the store's to restore");
+        assert!(Keyring::build(&s, None, None).unwrap().stored().is_some());
         assert!(Keyring::build(&s, Some("nope"), None).is_err());
         assert!(Keyring::build(&s, None, Some("abc")).is_err());
     }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod keys;
 pub mod publish;
+pub mod recovery;
 pub mod state;
 pub mod store;
 
@@ -134,7 +135,18 @@ pub async fn start(cfg: &Config, store: Arc<dyn Store>, clock: Clock) -> anyhow:
     let signing_override = cfg.signing_key.as_ref().map(|s| s.0.clone());
     let mut delay = Duration::from_millis(100);
     let stored = loop {
-        match store.secrets_or_init(keys::fresh_secrets()).await {
+        let got = match store.secrets().await {
+            Ok(Some(s)) => Ok(s),
+            Ok(None) => {
+                tracing::warn!(
+                    "no key ring in the store: generating one (a first start; after a data \
+                     loss, tickets and tokens signed before are no longer valid)"
+                );
+                store.secrets_or_init(keys::fresh_secrets()).await
+            }
+            Err(e) => Err(e),
+        };
+        match got {
             Ok(s) => break s,
             Err(e) => {
                 tracing::warn!(cause = %e, "store not ready; retrying");
@@ -174,17 +186,18 @@ pub async fn start(cfg: &Config, store: Arc<dyn Store>, clock: Clock) -> anyhow:
     Ok(state)
 }
 
-/// Background upkeep until `stop` fires: reload the queue registry and (when keys live in the
-/// store) the key ring, so every process sees other processes' changes within a second.
+/// Background upkeep until `stop` fires, once a second: reload the queue registry (so every
+/// process sees other processes' changes within a second), draw due pre-queues, refresh the
+/// admission estimates, check every queue's counters against what this process has seen
+/// (raising those the store lost) and keep the key ring in step with the store (adopting a
+/// rotation, writing the ring back if the store lost it).
 async fn maintain(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut n: u64 = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        n += 1;
         if let Err(e) = state.refresh_queues().await {
             tracing::warn!(cause = %e, "queue registry refresh failed");
         }
@@ -194,6 +207,9 @@ async fn maintain(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>)
             if due && let Err(e) = state.store().draw(q.id).await {
                 tracing::warn!(queue = %q.queue_id, cause = %e, "pre-queue draw failed");
             }
+            if let Err(e) = check_counters(&state, q.id, now).await {
+                tracing::warn!(queue = %q.queue_id, cause = %e, "counter check failed");
+            }
         }
         let mut estimates = std::collections::HashMap::new();
         for q in state.cached_queues().iter().filter(|q| q.admission.is_some()) {
@@ -202,16 +218,59 @@ async fn maintain(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>)
             }
         }
         state.set_estimates(estimates);
-        if n.is_multiple_of(10) && !state.settings().keys_from_config {
-            match state.store().secrets_or_init(keys::fresh_secrets()).await {
-                Ok(stored) => match Keyring::build(&stored, None, None) {
-                    Ok(ring) => state.set_keys(ring.with_ticket_keys_of(&state.keys())),
-                    Err(e) => tracing::error!(cause = %e, "stored keys are invalid"),
-                },
-                Err(e) => tracing::warn!(cause = %e, "key reload failed"),
-            }
+        if let Err(e) = sync_keys(&state).await {
+            tracing::warn!(cause = %e, "key reload failed");
         }
     }
+}
+
+/// Raises a queue's counters if the store has them below what this process has seen.
+async fn check_counters(state: &AppState, queue: u32, now: u64) -> store::StoreResult<()> {
+    let found = state.store().counters(queue).await?;
+    let floor = state.floors().floor(queue);
+    if found.assigned < floor.assigned || found.serving < floor.serving {
+        if let Some(r) = state.store().raise_counters(queue, floor).await? {
+            tracing::error!(
+                queue,
+                assigned_found = r.found.assigned,
+                assigned_now = r.now.assigned,
+                serving_found = r.found.serving,
+                serving_now = r.now.serving,
+                "the store lost writes (counters went back): raised them past what this \
+                 process has seen"
+            );
+            recovery::Faults::count(&state.faults().counters_raised);
+            state.forget_status(queue, None);
+        }
+    } else {
+        state.floors().saw(queue, found);
+    }
+    state.floors().sample(queue, now, found.assigned.max(floor.assigned));
+    Ok(())
+}
+
+/// Keeps this process's key ring in step with the store: adopts a ring another process
+/// stored (a rotation), and writes its own back when the store has none (it lost its data) —
+/// a loud fault, never a silent re-key.
+async fn sync_keys(state: &AppState) -> store::StoreResult<()> {
+    let ring = state.keys();
+    let Some(mine) = ring.stored() else { return Ok(()) }; // signing key from config
+    match state.store().secrets().await? {
+        Some(stored) if stored == *mine => {}
+        Some(stored) => match Keyring::build(&stored, None, None) {
+            Ok(next) => state.set_keys(next.with_ticket_keys_of(&ring)),
+            Err(e) => tracing::error!(cause = %e, "stored keys are invalid"),
+        },
+        None => {
+            tracing::error!(
+                "the key ring is missing from the store (data loss?): writing back this \
+                 process's copy, so tickets and tokens stay valid"
+            );
+            recovery::Faults::count(&state.faults().keys_restored);
+            state.store().secrets_or_init(mine.clone()).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Serves the public and private APIs until `shutdown` resolves, then drains in-flight

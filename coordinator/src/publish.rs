@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use shared::sync::{EdgeQueue, EdgeState, SIGNATURE_HEADER, SyncBatch, TIMESTAMP_HEADER};
+use shared::sync::{EdgeQueue, EdgeState, Removal, SIGNATURE_HEADER, SyncBatch, TIMESTAMP_HEADER};
 use shared::wire::QueueConfig;
 use tokio::sync::watch;
 
@@ -26,6 +26,8 @@ const MIN_GAP: Duration = Duration::from_secs(1);
 pub const REVOKED_LIMIT: usize = 1000;
 /// Publish lease lifetime; renewed every poll.
 const LEASE_MS: u64 = 3000;
+/// How long an operator's deletion is repeated in every batch, seconds.
+pub const REMOVAL_SECS: u64 = 3600;
 
 /// Settings of the publisher.
 #[derive(Clone)]
@@ -64,6 +66,7 @@ pub fn edge_queue(q: &QueueConfig) -> EdgeQueue {
         enable_queue_position_expiry: q.enable_queue_position_expiry,
         position_expiry_second: q.position_expiry_second,
         allow_no_js: q.allow_no_js,
+        created_at: q.created_at,
     }
 }
 
@@ -91,6 +94,7 @@ pub async fn snapshot(state: &AppState, q: &QueueConfig) -> StoreResult<EdgeStat
         },
         admission: state.estimate(q.id),
         template: q.template.clone(),
+        lost: false,
     })
 }
 
@@ -98,6 +102,13 @@ fn fingerprint(s: &EdgeState) -> u64 {
     let mut h = DefaultHasher::new();
     serde_json::to_string(s).unwrap_or_default().hash(&mut h);
     h.finish()
+}
+
+/// What the publisher last sent for a queue.
+struct Sent {
+    at: Instant,
+    fingerprint: u64,
+    state: EdgeState,
 }
 
 /// Runs the publisher until `stop` fires.
@@ -110,9 +121,9 @@ pub async fn run(state: AppState, cfg: PublishConfig, mut stop: watch::Receiver<
             return;
         }
     };
-    // Per queue: when it was last published and what it looked like.
-    let mut last: HashMap<u32, (Instant, u64)> = HashMap::new();
-    let mut known: HashSet<String> = HashSet::new();
+    let mut last: HashMap<u32, Sent> = HashMap::new();
+    // Tombstones this publisher has announced at least once.
+    let mut announced: HashSet<u32> = HashSet::new();
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -120,31 +131,43 @@ pub async fn run(state: AppState, cfg: PublishConfig, mut stop: watch::Receiver<
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let queues = state.cached_queues();
-        let live: HashSet<String> = queues.iter().map(|q| q.queue_id.clone()).collect();
-        let removed: Vec<String> = known.difference(&live).cloned().collect();
+        let since = state.now().saturating_sub(REMOVAL_SECS);
+        let removed: Vec<Removal> = match state.store().tombstones(since).await {
+            Ok(t) => t.into_iter().map(|t| Removal { queue_id: t.queue_id, id: t.id }).collect(),
+            Err(e) => {
+                tracing::warn!(cause = %e, "tombstones not read");
+                Vec::new()
+            }
+        };
         let mut batch = SyncBatch { states: Vec::new(), removed };
         let mut published = Vec::new();
-        for q in &queues {
+        for q in &state.cached_queues() {
             match publish_one(&state, q, &owner, last.get(&q.id)).await {
                 Ok(Some((s, fp))) => {
-                    published.push((q.id, fp));
+                    published.push((q.id, fp, s.clone()));
                     batch.states.push(s);
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(queue = %q.queue_id, cause = %e, "state not published"),
             }
         }
-        if batch.states.is_empty() && batch.removed.is_empty() {
+        for q in state.lost_queues() {
+            if let Some(s) = lost_state(&state, &q, &owner, last.get(&q.id)).await {
+                published.push((q.id, 0, s.clone()));
+                batch.states.push(s);
+            }
+        }
+        let news = batch.removed.iter().any(|r| !announced.contains(&r.id));
+        if batch.states.is_empty() && !news {
             continue;
         }
         match send(&client, &cfg, &batch).await {
             Ok(()) => {
                 let at = Instant::now();
-                for (id, fp) in published {
-                    last.insert(id, (at, fp));
+                for (id, fingerprint, state) in published {
+                    last.insert(id, Sent { at, fingerprint, state });
                 }
-                known = live;
+                announced.extend(batch.removed.iter().map(|r| r.id));
             }
             Err(e) => {
                 tracing::warn!(cause = %e, queues = batch.states.len(), "sync to edge failed")
@@ -153,12 +176,38 @@ pub async fn run(state: AppState, cfg: PublishConfig, mut stop: watch::Receiver<
     }
 }
 
+/// The last state sent for a queue the store lost, marked lost and republished every
+/// interval, if this process holds the queue's lease and sent one before (a process that never
+/// published the queue sends nothing: the edge keeps its last state, which holds visitors).
+async fn lost_state(
+    state: &AppState,
+    q: &QueueConfig,
+    owner: &str,
+    last: Option<&Sent>,
+) -> Option<EdgeState> {
+    let sent = last?;
+    if sent.state.lost && sent.at.elapsed() < state.publish_interval() {
+        return None;
+    }
+    match state.store().lease(q.id, "publish", owner.to_string(), LEASE_MS).await {
+        Ok(true) => {}
+        _ => return None,
+    }
+    let now = now_ms();
+    Some(EdgeState {
+        lost: true,
+        version: (sent.state.version + 1).max(now),
+        published_at_ms: now,
+        ..sent.state.clone()
+    })
+}
+
 /// The state of `q` if this process holds its lease and it is due, with its fingerprint.
 async fn publish_one(
     state: &AppState,
     q: &QueueConfig,
     owner: &str,
-    last: Option<&(Instant, u64)>,
+    last: Option<&Sent>,
 ) -> StoreResult<Option<(EdgeState, u64)>> {
     if !state.store().lease(q.id, "publish", owner.to_string(), LEASE_MS).await? {
         return Ok(None);
@@ -168,16 +217,17 @@ async fn publish_one(
     let interval = state.publish_interval();
     let due = match last {
         None => true,
-        Some((at, prev)) => {
-            let age = at.elapsed();
-            (*prev != fp && age >= MIN_GAP) || age >= interval
+        Some(sent) => {
+            let age = sent.at.elapsed();
+            (sent.fingerprint != fp && age >= MIN_GAP) || age >= interval
         }
     };
     if !due {
         return Ok(None);
     }
-    s.version = state.store().next_version(q.id).await?;
-    s.published_at_ms = now_ms();
+    let now = now_ms();
+    s.version = state.store().next_version(q.id, now).await?;
+    s.published_at_ms = now;
     Ok(Some((s, fp)))
 }
 

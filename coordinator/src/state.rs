@@ -12,6 +12,7 @@ use tokio::sync::Mutex as AsyncMutex;
 use crate::batcher::Batchers;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::Keyring;
+use crate::recovery::{Faults, Floors};
 use crate::store::{Store, StoreResult, WaitingFacts};
 
 /// Wall-clock time; settable in tests so expiry and admission run without waiting.
@@ -104,9 +105,14 @@ struct Inner {
     estimates: RwLock<HashMap<u32, shared::eta::RateEstimate>>,
     /// Recently read status numbers per queue, so polls are answered from memory.
     status: RwLock<HashMap<u32, CachedStatus>>,
-    /// Highest serving position answered per queue. Reads that started before a change can
-    /// finish after a newer read; answers never go below what was already answered.
-    serving_seen: RwLock<HashMap<u32, u64>>,
+    /// Highest counters seen per queue: answers never go below them (a read that started
+    /// before a change can finish after a newer one), nor does the store after losing writes.
+    floors: Arc<Floors>,
+    /// Faults found since start.
+    faults: Arc<Faults>,
+    /// Queues that vanished from the store without an operator deleting them, by id: held
+    /// (503 `queue_lost`) and still published to the edge as lost.
+    lost: RwLock<HashMap<u32, Arc<QueueConfig>>>,
 }
 
 /// A queue's status as last read from the store: what polls (`serving_pos`, `waiting_num`,
@@ -163,7 +169,15 @@ struct QueueCache {
 impl AppState {
     /// Builds the state around a store and loaded keys.
     pub fn new(store: Arc<dyn Store>, keys: Keyring, settings: Settings, clock: Clock) -> Self {
-        let batchers = Batchers::new(store.clone(), clock.clone(), settings.max_batch);
+        let floors = Arc::new(Floors::default());
+        let faults = Arc::new(Faults::default());
+        let batchers = Batchers::new(
+            store.clone(),
+            clock.clone(),
+            settings.max_batch,
+            floors.clone(),
+            faults.clone(),
+        );
         AppState {
             inner: Arc::new(Inner {
                 store,
@@ -175,7 +189,9 @@ impl AppState {
                 batchers,
                 estimates: RwLock::new(HashMap::new()),
                 status: RwLock::new(HashMap::new()),
-                serving_seen: RwLock::new(HashMap::new()),
+                floors,
+                faults,
+                lost: RwLock::new(HashMap::new()),
             }),
         }
     }
@@ -232,9 +248,34 @@ impl AppState {
         }
     }
 
-    /// Reloads the queue registry from the store.
+    /// Reloads the queue registry from the store. A queue that was in the registry and is
+    /// gone without a tombstone was lost by the store, not deleted: it is kept as lost.
     pub async fn refresh_queues(&self) -> StoreResult<()> {
         let all = self.inner.store.list_queues().await?;
+        let missing: Vec<Arc<QueueConfig>> = self.cached(|c| {
+            c.by_id.values().filter(|q| !all.iter().any(|a| a.id == q.id)).cloned().collect()
+        });
+        let deleted: Vec<u32> = if missing.is_empty() {
+            Vec::new()
+        } else {
+            self.inner.store.tombstones(0).await?.into_iter().map(|t| t.id).collect()
+        };
+        {
+            let mut lost = write(&self.inner.lost);
+            for q in missing.into_iter().filter(|q| !deleted.contains(&q.id)) {
+                tracing::error!(
+                    id = q.id,
+                    queue = %q.queue_id,
+                    "queue vanished from the store without being deleted (data loss?): \
+                     held as lost; re-create or delete it"
+                );
+                Faults::count(&self.inner.faults.queues_lost);
+                lost.insert(q.id, q);
+            }
+            // A lost queue that came back (a restored backup) or whose slug an operator
+            // re-created is no longer held.
+            lost.retain(|id, q| !all.iter().any(|a| a.id == *id || a.queue_id == q.queue_id));
+        }
         let generation = self.cached(|c| c.generation) + 1;
         let mut cache =
             QueueCache { loaded_at: Some(Instant::now()), generation, ..Default::default() };
@@ -269,9 +310,33 @@ impl AppState {
         if self.cached(|c| c.generation) == seen {
             self.refresh_queues().await?;
         }
-        self.cached(|c| c.by_slug.get(slug).cloned()).ok_or_else(|| {
-            ApiError::BadRequest("unknown_queue", "queue_id is not a known queue".into())
-        })
+        if let Some(q) = self.cached(|c| c.by_slug.get(slug).cloned()) {
+            return Ok(q);
+        }
+        if read(&self.inner.lost).values().any(|q| q.queue_id == slug) {
+            return Err(ApiError::QueueLost);
+        }
+        Err(ApiError::BadRequest("unknown_queue", "queue_id is not a known queue".into()))
+    }
+
+    /// Queues held as lost.
+    pub fn lost_queues(&self) -> Vec<Arc<QueueConfig>> {
+        read(&self.inner.lost).values().cloned().collect()
+    }
+
+    /// Stops holding a lost queue (an operator deleted it).
+    pub fn forget_lost(&self, id: u32) -> Option<Arc<QueueConfig>> {
+        write(&self.inner.lost).remove(&id)
+    }
+
+    /// The counters this process has seen.
+    pub fn floors(&self) -> &Floors {
+        &self.inner.floors
+    }
+
+    /// Faults found since start.
+    pub fn faults(&self) -> &Faults {
+        &self.inner.faults
     }
 
     /// The measured admission rate of a queue with automatic admission.
@@ -322,15 +387,7 @@ impl AppState {
             Some(_) => self.draw_of(q).await?.map(Arc::new),
             None => None,
         };
-        let serving = {
-            let mut seen = match self.inner.serving_seen.write() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            let highest = seen.entry(q.id).or_insert(0);
-            *highest = (*highest).max(w.counters.serving);
-            *highest
-        };
+        let serving = self.inner.floors.saw(q.id, w.counters);
         let s = CachedStatus {
             serving,
             waiting: w.waiting(),
@@ -376,5 +433,19 @@ impl AppState {
     /// Whether the registry has been loaded at least once.
     pub fn registry_loaded(&self) -> bool {
         self.cached(|c| c.loaded_at.is_some())
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    match l.read() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    match l.write() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
     }
 }

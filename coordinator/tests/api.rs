@@ -473,10 +473,18 @@ async fn key_rotation(api: &Api) {
     assert_eq!(jwks.keys.len(), 2, "old key still published while its tokens live");
     let old_kid = jwt_kid(&old);
     assert!(jwks.keys.iter().any(|k| k.kid == old_kid));
+    let new_kid = jwks.keys.iter().find(|k| k.kid != old_kid).unwrap().kid.clone();
+    // The new key is published first; it signs only once every process and edge knows it
+    // (5 s plus two publish intervals), so no edge ever sees a token it cannot verify.
     let rid2 = api.enqueue("other").await;
     api.serve("other", 1).await;
-    let new = api.token("other", &rid2).await.json["access_token"].as_str().unwrap().to_string();
-    assert_ne!(jwt_kid(&new), old_kid, "new tokens use the new key");
+    let early = api.token("other", &rid2).await.json["access_token"].as_str().unwrap().to_string();
+    assert_eq!(jwt_kid(&early), old_kid, "the old key signs until the new one's time");
+    api.advance(coordinator::admin::ROTATION_LEAD_SECS + 4);
+    let rid3 = api.enqueue("other").await;
+    api.serve("other", 1).await;
+    let new = api.token("other", &rid3).await.json["access_token"].as_str().unwrap().to_string();
+    assert_eq!(jwt_kid(&new), new_kid, "then new tokens use the new key");
     api.advance(400);
     let jwks: shared::wire::Jwks =
         serde_json::from_value(api.get("/.well-known/jwks.json").await.json).unwrap();

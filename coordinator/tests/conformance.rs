@@ -9,7 +9,8 @@ use std::sync::Arc;
 use coordinator::store::memory::MemoryStore;
 use coordinator::store::redis::RedisStore;
 use coordinator::store::{
-    Assigned, Claim, Counters, Created, Ended, PreQueued, ReplayKey, Session, Store, StoredSecrets,
+    Assigned, Claim, Counters, Created, Ended, Floor, PreQueued, ReplayKey, Session, Store,
+    StoredSecrets,
 };
 use shared::wire::QueueConfig;
 
@@ -23,7 +24,7 @@ fn cfg(slug: &str) -> QueueConfig {
 }
 
 async fn assign_n(s: &dyn Store, q: u32, n: usize, now: u64, keep: u64) -> u64 {
-    let done = s.assign(q, vec![None; n], now, keep).await.unwrap();
+    let done = s.assign(q, vec![None; n], now, keep, Floor::default()).await.unwrap();
     assert!(done.replayed.is_empty());
     done.last
 }
@@ -38,17 +39,27 @@ async fn replays_and_versions(s: &dyn Store) {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let (soon, later) = (t + 60, t + 130);
     // Two fresh nonces and a plain caller: three places.
-    let done = s.assign(q.id, vec![nonce(1, soon), None, nonce(2, later)], t, 600).await.unwrap();
-    assert_eq!(done, Assigned { last: 3, replayed: vec![] });
+    let done = s
+        .assign(q.id, vec![nonce(1, soon), None, nonce(2, later)], t, 600, Floor::default())
+        .await
+        .unwrap();
+    assert_eq!(done, Assigned { last: 3, replayed: vec![], raised: None });
     // A replayed nonce gets nothing; the others still get consecutive places.
     let batch = vec![nonce(3, soon), nonce(1, soon), nonce(4, soon)];
-    let done = s.assign(q.id, batch, t + 1, 600).await.unwrap();
-    assert_eq!(done, Assigned { last: 5, replayed: vec![1] });
+    let done = s.assign(q.id, batch, t + 1, 600, Floor::default()).await.unwrap();
+    assert_eq!(done, Assigned { last: 5, replayed: vec![1], raised: None });
     // Within one batch too.
-    let done = s.assign(q.id, vec![nonce(5, soon), nonce(5, soon)], t + 2, 600).await.unwrap();
-    assert_eq!(done, Assigned { last: 6, replayed: vec![1] });
-    let done = s.assign(q.id, vec![nonce(2, later)], t + 3, 600).await.unwrap();
-    assert_eq!(done, Assigned { last: 6, replayed: vec![0] }, "all refused: nothing assigned");
+    let done = s
+        .assign(q.id, vec![nonce(5, soon), nonce(5, soon)], t + 2, 600, Floor::default())
+        .await
+        .unwrap();
+    assert_eq!(done, Assigned { last: 6, replayed: vec![1], raised: None });
+    let done = s.assign(q.id, vec![nonce(2, later)], t + 3, 600, Floor::default()).await.unwrap();
+    assert_eq!(
+        done,
+        Assigned { last: 6, replayed: vec![0], raised: None },
+        "all refused: nothing assigned"
+    );
     assert_eq!(s.counters(q.id).await.unwrap().assigned, 6);
 
     // The pre-queue shares the replay set: a nonce buys one arrival, and a nonce spent in
@@ -57,18 +68,24 @@ async fn replays_and_versions(s: &dyn Store) {
     assert_eq!(s.assign_prequeue(pq.id, nonce(7, soon)).await.unwrap(), PreQueued::Arrival(1));
     assert_eq!(s.assign_prequeue(pq.id, nonce(7, soon)).await.unwrap(), PreQueued::Replayed);
     assert_eq!(s.assign_prequeue(pq.id, None).await.unwrap(), PreQueued::Arrival(2));
-    let done = s.assign(pq.id, vec![nonce(1, soon)], t, 600).await.unwrap();
+    let done = s.assign(pq.id, vec![nonce(1, soon)], t, 600, Floor::default()).await.unwrap();
     assert_eq!(done.replayed, vec![] as Vec<usize>, "nonces are per queue");
     assert_eq!(s.assign_prequeue(pq.id, nonce(1, soon)).await.unwrap(), PreQueued::Replayed);
     assert_eq!(s.draw(pq.id).await.unwrap(), (1, 2));
     // After the draw nothing is handed out and the nonce is not spent: FIFO takes it.
     assert_eq!(s.assign_prequeue(pq.id, nonce(8, soon)).await.unwrap(), PreQueued::Drawn);
-    let done = s.assign(pq.id, vec![nonce(8, soon), nonce(7, soon)], t, 600).await.unwrap();
-    assert_eq!(done, Assigned { last: 4, replayed: vec![1] });
+    let done = s
+        .assign(pq.id, vec![nonce(8, soon), nonce(7, soon)], t, 600, Floor::default())
+        .await
+        .unwrap();
+    assert_eq!(done, Assigned { last: 4, replayed: vec![1], raised: None });
 
-    let v1 = s.next_version(q.id).await.unwrap();
-    let v2 = s.next_version(q.id).await.unwrap();
+    let v1 = s.next_version(q.id, 5).await.unwrap();
+    let v2 = s.next_version(q.id, 5).await.unwrap();
     assert!(v2 > v1);
+    // Versions are at least the clock, so they keep rising after the store lost its counter.
+    assert_eq!(s.next_version(q.id, 1_800_000_000_000).await.unwrap(), 1_800_000_000_000);
+    assert_eq!(s.next_version(q.id, 5).await.unwrap(), 1_800_000_000_001);
 
     assert!(s.lease(q.id, "publish", "a".into(), 60_000).await.unwrap());
     assert!(s.lease(q.id, "publish", "a".into(), 60_000).await.unwrap(), "the owner renews");
@@ -98,7 +115,7 @@ async fn create(s: &dyn Store, slug: &str) -> QueueConfig {
 async fn registry(s: &dyn Store) {
     let a = create(s, "reg-a").await;
     let b = create(s, "reg-b").await;
-    assert!(b.id > a.id, "ids increase");
+    assert!(a.id != b.id && a.id > 0 && b.id > 0 && a.id < 1 << 31 && b.id < 1 << 31);
     assert_eq!(s.create_queue(cfg("reg-a")).await.unwrap(), Created::SlugTaken);
     let mut listed = s.list_queues().await.unwrap();
     listed.sort_by_key(|q| q.id);
@@ -110,11 +127,55 @@ async fn registry(s: &dyn Store) {
     assert!(!s.update_queue(QueueConfig { id: 999_999, ..a.clone() }).await.unwrap());
 
     assign_n(s, a.id, 5, 1000, 600).await;
-    assert!(s.delete_queue(a.id).await.unwrap());
-    assert!(!s.delete_queue(a.id).await.unwrap());
+    s.next_version(a.id, 7).await.unwrap();
+    assert!(s.delete_queue(a.id, None, 5000).await.unwrap());
+    assert!(!s.delete_queue(a.id, None, 5001).await.unwrap());
     assert_eq!(s.counters(a.id).await.unwrap(), Counters::default(), "state deleted");
+    assert_eq!(s.next_version(a.id, 0).await.unwrap(), 1, "every key of the queue deleted");
     let again = create(s, "reg-a").await;
-    assert!(again.id > b.id, "a re-created queue gets a new id, never a reused one");
+    assert!(again.id != a.id && again.id != b.id, "a re-created queue gets a new id");
+    // The deletion leaves a tombstone naming the id, the explicit act the edge waits for.
+    let tombs = s.tombstones(4000).await.unwrap();
+    let tomb = tombs.iter().find(|t| t.id == a.id).unwrap();
+    assert_eq!((tomb.queue_id.as_str(), tomb.deleted_at), ("reg-a", 5000));
+    assert!(s.tombstones(5001).await.unwrap().iter().all(|t| t.id != a.id), "since filters");
+    // A queue the store no longer has (it lost it) can still be deleted by a caller that
+    // knows it, leaving a tombstone.
+    let ghost = QueueConfig { id: 77, ..cfg("reg-ghost") };
+    assert!(!s.delete_queue(77, None, 5002).await.unwrap());
+    assert!(s.delete_queue(77, Some(ghost), 5003).await.unwrap());
+    assert!(
+        s.tombstones(5003).await.unwrap().iter().any(|t| t.id == 77 && t.queue_id == "reg-ghost")
+    );
+    // Many creations: never a repeated id.
+    let mut ids = std::collections::HashSet::new();
+    for i in 0..200 {
+        let q = create(s, &format!("reg-many-{i}")).await;
+        assert!(ids.insert(q.id));
+    }
+}
+
+/// A counter below a caller's floor (the store lost writes) is raised before anything more
+/// is handed out; the serving position is raised to its floor.
+async fn floors(s: &dyn Store) {
+    let q = create(s, "floors").await;
+    assert_eq!(assign_n(s, q.id, 10, 1000, 600).await, 10);
+    let floor = Floor { assigned: 25, serving: 4, gap: 100 };
+    let done = s.assign(q.id, vec![None, None], 1001, 600, floor).await.unwrap();
+    assert_eq!(done, Assigned { last: 127, replayed: vec![], raised: Some((10, 125)) });
+    let done = s.assign(q.id, vec![None], 1002, 600, floor).await.unwrap();
+    assert_eq!(done.raised, None, "at or above its floor: nothing raised");
+    let r = s.raise_counters(q.id, Floor { assigned: 200, serving: 4, gap: 50 }).await.unwrap();
+    let r = r.unwrap();
+    assert_eq!(
+        (r.found, r.now),
+        (Counters { assigned: 128, serving: 0 }, Counters { assigned: 250, serving: 4 },)
+    );
+    assert_eq!(
+        s.raise_counters(q.id, Floor { assigned: 200, serving: 4, gap: 50 }).await.unwrap(),
+        None
+    );
+    assert_eq!(s.counters(q.id).await.unwrap(), Counters { assigned: 250, serving: 4 });
 }
 
 async fn positions(s: &dyn Store) {
@@ -242,7 +303,9 @@ async fn history_compaction(s: &dyn Store) {
 async fn secrets(s: &dyn Store) {
     let a = StoredSecrets { signing: vec![], ticket_keys: "1:aa".into() };
     let b = StoredSecrets { signing: vec![], ticket_keys: "1:bb".into() };
+    assert_eq!(s.secrets().await.unwrap(), None);
     assert_eq!(s.secrets_or_init(a.clone()).await.unwrap(), a);
+    assert_eq!(s.secrets().await.unwrap(), Some(a.clone()));
     assert_eq!(s.secrets_or_init(b.clone()).await.unwrap(), a, "first secrets win");
     s.put_secrets(b.clone()).await.unwrap();
     assert_eq!(s.secrets_or_init(a).await.unwrap(), b);
@@ -256,6 +319,7 @@ async fn suite(s: Arc<dyn Store>) {
     waiting(s.as_ref()).await;
     history_compaction(s.as_ref()).await;
     replays_and_versions(s.as_ref()).await;
+    floors(s.as_ref()).await;
     secrets(s.as_ref()).await;
 }
 

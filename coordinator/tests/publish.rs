@@ -150,9 +150,85 @@ async fn publisher_is_single_writer_rate_limited_and_prompt() {
         .unwrap();
     assert_eq!(r.status(), 200);
     wait_until("removal announced", 5, || {
-        log.lock().unwrap().iter().any(|(_, b)| b.removed.contains(&"gig".to_string()))
+        let id = id as u32;
+        log.lock()
+            .unwrap()
+            .iter()
+            .any(|(_, b)| b.removed.iter().any(|r| r.queue_id == "gig" && r.id == id))
     })
     .await;
     a.stop();
     b.stop();
+}
+
+/// After the store loses everything, the publisher never tells the edge a queue was removed:
+/// it republishes the last state it sent, marked lost; only an operator's delete, naming the
+/// queue's id, is announced (and repeated, so one dropped batch does not lose it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_loss_is_announced_as_lost_never_as_removed() {
+    let redis = Redis::start();
+    let (url, log, _) = receiver().await;
+    let env = [
+        ("ANTEROOM_REDIS_URL", redis.url()),
+        ("ANTEROOM_EDGE_KEY", EDGE_KEY.to_string()),
+        ("ANTEROOM_EDGE_SYNC_URL", url),
+        ("ANTEROOM_PUBLISH_INTERVAL_MS", "1000".to_string()),
+    ];
+    let p = Process::start(&env);
+    let c = reqwest::Client::new();
+    let created: serde_json::Value = c
+        .post(format!("http://{}/api/queue", p.admin))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"queue_id": "kept", "paths": ["/k"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_u64().unwrap() as u32;
+    wait_until("first publish", 10, || !states_of(&log, "kept").is_empty()).await;
+    let before = states_of(&log, "kept").last().unwrap().1;
+
+    assert!(common::redis_raw(redis.port, "FLUSHALL").unwrap().starts_with("+OK"));
+    let lost_version = |log: &Log| {
+        log.lock().unwrap().iter().find_map(|(_, b)| {
+            b.states.iter().find(|s| s.queue.queue_id == "kept" && s.lost).map(|s| s.version)
+        })
+    };
+    wait_until("the lost state published", 10, || lost_version(&log).is_some()).await;
+    assert!(lost_version(&log).unwrap() > before, "a newer version than the last good state");
+    wait_until("republished", 10, || {
+        log.lock().unwrap().iter().filter(|(_, b)| b.states.iter().any(|s| s.lost)).count() >= 2
+    })
+    .await;
+    assert!(
+        log.lock().unwrap().iter().all(|(_, b)| b.removed.is_empty()),
+        "the store forgetting a queue is never a removal"
+    );
+
+    let r = c
+        .delete(format!("http://{}/api/queue/{id}", p.admin))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let removals = |log: &Log| {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, b)| b.removed.iter().any(|r| r.queue_id == "kept" && r.id == id))
+            .count()
+    };
+    wait_until("removal announced", 5, || removals(&log) >= 1).await;
+    // Repeated in later batches (a lost notice is sent again), here with another queue's state.
+    c.post(format!("http://{}/api/queue", p.admin))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"queue_id": "other"}))
+        .send()
+        .await
+        .unwrap();
+    wait_until("removal repeated", 5, || removals(&log) >= 2).await;
+    p.stop();
 }

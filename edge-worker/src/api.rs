@@ -73,6 +73,13 @@ pub(crate) async fn queue_state(env: &Env, queue_id: &str) -> EdgeResult<std::rc
         return Err(bad("queue_id is not a valid queue"));
     }
     if let Some(s) = store::state(env, queue_id).await? {
+        if s.state.lost {
+            return Err(EdgeError::Unavailable {
+                code: "queue_lost",
+                message: "this queue is unavailable; the operator has been alerted",
+                retry_after: RETRY_SECS,
+            });
+        }
         return Ok(s);
     }
     let known = store::index(env).await?.is_some_and(|i| i.knows(queue_id));

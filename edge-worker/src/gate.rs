@@ -255,11 +255,19 @@ pub async fn protected(req: Request, env: &Env, cfg: &Config) -> EdgeResult {
     let Some(s) = store::state(env, &queue.queue_id).await? else {
         return if queue.fail_open { proxy(req, env).await } else { unavailable(&req, cfg) };
     };
+    // The coordinator lost this queue: held as if nothing were synced, except that visitors
+    // already admitted keep their sessions.
+    if s.state.lost && queue.fail_open {
+        return proxy(req, env).await;
+    }
     let now = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
     for token in presented_tokens(&req, &queue.queue_id) {
         if admits(&s, &token, now).await {
             return proxy(req, env).await;
         }
+    }
+    if s.state.lost {
+        return unavailable(&req, cfg);
     }
     let method = req.method();
     if method != Method::Get && method != Method::Head {

@@ -4,8 +4,14 @@
 //! - `state/<queue_id>`: the latest [`EdgeState`] JSON of a queue;
 //! - `index`: an [`EdgeIndex`], the queues' configs, for path-to-queue mapping.
 //!
-//! Each isolate caches what it read for [`CACHE_MS`] and never goes back to a version lower
+//! Each isolate caches what it read for [`CACHE_MS`] and never goes back to a state older
 //! than one it has seen (KV replicas can briefly answer with an older value).
+//!
+//! A slug's state is replaced only by a newer one of the same queue (higher `version`) or by
+//! a queue created later under the slug (higher `created_at`: a delete and re-create whose
+//! removal notice was lost or is still on its way); it is removed only by a removal naming its
+//! id. A queue missing from a batch is never taken as removed, so a coordinator whose store
+//! lost everything cannot open the site.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -116,15 +122,25 @@ async fn read_state(kv: &KvStore, queue_id: &str) -> EdgeResult<Option<EdgeState
     }
 }
 
+/// Whether `new` supersedes `old` for one slug: a later state of the same queue, or a queue
+/// created later under the slug.
+pub fn supersedes(new: &EdgeState, old: &EdgeState) -> bool {
+    if new.queue.id == old.queue.id {
+        new.version > old.version
+    } else {
+        new.queue.created_at > old.queue.created_at
+    }
+}
+
 /// Remembers `state` in this isolate unless it already holds a newer one; returns what it holds.
 fn remember(queue_id: &str, state: Option<EdgeState>, now: u64) -> Option<Rc<Loaded>> {
     STATES.with_borrow_mut(|m| {
         let slot = m.entry(queue_id.to_owned()).or_insert(Slot { value: None, fetched_ms: 0 });
         slot.fetched_ms = now;
         match state {
-            // A queue that vanished from KV was removed on purpose (sync `removed`).
+            // A queue that vanished from KV was removed on purpose (a removal naming its id).
             None => slot.value = None,
-            Some(s) if slot.value.as_ref().is_none_or(|old| s.version > old.state.version) => {
+            Some(s) if slot.value.as_ref().is_none_or(|old| supersedes(&s, &old.state)) => {
                 slot.value = Some(Rc::new(Loaded::new(s)));
             }
             Some(_) => {}
@@ -229,8 +245,8 @@ pub async fn sync(mut req: Request, env: &Env) -> EdgeResult {
     let before = serde_json::to_string(&index).unwrap_or_default();
     for s in &batch.states {
         let q = s.queue.queue_id.as_str();
-        let stored = read_state(&kv, q).await.ok().flatten().map(|s| s.version);
-        if stored.is_some_and(|v| v >= s.version) {
+        let stored = read_state(&kv, q).await.ok().flatten();
+        if stored.as_ref().is_some_and(|old| !supersedes(s, old)) {
             answer.ignored.push(Applied { queue_id: q.to_owned(), version: s.version });
             continue;
         }
@@ -243,14 +259,23 @@ pub async fn sync(mut req: Request, env: &Env) -> EdgeResult {
         }
         answer.applied.push(Applied { queue_id: q.to_owned(), version: s.version });
     }
-    for q in &batch.removed {
-        if !valid_slug(q) {
+    for r in &batch.removed {
+        let q = r.queue_id.as_str();
+        // Only the queue the removal names: a queue re-created under the slug stays.
+        let names_it = |e: &shared::sync::EdgeQueue| e.queue_id == q && e.id == r.id;
+        if !valid_slug(q) || !index.queues.iter().any(names_it) {
             continue;
         }
-        kv.delete(&state_key(q)).await?;
-        index.queues.retain(|e| &e.queue_id != q);
-        STATES.with_borrow_mut(|m| m.remove(q.as_str()));
-        answer.removed.push(q.clone());
+        if read_state(&kv, q).await.ok().flatten().is_some_and(|s| s.queue.id == r.id) {
+            kv.delete(&state_key(q)).await?;
+        }
+        index.queues.retain(|e| !names_it(e));
+        STATES.with_borrow_mut(|m| {
+            if m.get(q).and_then(|s| s.value.as_ref()).is_some_and(|l| l.state.queue.id == r.id) {
+                m.remove(q);
+            }
+        });
+        answer.removed.push(r.clone());
     }
     let after = serde_json::to_string(&index).map_err(|e| EdgeError::Internal(e.to_string()))?;
     if after != before {

@@ -46,9 +46,20 @@ pub struct SyncBatch {
     /// Current state of each published queue.
     #[serde(default)]
     pub states: Vec<EdgeState>,
-    /// Slugs of queues deleted since the last publish: the edge forgets them.
+    /// Queues an operator deleted (tombstones of the last hour, repeated in every batch):
+    /// the edge forgets a queue only when told so for its very id. A queue missing from
+    /// `states` is never taken as removed.
     #[serde(default)]
-    pub removed: Vec<String>,
+    pub removed: Vec<Removal>,
+}
+
+/// An operator's deletion of one queue, as announced to the edge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removal {
+    /// The slug.
+    pub queue_id: String,
+    /// The deleted queue's id: a queue re-created under the slug has another.
+    pub id: u32,
 }
 
 /// What the edge knows about one queue; written to KV under `state/<queue_id>`.
@@ -93,6 +104,11 @@ pub struct EdgeState {
     /// The operator's waiting-room page, when the queue has one (`crate::template`).
     #[serde(default)]
     pub template: Option<String>,
+    /// The coordinator lost this queue's data (its store forgot it without an operator
+    /// deleting it): this is the last state it had. The edge keeps honouring tokens and holds
+    /// new visitors, or lets everyone through when the queue is `fail_open`.
+    #[serde(default)]
+    pub lost: bool,
 }
 
 /// The edge's queue index (KV `index`): the config of every synced queue, for mapping paths
@@ -115,7 +131,7 @@ pub struct SyncAnswer {
     pub ignored: Vec<Applied>,
     /// Queues forgotten.
     #[serde(default)]
-    pub removed: Vec<String>,
+    pub removed: Vec<Removal>,
 }
 
 /// One queue's state in a [`SyncAnswer`].
@@ -192,6 +208,9 @@ pub struct EdgeQueue {
     /// Visitors without JavaScript may join without the proof-of-work.
     #[serde(default)]
     pub allow_no_js: bool,
+    /// When the queue was created, unix ms: of two queues with one slug, the newer wins.
+    #[serde(default)]
+    pub created_at: u64,
 }
 
 fn default_waiting_status() -> u16 {
@@ -538,6 +557,7 @@ mod tests {
             draw: None,
             admission: None,
             template: None,
+            lost: false,
         }
     }
 

@@ -158,6 +158,10 @@ pub struct QueueConfig {
     /// `shared::template::VARIABLES`, at most 32 KiB); `None` = the default page.
     #[serde(default)]
     pub template: Option<String>,
+    /// *Extension*, server-set: when the queue was created, unix ms. The edge prefers the
+    /// newer of two queues with one slug (a delete and re-create it has not heard of yet).
+    #[serde(default)]
+    pub created_at: u64,
 }
 
 fn default_waiting_status() -> u16 {
@@ -187,6 +191,7 @@ impl QueueConfig {
             session_max_second: 0,
             allow_no_js: false,
             template: None,
+            created_at: 0,
         }
     }
 }
@@ -350,6 +355,40 @@ pub struct TokenStatusForm {
 pub struct ActiveNumResponse {
     /// Sessions issued, not completed or abandoned, not expired.
     pub active_num: u64,
+}
+
+/// Faults a coordinator process found since it started (`GET /api/health`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultCounts {
+    /// Queues that vanished from the registry without an operator deleting them.
+    pub queues_lost: u64,
+    /// Times the key ring was missing from the store and was written back from memory.
+    pub keys_restored: u64,
+    /// Times a queue counter was found below what the process had seen, and raised.
+    pub counters_raised: u64,
+}
+
+/// A queue the coordinator knew that vanished from the store without being deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostQueue {
+    /// Its id.
+    pub id: u32,
+    /// Its slug.
+    pub queue_id: String,
+}
+
+/// `GET /api/health`: the coordinator process's view of faults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthView {
+    /// `redis`, `redis-cluster` or `memory`.
+    pub store: String,
+    /// Whether the store answered a PING just now.
+    pub store_up: bool,
+    /// Faults found since this process started.
+    pub faults: FaultCounts,
+    /// Queues held because the store lost them: their slugs answer 503 `queue_lost` until
+    /// an operator re-creates or deletes them.
+    pub lost_queues: Vec<LostQueue>,
 }
 
 /// One public key of the JWKS (RFC 8037 OKP key).

@@ -12,8 +12,8 @@ use futures::future::BoxFuture;
 use shared::wire::QueueConfig;
 
 use super::{
-    Assigned, Claim, Counters, Created, Ended, PlaceFacts, PreQueued, ReplayKey, Session, Store,
-    StoreError, StoreResult, StoredSecrets, WaitingFacts,
+    Assigned, Claim, Counters, Created, Ended, Floor, PlaceFacts, PreQueued, Raised, ReplayKey,
+    Session, Store, StoreError, StoreResult, StoredSecrets, Tombstone, WaitingFacts,
 };
 
 /// One queue's state.
@@ -102,7 +102,9 @@ impl Default for MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    next_id: u32,
+    /// Every id handed out, deleted queues' included.
+    used_ids: std::collections::HashSet<u32>,
+    tombstones: Vec<Tombstone>,
     queues: BTreeMap<u32, QueueConfig>,
     data: HashMap<u32, QueueData>,
     secrets: Option<StoredSecrets>,
@@ -148,8 +150,12 @@ impl Store for MemoryStore {
             if inner.queues.values().any(|q| q.queue_id == cfg.queue_id) {
                 return Created::SlugTaken;
             }
-            inner.next_id += 1;
-            cfg.id = inner.next_id;
+            cfg.id = loop {
+                let id = super::random_queue_id();
+                if inner.used_ids.insert(id) {
+                    break id;
+                }
+            };
             inner.queues.insert(cfg.id, cfg.clone());
             Created::Ok(Box::new(cfg))
         })
@@ -169,10 +175,24 @@ impl Store for MemoryStore {
         self.with(|inner| inner.queues.values().cloned().collect())
     }
 
-    fn delete_queue(&self, id: u32) -> BoxFuture<'_, StoreResult<bool>> {
+    fn delete_queue(
+        &self,
+        id: u32,
+        known: Option<QueueConfig>,
+        now: u64,
+    ) -> BoxFuture<'_, StoreResult<bool>> {
         self.with(move |inner| {
             inner.data.remove(&id);
-            inner.queues.remove(&id).is_some()
+            let Some(q) = inner.queues.remove(&id).or(known) else { return false };
+            inner.tombstones.retain(|t| t.deleted_at + super::TOMBSTONE_SECS > now);
+            inner.tombstones.push(Tombstone { id, queue_id: q.queue_id, deleted_at: now });
+            true
+        })
+    }
+
+    fn tombstones(&self, since: u64) -> BoxFuture<'_, StoreResult<Vec<Tombstone>>> {
+        self.with(move |inner| {
+            inner.tombstones.iter().filter(|t| t.deleted_at >= since).cloned().collect()
         })
     }
 
@@ -182,8 +202,15 @@ impl Store for MemoryStore {
         batch: Vec<Option<ReplayKey>>,
         now: u64,
         keep_secs: u64,
+        floor: Floor,
     ) -> BoxFuture<'_, StoreResult<Assigned>> {
         self.with_queue(queue, move |q| {
+            let mut raised = None;
+            if q.counters.assigned < floor.assigned {
+                let to = floor.assigned + floor.gap;
+                raised = Some((q.counters.assigned, to));
+                q.counters.assigned = to;
+            }
             // Forget nonces whose minute is over.
             let current = now / 60;
             q.replay.retain(|bucket, _| *bucket >= current);
@@ -202,7 +229,22 @@ impl Store for MemoryStore {
                 _ => q.arrivals.push((now, last)),
             }
             compact(&mut q.arrivals, |e| e.0, now.saturating_sub(keep_secs));
-            Assigned { last, replayed }
+            Assigned { last, replayed, raised }
+        })
+    }
+
+    fn raise_counters(
+        &self,
+        queue: u32,
+        floor: Floor,
+    ) -> BoxFuture<'_, StoreResult<Option<Raised>>> {
+        self.with_queue(queue, move |q| {
+            let found = q.counters;
+            if q.counters.assigned < floor.assigned {
+                q.counters.assigned = floor.assigned + floor.gap;
+            }
+            q.counters.serving = q.counters.serving.max(floor.serving);
+            (q.counters != found).then_some(Raised { found, now: q.counters })
         })
     }
 
@@ -214,9 +256,9 @@ impl Store for MemoryStore {
         self.with_queue(queue, move |q| q.history[q.history.len().saturating_sub(limit)..].to_vec())
     }
 
-    fn next_version(&self, queue: u32) -> BoxFuture<'_, StoreResult<u64>> {
-        self.with_queue(queue, |q| {
-            q.version += 1;
+    fn next_version(&self, queue: u32, now_ms: u64) -> BoxFuture<'_, StoreResult<u64>> {
+        self.with_queue(queue, move |q| {
+            q.version = (q.version + 1).max(now_ms);
             q.version
         })
     }
@@ -467,7 +509,20 @@ impl Store for MemoryStore {
         self.with(move |inner| inner.secrets.get_or_insert(fresh).clone())
     }
 
+    fn secrets(&self) -> BoxFuture<'_, StoreResult<Option<StoredSecrets>>> {
+        self.with(|inner| inner.secrets.clone())
+    }
+
     fn put_secrets(&self, secrets: StoredSecrets) -> BoxFuture<'_, StoreResult<()>> {
         self.with(move |inner| inner.secrets = Some(secrets))
+    }
+}
+
+impl MemoryStore {
+    /// Forgets everything, as a Redis `FLUSHALL` would (for tests of data loss).
+    pub fn flush_all(&self) {
+        if let Ok(mut g) = self.inner.lock() {
+            *g = Inner::default();
+        }
     }
 }

@@ -36,6 +36,11 @@ pub enum StoreError {
 /// Result of a storage call.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A random queue id in `1..2^31` (JSON-safe everywhere, never 0).
+pub fn random_queue_id() -> u32 {
+    rand::random_range(1..(1u32 << 31))
+}
+
 /// Outcome of creating a queue.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Created {
@@ -70,7 +75,48 @@ pub struct Assigned {
     pub last: u64,
     /// Indexes (in the batch) of callers refused as replays.
     pub replayed: Vec<usize>,
+    /// The counter was found below the caller's floor (the store lost writes) and raised
+    /// before this batch: `(found, raised to)`.
+    pub raised: Option<(u64, u64)>,
 }
+
+/// The lowest values a queue's counters may have, as one coordinator process saw them: a
+/// counter below its floor lost writes (a Redis restart without the last second of its AOF,
+/// a failover), so positions it would hand out again may sit in live tickets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Floor {
+    /// Highest position this process has seen handed out.
+    pub assigned: u64,
+    /// Highest serving position this process has seen.
+    pub serving: u64,
+    /// How far beyond `assigned` a lost counter is raised: room for positions other
+    /// processes handed out in the loss window that this one never saw.
+    pub gap: u64,
+}
+
+/// A repair of a queue's counters found below a floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Raised {
+    /// Counters as found.
+    pub found: Counters,
+    /// Counters after the repair.
+    pub now: Counters,
+}
+
+/// A queue deleted by an operator: the explicit act the edge needs before it forgets a queue.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Tombstone {
+    /// The deleted queue's id.
+    pub id: u32,
+    /// Its slug.
+    pub queue_id: String,
+    /// When it was deleted, unix seconds.
+    pub deleted_at: u64,
+}
+
+/// How long a tombstone is kept, seconds: the publisher announces it in every batch meanwhile,
+/// so an edge that missed one batch still hears of it.
+pub const TOMBSTONE_SECS: u64 = 86_400;
 
 /// Outcome of a pre-queue arrival.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +226,10 @@ pub struct StoredSigningKey {
     pub seed_hex: String,
     /// Unix seconds after which this key is dropped from the JWKS (0 = current key).
     pub retire_after: u64,
+    /// Unix seconds from which this key signs (it is in the JWKS before, so every process
+    /// and every edge knows it by then); 0 = at once.
+    #[serde(default)]
+    pub active_from: u64,
 }
 
 /// The storage operations of Anteroom. Every method is one atomic step.
@@ -189,33 +239,55 @@ pub trait Store: Send + Sync + 'static {
     /// Checks the store answers.
     fn ping(&self) -> BoxFuture<'_, StoreResult<()>>;
 
-    /// Creates a queue with a fresh, never reused id, unless the slug is taken.
+    /// Creates a queue with a fresh id, unless the slug is taken. Ids are drawn at random
+    /// from `1..2^31` and checked against every id the store remembers, so an id is not
+    /// reused even after the store lost everything (a collision with a forgotten id has
+    /// probability at most one in two billion per forgotten queue).
     fn create_queue(&self, cfg: QueueConfig) -> BoxFuture<'_, StoreResult<Created>>;
     /// Replaces a queue's settings; `false` if the id does not exist.
     fn update_queue(&self, cfg: QueueConfig) -> BoxFuture<'_, StoreResult<bool>>;
     /// Every queue.
     fn list_queues(&self) -> BoxFuture<'_, StoreResult<Vec<QueueConfig>>>;
-    /// Deletes a queue and all its state; `false` if it did not exist.
-    fn delete_queue(&self, id: u32) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Deletes a queue and all its state and leaves a [`Tombstone`]; `false` if it did not
+    /// exist. `known` is the queue's config when the caller still knows a queue the store
+    /// lost: a tombstone is then left for it all the same.
+    fn delete_queue(
+        &self,
+        id: u32,
+        known: Option<QueueConfig>,
+        now: u64,
+    ) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Tombstones of queues deleted at or after `since` (unix seconds).
+    fn tombstones(&self, since: u64) -> BoxFuture<'_, StoreResult<Vec<Tombstone>>>;
 
     /// Hands out consecutive positions at `now` to the batch's callers, in order, except
     /// those whose proof-of-work nonce was already used (refused, no position). History
-    /// older than `keep_secs` is compacted (see the module docs).
+    /// older than `keep_secs` is compacted (see the module docs). A counter below
+    /// `floor.assigned` is first raised to `floor.assigned + floor.gap`.
     fn assign(
         &self,
         queue: u32,
         batch: Vec<Option<ReplayKey>>,
         now: u64,
         keep_secs: u64,
+        floor: Floor,
     ) -> BoxFuture<'_, StoreResult<Assigned>>;
+    /// Raises counters found below `floor` (assigned to `floor.assigned + floor.gap`, serving
+    /// to `floor.serving`); `None` when nothing was below.
+    fn raise_counters(
+        &self,
+        queue: u32,
+        floor: Floor,
+    ) -> BoxFuture<'_, StoreResult<Option<Raised>>>;
     /// The newest `limit` serving history entries `(serving, unix second)`, oldest first.
     fn serving_history(
         &self,
         queue: u32,
         limit: usize,
     ) -> BoxFuture<'_, StoreResult<Vec<(u64, u64)>>>;
-    /// The next state version of a queue: strictly increasing, across processes.
-    fn next_version(&self, queue: u32) -> BoxFuture<'_, StoreResult<u64>>;
+    /// The next state version of a queue: strictly increasing across processes, and at
+    /// least `now_ms`, so versions keep rising even after the store lost its counter.
+    fn next_version(&self, queue: u32, now_ms: u64) -> BoxFuture<'_, StoreResult<u64>>;
     /// Takes or renews the lease `name` of a queue for `owner` for `ttl_ms`; `false` when
     /// another owner holds it.
     fn lease(
@@ -329,6 +401,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Returns the stored secrets, storing `fresh` first if there are none (first start).
     fn secrets_or_init(&self, fresh: StoredSecrets) -> BoxFuture<'_, StoreResult<StoredSecrets>>;
+    /// The stored secrets, if any.
+    fn secrets(&self) -> BoxFuture<'_, StoreResult<Option<StoredSecrets>>>;
     /// Replaces the stored secrets (key rotation).
     fn put_secrets(&self, secrets: StoredSecrets) -> BoxFuture<'_, StoreResult<()>>;
 }

@@ -4,9 +4,10 @@
 //!
 //! | key | type | what |
 //! |---|---|---|
-//! | `anteroom:{registry}:next_id` | string | last queue id handed out (never reused) |
+//! | `anteroom:{registry}:ids` | set | every queue id handed out (ids are random, never reused) |
 //! | `anteroom:{registry}:queues` | hash | id → queue config JSON |
 //! | `anteroom:{registry}:slugs` | hash | slug → id |
+//! | `anteroom:{registry}:tombs` | hash | id → tombstone JSON of a deleted queue (kept a day) |
 //! | `anteroom:{registry}:secrets` | string | key ring JSON (signing seeds, ticket keys) |
 //! | `aq:{q<id>}:ctr` | string | last position handed out |
 //! | `aq:{q<id>}:srv` | string | serving position |
@@ -35,11 +36,12 @@ use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use shared::wire::QueueConfig;
 
 use super::{
-    Assigned, Claim, Counters, Created, Ended, PlaceFacts, PreQueued, ReplayKey, Session, Store,
-    StoreError, StoreResult, StoredSecrets, WaitingFacts,
+    Assigned, Claim, Counters, Created, Ended, Floor, PlaceFacts, PreQueued, Raised, ReplayKey,
+    Session, Store, StoreError, StoreResult, StoredSecrets, Tombstone, WaitingFacts,
 };
 
-const REG_NEXT_ID: &str = "anteroom:{registry}:next_id";
+const REG_IDS: &str = "anteroom:{registry}:ids";
+const REG_TOMBS: &str = "anteroom:{registry}:tombs";
 const REG_QUEUES: &str = "anteroom:{registry}:queues";
 const REG_SLUGS: &str = "anteroom:{registry}:slugs";
 const REG_SECRETS: &str = "anteroom:{registry}:secrets";
@@ -49,9 +51,27 @@ fn qk(id: u32, what: &str) -> String {
     format!("aq:{{q{id}}}:{what}")
 }
 
-/// All per-queue key suffixes, for deletion.
-const QUEUE_KEYS: [&str; 9] =
-    ["ctr", "srv", "claimed", "nclaimed", "sess", "sinfo", "rev", "hist", "arr"];
+/// All per-queue key suffixes, for deletion (replay sets `pow:<minute>` expire by themselves).
+const QUEUE_KEYS: [&str; 18] = [
+    "ctr",
+    "srv",
+    "claimed",
+    "nclaimed",
+    "sess",
+    "sinfo",
+    "rev",
+    "hist",
+    "arr",
+    "ver",
+    "ctltick",
+    "pq",
+    "drawn",
+    "meta:ctl",
+    "meta:health",
+    "meta:seed",
+    "lease:publish",
+    "lease:control",
+];
 
 /// Shared Lua helpers, prepended to scripts that read the time series.
 const LUA_LIB: &str = r#"
@@ -77,9 +97,17 @@ end
 
 // KEYS: ctr, arr, then one replay set per expiry minute in the batch.
 // ARGV: n, now, cutoff, then n pairs (replay key index or 0, fingerprint), then one EXPIREAT
-// time per replay set.
+// time per replay set, then the floor and its gap.
+// Returns {last, counter found below the floor or -1, refused indexes...}.
 const ASSIGN: &str = r#"
 local n = tonumber(ARGV[1])
+local floor, gap = tonumber(ARGV[#ARGV - 1]), tonumber(ARGV[#ARGV])
+local found = tonumber(redis.call('GET', KEYS[1]) or '0')
+local raised = -1
+if found < floor then
+  redis.call('INCRBY', KEYS[1], floor + gap - found)
+  raised = found
+end
 local refused = {}
 local accepted = 0
 for i = 1, n do
@@ -95,6 +123,7 @@ for j = 3, #KEYS do
 end
 if accepted == 0 then
   local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+  table.insert(refused, 1, raised)
   table.insert(refused, 1, cur)
   return refused
 end
@@ -104,8 +133,27 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], now, now)
 redis.call('ZADD', KEYS[2], now, now .. ':' .. last)
 local old = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. ARGV[3])
 if old > 1 then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, old - 2) end
+table.insert(refused, 1, raised)
 table.insert(refused, 1, last)
 return refused
+"#;
+
+// KEYS: ctr, srv. ARGV: assigned floor, gap, serving floor.
+// Returns {ctr found, srv found, ctr now, srv now}.
+const RAISE: &str = r#"
+local c = tonumber(redis.call('GET', KEYS[1]) or '0')
+local s = tonumber(redis.call('GET', KEYS[2]) or '0')
+local c2, s2 = c, s
+if c < tonumber(ARGV[1]) then c2 = redis.call('INCRBY', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]) - c) end
+if s < tonumber(ARGV[3]) then s2 = redis.call('INCRBY', KEYS[2], tonumber(ARGV[3]) - s) end
+return {c, s, c2, s2}
+"#;
+
+// KEYS: ver. ARGV: now_ms. The next version: one more than the last, at least now_ms.
+const NEXT_VERSION: &str = r#"
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local want = math.max(cur + 1, tonumber(ARGV[1]))
+return redis.call('INCRBY', KEYS[1], want - cur)
 "#;
 
 // KEYS: ctltick, ctl, srv, hist. ARGV: tick, by, ctl json, now, cutoff.
@@ -260,16 +308,22 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 return redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', '(' .. ARGV[1], 'LIMIT', 0, ARGV[2])
 "#;
 
+// KEYS: ids, queues, slugs. ARGV: slug, config JSON, candidate id.
+// Returns the id, -1 when the slug is taken, -2 when the id was used before (draw again).
 const CREATE: &str = r#"
 if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return -1 end
-local id = redis.call('INCR', KEYS[1])
+local id = ARGV[3]
+if redis.call('SISMEMBER', KEYS[1], id) == 1 or redis.call('HEXISTS', KEYS[2], id) == 1 then
+  return -2
+end
 -- the config arrives as {"id":0,...}; fill the id in place (a cjson round trip would turn
 -- empty arrays into objects)
 local cfg, n = string.gsub(ARGV[2], '^{"id":0,', '{"id":' .. id .. ',', 1)
 if n ~= 1 then return redis.error_reply('config must start with {"id":0,') end
+redis.call('SADD', KEYS[1], id)
 redis.call('HSET', KEYS[2], id, cfg)
 redis.call('HSET', KEYS[3], ARGV[1], id)
-return id
+return tonumber(id)
 "#;
 
 const UPDATE: &str = r#"
@@ -278,11 +332,19 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 "#;
 
+// KEYS: queues, slugs, tombs. ARGV: id, slug the caller knows ('' if none), now.
 const DELETE: &str = r#"
 local j = redis.call('HGET', KEYS[1], ARGV[1])
-if not j then return 0 end
-redis.call('HDEL', KEYS[2], cjson.decode(j)['queue_id'])
-redis.call('HDEL', KEYS[1], ARGV[1])
+local slug = ARGV[2]
+if j then
+  slug = cjson.decode(j)['queue_id']
+  if redis.call('HGET', KEYS[2], slug) == ARGV[1] then redis.call('HDEL', KEYS[2], slug) end
+  redis.call('HDEL', KEYS[1], ARGV[1])
+elseif slug == '' then
+  return 0
+end
+local tomb = {id = tonumber(ARGV[1]), queue_id = slug, deleted_at = tonumber(ARGV[3])}
+redis.call('HSET', KEYS[3], ARGV[1], cjson.encode(tomb))
 return 1
 "#;
 
@@ -300,6 +362,8 @@ struct Scripts {
     update: Script,
     delete: Script,
     lease: Script,
+    raise: Script,
+    next_version: Script,
     apply_tick: Script,
     pq_assign: Script,
     draw: Script,
@@ -322,6 +386,8 @@ impl Scripts {
             update: Script::new(UPDATE),
             delete: Script::new(DELETE),
             lease: Script::new(LEASE),
+            raise: Script::new(RAISE),
+            next_version: Script::new(NEXT_VERSION),
             apply_tick: lib(APPLY_TICK),
             pq_assign: Script::new(PQ_ASSIGN),
             draw: Script::new(DRAW),
@@ -497,23 +563,30 @@ impl Store for RedisStore {
             let mut c = self.conn();
             let json = serde_json::to_string(&QueueConfig { id: 0, ..cfg.clone() })
                 .map_err(|_| corrupt("queue config"))?;
-            let id: i64 = self
-                .scripts
-                .create
-                .key(REG_NEXT_ID)
-                .key(REG_QUEUES)
-                .key(REG_SLUGS)
-                .arg(&cfg.queue_id)
-                .arg(json)
-                .invoke_async(&mut c)
-                .await
-                .map_err(unavailable)?;
-            if id < 0 {
-                return Ok(Created::SlugTaken);
+            for _ in 0..16 {
+                let candidate = super::random_queue_id();
+                let id: i64 = self
+                    .scripts
+                    .create
+                    .key(REG_IDS)
+                    .key(REG_QUEUES)
+                    .key(REG_SLUGS)
+                    .arg(&cfg.queue_id)
+                    .arg(&json)
+                    .arg(candidate)
+                    .invoke_async(&mut c)
+                    .await
+                    .map_err(unavailable)?;
+                match id {
+                    -1 => return Ok(Created::SlugTaken),
+                    -2 => continue,
+                    _ => {}
+                }
+                self.replicate(&mut c, REG_QUEUES).await?;
+                let id = u32::try_from(id).map_err(|_| corrupt("queue id"))?;
+                return Ok(Created::Ok(Box::new(QueueConfig { id, ..cfg })));
             }
-            self.replicate(&mut c, REG_QUEUES).await?;
-            let id = u32::try_from(id).map_err(|_| corrupt("queue id"))?;
-            Ok(Created::Ok(Box::new(QueueConfig { id, ..cfg })))
+            Err(corrupt("no unused queue id after 16 draws"))
         }
         .boxed()
     }
@@ -550,7 +623,12 @@ impl Store for RedisStore {
         .boxed()
     }
 
-    fn delete_queue(&self, id: u32) -> BoxFuture<'_, StoreResult<bool>> {
+    fn delete_queue(
+        &self,
+        id: u32,
+        known: Option<QueueConfig>,
+        now: u64,
+    ) -> BoxFuture<'_, StoreResult<bool>> {
         async move {
             let mut c = self.conn();
             let n: i64 = self
@@ -558,7 +636,10 @@ impl Store for RedisStore {
                 .delete
                 .key(REG_QUEUES)
                 .key(REG_SLUGS)
+                .key(REG_TOMBS)
                 .arg(id)
+                .arg(known.map(|k| k.queue_id).unwrap_or_default())
+                .arg(now)
                 .invoke_async(&mut c)
                 .await
                 .map_err(unavailable)?;
@@ -576,12 +657,46 @@ impl Store for RedisStore {
         .boxed()
     }
 
+    fn tombstones(&self, since: u64) -> BoxFuture<'_, StoreResult<Vec<Tombstone>>> {
+        async move {
+            let mut c = self.conn();
+            let all: Vec<(String, String)> = redis::cmd("HGETALL")
+                .arg(REG_TOMBS)
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            let now = since.max(1);
+            let mut out = Vec::new();
+            let mut old = Vec::new();
+            for (id, json) in all {
+                let t: Tombstone = serde_json::from_str(&json).map_err(|_| corrupt("tombstone"))?;
+                if t.deleted_at + super::TOMBSTONE_SECS < now {
+                    old.push(id);
+                } else if t.deleted_at >= since {
+                    out.push(t);
+                }
+            }
+            if !old.is_empty() {
+                let _: i64 = redis::cmd("HDEL")
+                    .arg(REG_TOMBS)
+                    .arg(&old)
+                    .query_async(&mut c)
+                    .await
+                    .map_err(unavailable)?;
+            }
+            out.sort_by_key(|t| t.deleted_at);
+            Ok(out)
+        }
+        .boxed()
+    }
+
     fn assign(
         &self,
         queue: u32,
         batch: Vec<Option<ReplayKey>>,
         now: u64,
         keep_secs: u64,
+        floor: Floor,
     ) -> BoxFuture<'_, StoreResult<Assigned>> {
         async move {
             let mut c = self.conn();
@@ -609,13 +724,15 @@ impl Store for RedisStore {
             for b in &buckets {
                 inv.arg((b + 1) * 60 + 1);
             }
+            inv.arg(floor.assigned).arg(floor.gap);
             let v: Value = inv.invoke_async(&mut c).await.map_err(unavailable)?;
             let v = ints(v)?;
-            let (&last, refused) = v.split_first().ok_or_else(|| corrupt("assign"))?;
+            let [last, raised, ref refused @ ..] = v[..] else { return Err(corrupt("assign")) };
             self.replicate(&mut c, &ctr).await?;
             Ok(Assigned {
                 last: u(last),
                 replayed: refused.iter().map(|&i| usize::try_from(i).unwrap_or(0)).collect(),
+                raised: (raised >= 0).then(|| (u(raised), floor.assigned + floor.gap)),
             })
         }
         .boxed()
@@ -650,12 +767,47 @@ impl Store for RedisStore {
         .boxed()
     }
 
-    fn next_version(&self, queue: u32) -> BoxFuture<'_, StoreResult<u64>> {
+    fn raise_counters(
+        &self,
+        queue: u32,
+        floor: Floor,
+    ) -> BoxFuture<'_, StoreResult<Option<Raised>>> {
         async move {
             let mut c = self.conn();
-            let v: i64 = redis::cmd("INCR")
-                .arg(qk(queue, "ver"))
-                .query_async(&mut c)
+            let ctr = qk(queue, "ctr");
+            let v: Value = self
+                .scripts
+                .raise
+                .key(&ctr)
+                .key(qk(queue, "srv"))
+                .arg(floor.assigned)
+                .arg(floor.gap)
+                .arg(floor.serving)
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            let v = ints(v)?;
+            let [a0, s0, a1, s1] = v[..] else { return Err(corrupt("raise")) };
+            let found = Counters { assigned: u(a0), serving: u(s0) };
+            let now = Counters { assigned: u(a1), serving: u(s1) };
+            if found == now {
+                return Ok(None);
+            }
+            self.replicate(&mut c, &ctr).await?;
+            Ok(Some(Raised { found, now }))
+        }
+        .boxed()
+    }
+
+    fn next_version(&self, queue: u32, now_ms: u64) -> BoxFuture<'_, StoreResult<u64>> {
+        async move {
+            let mut c = self.conn();
+            let v: i64 = self
+                .scripts
+                .next_version
+                .key(qk(queue, "ver"))
+                .arg(now_ms)
+                .invoke_async(&mut c)
                 .await
                 .map_err(unavailable)?;
             Ok(u(v))
@@ -1100,6 +1252,19 @@ impl Store for RedisStore {
                 .await
                 .map_err(unavailable)?;
             serde_json::from_str(&stored).map_err(|_| corrupt("secrets"))
+        }
+        .boxed()
+    }
+
+    fn secrets(&self) -> BoxFuture<'_, StoreResult<Option<StoredSecrets>>> {
+        async move {
+            let mut c = self.conn();
+            let stored: Option<String> = redis::cmd("GET")
+                .arg(REG_SECRETS)
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            stored.map(|s| serde_json::from_str(&s).map_err(|_| corrupt("secrets"))).transpose()
         }
         .boxed()
     }
