@@ -179,7 +179,7 @@ pub async fn surge(
     let cap = (capacity * CHECKOUT.as_secs_f64()).ceil() as u64;
     let admission = if by_coordinator {
         format!(
-            r#","admission":{{"policy":{{"strategy":"fixed_rate","rate_per_sec":{capacity:.3},"burst":0,"max_active":{cap}}}}}"#
+            r#","enable_queue_position_expiry":true,"position_expiry_second":600,"admission":{{"policy":{{"strategy":"fixed_rate","rate_per_sec":{capacity:.3},"burst":0,"max_active":{cap}}}}}"#
         )
     } else {
         String::new()

@@ -172,6 +172,13 @@ fn merge(base: QueueConfig, input: &QueueInput) -> ApiResult<QueueConfig> {
     }
     if let Some(a) = &cfg.admission {
         a.policy.validate().map_err(|e| ApiError::invalid(format!("admission: {e}")))?;
+        if a.policy.max_active().is_some() && !cfg.enable_queue_position_expiry {
+            return Err(ApiError::invalid(
+                "a queue with max_active needs enable_queue_position_expiry: a served place \
+                 nobody claims holds its slot until it expires, so without expiry a few \
+                 unclaimed places (bots, closed tabs) would stop the line for good",
+            ));
+        }
     }
     Ok(cfg)
 }

@@ -165,8 +165,9 @@ async fn fixed_rate_admits_its_rate_and_pause_and_drain_stop_it() {
 
 #[tokio::test(start_paused = true)]
 async fn capacity_keeps_sessions_under_the_cap_and_frees_slots() {
+    let long_expiry = json!({"enable_queue_position_expiry": true, "position_expiry_second": 3600});
     let rig =
-        Rig::new(json!({"policy": {"strategy": "capacity", "max_active": 3}}), json!({})).await;
+        Rig::new(json!({"policy": {"strategy": "capacity", "max_active": 3}}), long_expiry).await;
     let rids = rig.enqueue(10).await;
     assert_eq!(rig.tick().await, 3, "capacity admits up to the cap at once");
     assert_eq!(rig.tick().await, 3, "admitted but unclaimed places hold their slot");
@@ -200,6 +201,54 @@ async fn capacity_keeps_sessions_under_the_cap_and_frees_slots() {
     assert_eq!(rig.active().await, 3);
 }
 
+#[tokio::test(start_paused = true)]
+async fn unclaimed_places_cannot_freeze_a_capped_sale() {
+    // Without position expiry a served place nobody claims would hold its slot for ever:
+    // such a queue is refused, saying why.
+    let capacity = json!({"policy": {"strategy": "capacity", "max_active": 3}});
+    let clock = Clock::Tokio { base_ms: T0 * 1000, start: tokio::time::Instant::now() };
+    let state = coordinator::start(&common::config(None), Arc::new(MemoryStore::new()), clock)
+        .await
+        .unwrap();
+    let admin = coordinator::admin_app(state, Limits::default());
+    for (extra, name) in [
+        (json!({}), "capacity"),
+        (
+            json!({"admission": {"policy": {"strategy": "fixed_rate", "rate_per_sec": 1.0, "burst": 0, "max_active": 3}}}),
+            "fixed_rate",
+        ),
+    ] {
+        let mut body = json!({"queue_id": "frozen", "admission": capacity});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        let (st, v) = call(&admin, admin_json("POST", "/api/queue", body)).await;
+        assert_eq!(st, 400, "{name}: {v}");
+        assert!(v["message"].as_str().unwrap().contains("enable_queue_position_expiry"), "{v}");
+    }
+
+    // With it, three bots that are served and never claim hold the three slots only for the
+    // expiry window; then the line moves on and a human gets in.
+    let rig = Rig::new(
+        capacity,
+        json!({"enable_queue_position_expiry": true, "position_expiry_second": 60}),
+    )
+    .await;
+    let bots = rig.enqueue(3).await;
+    let human = rig.enqueue(1).await.remove(0);
+    assert_eq!(rig.tick().await, 3, "the bots are served");
+    for _ in 0..58 {
+        assert_eq!(rig.tick().await, 3, "their unclaimed places hold the slots meanwhile");
+    }
+    let mut serving = 3;
+    for _ in 0..3 {
+        serving = rig.tick().await;
+    }
+    assert_eq!(serving, 4, "the bots' places expired: the human is served");
+    assert_eq!(rig.token(&human).await, 200);
+    for bot in &bots {
+        assert_eq!(rig.token(bot).await, 410, "an expired place cannot claim any more");
+    }
+}
+
 /// A fake origin: fine up to `knee` admissions per second, then latency climbs steeply.
 fn origin_latency(rate: f64, knee: f64) -> f64 {
     if rate <= knee { 80.0 } else { 80.0 + (rate - knee) * 60.0 }
@@ -210,7 +259,8 @@ async fn health_strategy_converges_below_the_knee_and_recovers() {
     const KNEE: f64 = 40.0;
     const MAX_ACTIVE: u64 = 400;
     let policy = json!({"policy": {"strategy": "health", "max_rate": 200.0, "target_latency_ms": 250.0, "max_active": MAX_ACTIVE}});
-    let rig = Rig::new(policy, json!({})).await;
+    let expiry = json!({"enable_queue_position_expiry": true, "position_expiry_second": 600});
+    let rig = Rig::new(policy, expiry).await;
     let mut tickets: VecDeque<String> = VecDeque::new();
     let mut sessions: VecDeque<(u64, String)> = VecDeque::new();
     let mut trace: Vec<(u64, u64)> = Vec::new(); // (second, admitted that second)
