@@ -123,11 +123,36 @@ export function signToken(claims, { signer = SIGNER, header = {} } = {}) {
   const now = nowSecs();
   const h = b64(JSON.stringify({ alg: "EdDSA", typ: "JWT", kid: signer.kid, ...header }));
   const p = b64(JSON.stringify({
-    iss: ISSUER, aud: "concert", sub: "ticket", qpos: 1, jti: randomBytes(6).toString("hex"),
+    // A session id names its queue and place (`<queue id>.<position>`): the default queue is 7.
+    iss: ISSUER, aud: "concert", sub: "ticket", qpos: 1, jti: `7.${randomBytes(4).readUInt32BE()}`,
     iat: now, nbf: now, exp: now + 300, ...claims,
   }));
   const sig = edSign(null, Buffer.from(`${h}.${p}`), signer.privateKey);
   return `${h}.${p}.${b64(sig)}`;
+}
+
+/// A set of positions in the text form of shared/src/positions.rs (runs of consecutive
+/// positions as LEB128 varints: gap from the previous run, length - 1; base64url).
+export function positionSet(positions) {
+  const sorted = [...new Set(positions.map(BigInt))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const runs = [];
+  for (const p of sorted) {
+    const last = runs[runs.length - 1];
+    if (last && last[1] + 1n === p) last[1] = p;
+    else runs.push([p, p]);
+  }
+  const out = [];
+  const varint = (v) => {
+    while (v >= 0x80n) { out.push(Number(v & 0x7fn) | 0x80); v >>= 7n; }
+    out.push(Number(v));
+  };
+  let prev = null;
+  for (const [s, e] of runs) {
+    varint(prev === null ? s : s - prev - 2n);
+    varint(e - s);
+    prev = e;
+  }
+  return b64(Buffer.from(out));
 }
 
 // ---- tickets (as shared/src/ticket.rs) ----
@@ -161,9 +186,9 @@ export function queueConfig(overrides = {}) {
 
 export function edgeState({ queue = {}, ...overrides } = {}) {
   return {
-    format: 1, version: nextVersion(), published_at_ms: Date.now(), issuer: ISSUER,
+    format: 2, version: nextVersion(), published_at_ms: Date.now(), issuer: ISSUER,
     queue: queueConfig(queue), serving_pos: 10, assigned: 50, waiting_num: 40, active_num: 3,
-    serving_history: [[10, nowSecs() - 5]], jwks: { keys: [jwk()] }, revoked: [], ...overrides,
+    serving_history: [[10, nowSecs() - 5]], jwks: { keys: [jwk()] }, revoked: "", ...overrides,
   };
 }
 

@@ -22,8 +22,6 @@ use crate::store::StoreResult;
 const POLL: Duration = Duration::from_millis(250);
 /// At most one write per queue per this long (Cloudflare KV's per-key write limit).
 const MIN_GAP: Duration = Duration::from_secs(1);
-/// Revoked sessions sent per queue (the newest ones; older tokens expire sooner).
-pub const REVOKED_LIMIT: usize = 1000;
 /// Publish lease lifetime; renewed every poll.
 const LEASE_MS: u64 = 3000;
 /// How long an operator's deletion is repeated in every batch, seconds.
@@ -87,7 +85,14 @@ pub async fn snapshot(state: &AppState, q: &QueueConfig) -> StoreResult<EdgeStat
         active_num: store.active_sessions(q.id, now).await?,
         serving_history: store.serving_history(q.id, crate::state::HISTORY_LIMIT).await?,
         jwks: state.keys().jwks(now),
-        revoked: store.revoked(q.id, now, REVOKED_LIMIT).await?,
+        revoked: shared::positions::PositionSet::from_positions(
+            store
+                .revoked(q.id, now)
+                .await?
+                .iter()
+                .filter_map(|jti| shared::positions::position_of_jti(jti, q.id))
+                .collect(),
+        ),
         draw: match q.prequeue_opens_at {
             Some(_) => state.draw_of(q).await?,
             None => None,

@@ -22,13 +22,17 @@ use crate::{Config, EdgeError, EdgeResult, json_response, now_ms};
 /// Most verified tokens an isolate remembers; the cache is emptied when full.
 const TOKEN_CACHE_MAX: usize = 4096;
 
-/// A token that verified: what is needed to accept it again without the signature check.
-struct CachedToken {
-    aud: String,
-    jti: String,
-    kid: String,
-    exp: i64,
+/// What an isolate remembers of a token it checked.
+enum CachedToken {
+    /// It verified: what is needed to accept it again without the signature check.
+    Good { aud: String, jti: String, kid: String, exp: i64 },
+    /// Its signature failed: refused without another check until `until` (unix seconds), so
+    /// one forged token sent over and over costs one signature check a minute, not one each.
+    Forged { until: i64 },
 }
+
+/// How long a forged token is refused from the cache, seconds.
+const FORGED_SECS: i64 = 60;
 
 thread_local! {
     /// Keyed by SHA-256 of the token text.
@@ -143,11 +147,14 @@ async fn admits(s: &Loaded, token: &str, now_secs: i64) -> bool {
     let queue_id = s.state.queue.queue_id.as_str();
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     let hit = TOKENS.with_borrow(|m| {
-        m.get(&digest).map(|c| {
-            c.aud == queue_id
-                && now_secs < c.exp + shared::token::LEEWAY_SECS
-                && !s.revoked.contains(&c.jti)
-                && s.keys.contains_key(&c.kid)
+        m.get(&digest).and_then(|c| match c {
+            CachedToken::Good { aud, jti, kid, exp } => Some(
+                aud == queue_id
+                    && now_secs < exp + shared::token::LEEWAY_SECS
+                    && !s.revoked(jti)
+                    && s.keys.contains_key(kid),
+            ),
+            CachedToken::Forged { until } => (now_secs < *until).then_some(false),
         })
     });
     if let Some(ok) = hit {
@@ -171,19 +178,26 @@ async fn admits(s: &Loaded, token: &str, now_secs: i64) -> bool {
         Some(ok) => unverified.accept(ok),
         None => unverified.verify_signature(),
     };
-    let Ok(v) = verified else { return false };
-    if s.revoked.contains(&v.claims.jti) {
+    let remember = |c: CachedToken| {
+        TOKENS.with_borrow_mut(|m| {
+            if m.len() >= TOKEN_CACHE_MAX {
+                m.clear();
+            }
+            m.insert(digest, c);
+        })
+    };
+    let v = match verified {
+        Ok(v) => v,
+        Err(shared::token::TokenError::BadSignature) => {
+            remember(CachedToken::Forged { until: now_secs + FORGED_SECS });
+            return false;
+        }
+        Err(_) => return false,
+    };
+    if s.revoked(&v.claims.jti) {
         return false;
     }
-    TOKENS.with_borrow_mut(|m| {
-        if m.len() >= TOKEN_CACHE_MAX {
-            m.clear();
-        }
-        m.insert(
-            digest,
-            CachedToken { aud: v.claims.aud, jti: v.claims.jti, kid: v.kid, exp: v.exp },
-        );
-    });
+    remember(CachedToken::Good { aud: v.claims.aud, jti: v.claims.jti, kid: v.kid, exp: v.exp });
     true
 }
 

@@ -14,7 +14,7 @@
 //! lost everything cannot open the site.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use ed25519_compact::PublicKey;
@@ -41,8 +41,6 @@ pub struct Loaded {
     pub state: EdgeState,
     /// Token keys by `kid`.
     pub keys: HashMap<String, PublicKey>,
-    /// `jti` of ended sessions.
-    pub revoked: HashSet<String>,
 }
 
 impl Loaded {
@@ -53,8 +51,13 @@ impl Loaded {
             .iter()
             .filter_map(|jwk| Some((jwk.kid.clone(), shared::token::public_key_from_jwk(jwk)?)))
             .collect();
-        let revoked = state.revoked.iter().cloned().collect();
-        Loaded { state, keys, revoked }
+        Loaded { state, keys }
+    }
+
+    /// Whether the session `jti` names has ended (or `jti` names no session of this queue).
+    pub fn revoked(&self, jti: &str) -> bool {
+        shared::positions::position_of_jti(jti, self.state.queue.id)
+            .is_none_or(|p| self.state.revoked.contains(p))
     }
 }
 

@@ -8,6 +8,7 @@ pub mod admission;
 pub mod eta;
 pub mod path;
 pub mod place;
+pub mod positions;
 pub mod pow;
 pub mod prequeue;
 pub mod sync;

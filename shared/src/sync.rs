@@ -22,8 +22,8 @@ use sha2::Sha256;
 use crate::ticket::{Ticket, TicketKind};
 use crate::wire::Jwks;
 
-/// Current [`EdgeState`] format.
-pub const FORMAT: u8 = 1;
+/// Current [`EdgeState`] format (2: `revoked` is a [`crate::positions::PositionSet`]).
+pub const FORMAT: u8 = 2;
 /// Header carrying the sync request's timestamp, decimal unix milliseconds.
 pub const TIMESTAMP_HEADER: &str = "x-anteroom-timestamp";
 /// Header carrying the sync request's MAC.
@@ -90,9 +90,10 @@ pub struct EdgeState {
     pub serving_history: Vec<(u64, u64)>,
     /// Public keys that sign access tokens.
     pub jwks: Jwks,
-    /// `jti` of sessions that ended (completed, abandoned, revoked) but are not expired yet.
+    /// Positions of sessions that ended (completed, abandoned) whose tokens have not expired
+    /// yet, all of them: a session `jti` is `<queue id>.<position>`.
     #[serde(default)]
-    pub revoked: Vec<String>,
+    pub revoked: crate::positions::PositionSet,
     /// The pre-queue draw, once done: a pre-queue ticket's place is
     /// `base + prequeue::drawn_place(seed, queue.id, count, index)`.
     #[serde(default)]
@@ -553,7 +554,7 @@ mod tests {
             active_num: 5,
             serving_history: vec![(5, 1_790_000_000), (10, 1_790_000_050)],
             jwks: Jwks::default(),
-            revoked: vec![],
+            revoked: Default::default(),
             draw: None,
             admission: None,
             template: None,

@@ -403,18 +403,10 @@ impl Store for MemoryStore {
         })
     }
 
-    fn revoked(
-        &self,
-        queue: u32,
-        now: u64,
-        limit: usize,
-    ) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+    fn revoked(&self, queue: u32, now: u64) -> BoxFuture<'_, StoreResult<Vec<String>>> {
         self.with_queue(queue, move |q| {
             q.revoked.retain(|_, exp| *exp > now);
-            // Latest expiry first, as the Redis store answers.
-            let mut all: Vec<(&String, &u64)> = q.revoked.iter().collect();
-            all.sort_by(|a, b| b.1.cmp(a.1).then_with(|| b.0.cmp(a.0)));
-            all.into_iter().take(limit).map(|(j, _)| j.clone()).collect()
+            q.revoked.keys().cloned().collect()
         })
     }
 

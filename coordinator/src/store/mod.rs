@@ -342,13 +342,9 @@ pub trait Store: Send + Sync + 'static {
     fn active_sessions(&self, queue: u32, now: u64) -> BoxFuture<'_, StoreResult<u64>>;
     /// Facts for the waiting count; `t0` is `now - position_expiry` (or 0 when expiry is off).
     fn waiting_facts(&self, queue: u32, t0: u64) -> BoxFuture<'_, StoreResult<WaitingFacts>>;
-    /// Revoked, not yet expired session ids (`jti`) at `now`, at most `limit`.
-    fn revoked(
-        &self,
-        queue: u32,
-        now: u64,
-        limit: usize,
-    ) -> BoxFuture<'_, StoreResult<Vec<String>>>;
+    /// Every revoked, not yet expired session id (`jti`) at `now`, in no particular order.
+    /// They stay refused at the edge until their tokens expire, however many there are.
+    fn revoked(&self, queue: u32, now: u64) -> BoxFuture<'_, StoreResult<Vec<String>>>;
 
     /// Hands out the next pre-queue arrival index, unless the caller's proof-of-work nonce
     /// was used before (the same replay set as [`Store::assign`], so one solution buys one

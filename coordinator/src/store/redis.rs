@@ -305,7 +305,7 @@ return {ctr, srv, nclaimed, e, cu}
 
 const REVOKED: &str = r#"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-return redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', '(' .. ARGV[1], 'LIMIT', 0, ARGV[2])
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
 "#;
 
 // KEYS: ids, queues, slugs. ARGV: slug, config JSON, candidate id.
@@ -1064,19 +1064,13 @@ impl Store for RedisStore {
         .boxed()
     }
 
-    fn revoked(
-        &self,
-        queue: u32,
-        now: u64,
-        limit: usize,
-    ) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+    fn revoked(&self, queue: u32, now: u64) -> BoxFuture<'_, StoreResult<Vec<String>>> {
         async move {
             let mut c = self.conn();
             self.scripts
                 .revoked
                 .key(qk(queue, "rev"))
                 .arg(now)
-                .arg(limit)
                 .invoke_async(&mut c)
                 .await
                 .map_err(unavailable)
