@@ -128,6 +128,9 @@ describe("the journey: ten visitors, three at a time, through the waiting room i
     await until(async () => shop.alive() && (await fetch(`${shopUrl}/healthz`)).ok, { ms: 20_000, what: "ticket shop /healthz" });
     const created = await adminForm("/api/queue", {
       queue_id: QUEUE, token_validity_second: 300, paths: ["/"], bypass: ["/healthz"], pow_difficulty: POW_BITS,
+      // The shop verifies access tokens itself, so the edge forwards them; a capped queue
+      // needs position expiry.
+      forward_token: true, enable_queue_position_expiry: true, position_expiry_second: 900,
       admission: { policy: { strategy: "capacity", max_active: CAPACITY } },
     });
     assert.equal(created.status, 200, await created.clone().text());

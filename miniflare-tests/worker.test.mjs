@@ -147,6 +147,31 @@ describe("sync endpoint", () => {
     await r.text();
   });
 
+  test("bodies over the limit are refused while streaming, with or without a length", async () => {
+    const chunked = (bytes) => new ReadableStream({
+      start(c) {
+        for (let sent = 0; sent < bytes; sent += 1024) c.enqueue(new Uint8Array(Math.min(1024, bytes - sent)).fill(97));
+        c.close();
+      },
+    });
+    const post = (path, bytes, headers) => mf.dispatchFetch(`${BASE}${PREFIX}${path}`, {
+      method: "POST", body: chunked(bytes), duplex: "half", headers,
+    });
+    const form = { "content-type": "application/x-www-form-urlencoded" };
+    let r = await post("/assign_queue_pos", 6 * 1024, form);
+    assert.equal(r.status, 413);
+    assert.equal((await r.json()).error, "payload_too_large");
+    r = await post("/assign_queue_pos", 100, form);
+    assert.equal(r.status, 400, "a small chunked form is read");
+    await r.text();
+    r = await post("/__anteroom/sync", 5 << 20, { "content-type": "application/json", "x-anteroom-timestamp": String(Date.now()), "x-anteroom-signature": "x" });
+    assert.equal(r.status, 413);
+    await r.text();
+    r = await mf.dispatchFetch(`${BASE}${PREFIX}/assign_queue_pos`, { method: "POST", body: "a".repeat(8192), headers: form });
+    assert.equal(r.status, 413, "a declared length over the limit");
+    await r.text();
+  });
+
   test("a queue is forgotten only by a removal naming its id", async () => {
     const gone = edgeState({ queue: { id: 99, queue_id: "gone", paths: ["/gone"] } });
     await (await postSync(mf, { states: [gone], removed: [] })).text();
@@ -398,6 +423,10 @@ describe("protected paths", () => {
     const r = await shop("/shop/item?x=1");
     assert.equal(r.status, 429);
     assert.equal(r.headers.get("cache-control"), "no-store");
+    // Never framed by another site; the default page loads only its own assets.
+    assert.match(r.headers.get("content-security-policy"), /frame-ancestors 'none'/);
+    assert.match(r.headers.get("content-security-policy"), /default-src 'none'; script-src 'self'/);
+    assert.equal(r.headers.get("x-frame-options"), "DENY");
     const html = await r.text();
     assert.match(html, /data-queue="concert"/);
     assert.match(html, /data-return="\/shop\/item\?x=1"/);
@@ -437,6 +466,32 @@ describe("protected paths", () => {
     assert.equal(both.status, 200);
     assert.equal(origin.seen.at(-1).headers.authorization, "Bearer site-api-token");
     await both.text();
+  });
+
+  test("Anteroom's cookies and headers stay at the edge unless the queue forwards its token", async () => {
+    const t = signToken({ aud: "concert" });
+    const ticket = sealTicket({ queue: 7, position: 3 });
+    const cookie = `site=1; anteroom-ticket.concert=${ticket}; anteroom-concert=${t}; anteroom-other=x`;
+    const send = async (headers) => {
+      const r = await shop("/shop/item", { headers });
+      assert.equal(r.status, 200);
+      await r.text();
+      return origin.seen.at(-1).headers;
+    };
+    let seen = await send({ cookie, "x-anteroom-ticket": ticket, "x-anteroom-client": "1.2.3.4|1|x" });
+    assert.equal(seen.cookie, "site=1");
+    assert.equal(seen["x-anteroom-ticket"], undefined);
+    assert.equal(seen["x-anteroom-client"], undefined);
+    seen = await send({ authorization: `Bearer ${t}` });
+    assert.equal(seen.authorization, undefined, "the admitting token came as Authorization");
+    // A queue whose origin checks tokens itself gets the admitting token, nothing else.
+    await (await postSync(mf, { states: [edgeState({ queue: { waiting_status: 429, forward_token: true } })], removed: [] })).text();
+    seen = await send({ cookie, "x-anteroom-ticket": ticket });
+    assert.equal(seen.cookie, `site=1; anteroom-concert=${t}`);
+    assert.equal(seen["x-anteroom-ticket"], undefined);
+    seen = await send({ authorization: `Bearer ${t}` });
+    assert.equal(seen.authorization, `Bearer ${t}`);
+    await (await postSync(mf, { states: [edgeState({ queue: { waiting_status: 429 } })], removed: [] })).text();
   });
 
   test("the origin's body is streamed, not buffered", async () => {

@@ -2,8 +2,11 @@
 # The run command: installs whatever is missing, then starts the whole system locally —
 # Redis, the coordinator, the demo ticket shop (examples/ticket-shop) as the protected
 # origin and the edge worker under `wrangler dev` —
-# creates a demo queue and prints the URL to open. Ctrl-C stops everything. Re-running it
-# first stops what an earlier run left behind. State (keys, logs) lives in .dev/.
+# creates a demo queue and prints the URL to open. Ctrl-C, or a plain `kill` of this script,
+# stops everything (each child runs in its own process group, stopped as a group, so wrangler's
+# workerd goes too). Re-running it first stops what an earlier run left behind. State (keys,
+# logs, Redis's append-only file) lives in .dev/ (or $ANTEROOM_DEV_DIR): Redis runs with AOF
+# `everysec`, so the demo queue and every place survive a restart, losing at most about a second.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,16 +18,18 @@ PUBLIC_PORT="${PUBLIC_PORT:-8080}"
 ADMIN_PORT="${ADMIN_PORT:-8081}"
 ORIGIN_PORT="${ORIGIN_PORT:-8000}"
 EDGE_PORT="${EDGE_PORT:-8787}"
-DEV="$ROOT/.dev"
+DEV="${ANTEROOM_DEV_DIR:-$ROOT/.dev}"
 mkdir -p "$DEV"
 log() { printf '[run] %s\n' "$*"; }
 
 "$ROOT/scripts/install.sh"
 
-# Stop what a previous run left behind.
+# Stop what a previous run left behind (each pid file names a process group leader; Redis's
+# is a lone daemon).
 for pidfile in "$DEV"/*.pid; do
   [ -f "$pidfile" ] || continue
-  kill "$(cat "$pidfile")" 2>/dev/null || true
+  pid="$(cat "$pidfile")"
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   rm -f "$pidfile"
 done
 
@@ -45,18 +50,22 @@ set -a
 set +a
 
 log "redis on 127.0.0.1:$REDIS_PORT"
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-  --pidfile "$DEV/redis.pid" --logfile "$DEV/redis.log" --dir "$DEV"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync everysec \
+  --daemonize yes --pidfile "$DEV/redis.pid" --logfile "$DEV/redis.log" --dir "$DEV"
 
 log "building the coordinator and the worker"
 cargo build -q -p coordinator -p ticket-shop
 "$ROOT/scripts/build-worker.sh" >/dev/null
 
 pids=()
+# Each child is started by `setsid` as the leader of its own process group; stopping the group
+# stops what it started too (`npx` starts wrangler, wrangler starts workerd).
 stop_all() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  trap - EXIT INT TERM
+  for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done
   [ -f "$DEV/redis.pid" ] && kill "$(cat "$DEV/redis.pid")" 2>/dev/null || true
   rm -f "$DEV"/*.pid
+  exit 0
 }
 trap stop_all EXIT INT TERM
 
@@ -64,7 +73,7 @@ log "coordinator: public 127.0.0.1:$PUBLIC_PORT, private 127.0.0.1:$ADMIN_PORT"
 ANTEROOM_LISTEN="127.0.0.1:$PUBLIC_PORT" ANTEROOM_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
   ANTEROOM_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" \
   ANTEROOM_EDGE_SYNC_URL="http://127.0.0.1:$EDGE_PORT/anteroom/__anteroom/sync" \
-  "$ROOT/target/debug/coordinator" >"$DEV/coordinator.log" 2>&1 &
+  setsid "$ROOT/target/debug/coordinator" >"$DEV/coordinator.log" 2>&1 &
 pids+=($!); echo $! >"$DEV/coordinator.pid"
 
 log "edge worker under wrangler dev on 127.0.0.1:$EDGE_PORT"
@@ -72,7 +81,7 @@ cat >"$ROOT/.dev.vars" <<VARS
 EDGE_KEY=$ANTEROOM_EDGE_KEY
 TICKET_KEYS=$ANTEROOM_TICKET_KEYS
 VARS
-npx wrangler dev --local --ip 127.0.0.1 --port "$EDGE_PORT" \
+setsid npx wrangler dev --local --ip 127.0.0.1 --port "$EDGE_PORT" \
   --var "COORDINATOR_URL:http://127.0.0.1:$PUBLIC_PORT" --var "ORIGIN_URL:http://127.0.0.1:$ORIGIN_PORT" \
   --persist-to "$DEV/wrangler" >"$DEV/wrangler.log" 2>&1 &
 pids+=($!); echo $! >"$DEV/wrangler.pid"
@@ -91,14 +100,14 @@ log "ticket shop (the demo origin) on 127.0.0.1:$ORIGIN_PORT"
 SHOP_LISTEN="127.0.0.1:$ORIGIN_PORT" SHOP_QUEUE_ID=demo SHOP_ORIGIN_KEY="$ANTEROOM_ORIGIN_KEY" \
   SHOP_COORDINATOR_PUBLIC="http://127.0.0.1:$PUBLIC_PORT" SHOP_COORDINATOR_ADMIN="http://127.0.0.1:$ADMIN_PORT" \
   SHOP_REPORT_HEALTH=1 SHOP_JOIN_URL="http://127.0.0.1:$EDGE_PORT/" \
-  "$ROOT/target/debug/ticket-shop" >"$DEV/origin.log" 2>&1 &
+  setsid "$ROOT/target/debug/ticket-shop" >"$DEV/origin.log" 2>&1 &
 pids+=($!); echo $! >"$DEV/origin.pid"
 
 # A demo queue protecting the whole shop: at most 3 shoppers at once, admitted as sessions
 # end (the shop completes or abandons them), places expire after 10 minutes unclaimed.
 curl -fs -o /dev/null -H "Authorization: Bearer $ANTEROOM_ADMIN_KEY" \
   -H 'content-type: application/json' "http://127.0.0.1:$ADMIN_PORT/api/queue" \
-  -d '{"queue_id":"demo","paths":["/"],"bypass":["/healthz"],"pow_difficulty":12,"enable_queue_position_expiry":true,"position_expiry_second":600,"admission":{"policy":{"strategy":"capacity","max_active":3}}}' \
+  -d '{"queue_id":"demo","paths":["/"],"bypass":["/healthz"],"pow_difficulty":12,"forward_token":true,"enable_queue_position_expiry":true,"position_expiry_second":600,"admission":{"policy":{"strategy":"capacity","max_active":3}}}' \
   || log "demo queue exists already"
 
 wait_http "http://127.0.0.1:$ORIGIN_PORT/healthz" "ticket shop"

@@ -18,6 +18,9 @@ cargo build -q -p anteroom-shared --target wasm32-unknown-unknown
 echo "== edge worker under Miniflare"
 SKIP_COORDINATOR_BUILD=0 "$ROOT/scripts/test-edge.sh"
 
+echo "== the run command: up, stopped by a plain kill, state kept across a restart"
+"$ROOT/scripts/test-run.sh"
+
 if [ -x "$ROOT/scripts/bench-smoke.sh" ]; then
   echo "== benchmark smoke run"
   "$ROOT/scripts/bench-smoke.sh"

@@ -113,6 +113,7 @@ fn merge(base: QueueConfig, input: &QueueInput) -> ApiResult<QueueConfig> {
         session_max_second: i.session_max_second.unwrap_or(base.session_max_second),
         allow_no_js: i.allow_no_js.unwrap_or(base.allow_no_js),
         template: i.template.unwrap_or(base.template),
+        forward_token: i.forward_token.unwrap_or(base.forward_token),
         ..base
     };
     if let Some(t) = &cfg.template {

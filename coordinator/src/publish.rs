@@ -64,6 +64,7 @@ pub fn edge_queue(q: &QueueConfig) -> EdgeQueue {
         enable_queue_position_expiry: q.enable_queue_position_expiry,
         position_expiry_second: q.position_expiry_second,
         allow_no_js: q.allow_no_js,
+        forward_token: q.forward_token,
         created_at: q.created_at,
     }
 }

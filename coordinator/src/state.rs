@@ -98,6 +98,8 @@ struct Inner {
     queues: RwLock<QueueCache>,
     /// Serialises registry refreshes triggered by a cache miss.
     refresh_lock: AsyncMutex<()>,
+    /// When a miss last reloaded the registry (the negative cache's clock).
+    miss_reload_at: std::sync::Mutex<Option<Instant>>,
     clock: Clock,
     settings: Settings,
     batchers: Batchers,
@@ -148,6 +150,11 @@ impl CachedStatus {
     }
 }
 
+/// How long a registry read answers a miss for a slug it does not have (the negative cache):
+/// a queue created by another process is seen at most this late on a miss, and within a
+/// second in any case (the upkeep loop reloads the registry).
+pub const MISS_RELOAD_GAP: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Serving history entries kept in the status view and sent to the edge.
 pub const HISTORY_LIMIT: usize = 64;
 
@@ -184,6 +191,7 @@ impl AppState {
                 keys: RwLock::new(Arc::new(keys)),
                 queues: RwLock::new(QueueCache::default()),
                 refresh_lock: AsyncMutex::new(()),
+                miss_reload_at: std::sync::Mutex::new(None),
                 clock,
                 settings,
                 batchers,
@@ -305,10 +313,26 @@ impl AppState {
         }
         // Miss: maybe created by another process since the last refresh. Misses coalesce:
         // one refresh at a time, and a caller whose miss predates a finished refresh uses it.
+        // Otherwise a miss reloads the registry only if no miss did in the last
+        // MISS_RELOAD_GAP (the negative cache: a flood of made-up slugs costs ten reads a
+        // second, not one each).
         let seen = self.cached(|c| c.generation);
         let _guard = self.inner.refresh_lock.lock().await;
         if self.cached(|c| c.generation) == seen {
-            self.refresh_queues().await?;
+            let due = {
+                let mut last = match self.inner.miss_reload_at.lock() {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+                let due = last.is_none_or(|at| at.elapsed() >= MISS_RELOAD_GAP);
+                if due {
+                    *last = Some(Instant::now());
+                }
+                due
+            };
+            if due {
+                self.refresh_queues().await?;
+            }
         }
         if let Some(q) = self.cached(|c| c.by_slug.get(slug).cloned()) {
             return Ok(q);

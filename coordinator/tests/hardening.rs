@@ -184,3 +184,33 @@ async fn closed_draining_paused_and_unopened_queues_refuse_at_the_coordinator() 
     set(json!({"id": id, "opens_at": null})).await;
     assert_eq!(claim().await.0, 200, "open again: the served place claims");
 }
+
+/// Made-up slugs cost at most ten registry reads a second, not one each (the registry holds
+/// every queue's config and template): counted with Redis's own command statistics.
+#[tokio::test]
+async fn unknown_slugs_are_answered_from_a_negative_cache() {
+    let redis = common::Redis::start();
+    let store = Arc::new(coordinator::store::redis::RedisStore::single(&redis.url(), 0).unwrap());
+    let cfg = common::config_with(Some(redis.url()), &["--edge-only", "false"]);
+    let (state, _) = common::state_with_config(store, T0, &cfg).await;
+    let public = coordinator::public_app(state, Limits::default());
+    let hvals = || {
+        let info = common::redis_raw(redis.port, "INFO commandstats").unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("cmdstat_hvals:calls="))
+            .and_then(|v| v.split(',').next())
+            .map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+    let before = hvals();
+    let started = std::time::Instant::now();
+    for i in 0..500 {
+        let req = Request::get(format!("/serving_pos/made-up-{i}")).body(Body::empty()).unwrap();
+        assert_eq!(call(&public, req).await.0, 400);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let reads = hvals() - before;
+    assert!(
+        (reads as f64) <= 10.0 * secs + 2.0,
+        "{reads} registry reads for 500 unknown slugs in {secs:.2} s"
+    );
+}

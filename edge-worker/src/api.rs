@@ -69,7 +69,11 @@ pub fn client_ip(req: &Request) -> String {
 
 /// State of a queue named by a public request: 400 unknown, 503 known but not synced.
 pub(crate) async fn queue_state(env: &Env, queue_id: &str) -> EdgeResult<std::rc::Rc<Loaded>> {
-    if !store::valid_slug(queue_id) {
+    // Only slugs the index knows are looked up: a made-up slug costs no KV read and no entry
+    // in the isolate's state cache (which would otherwise grow with every slug tried).
+    let known =
+        store::valid_slug(queue_id) && store::index(env).await?.is_some_and(|i| i.knows(queue_id));
+    if !known {
         return Err(bad("queue_id is not a valid queue"));
     }
     if let Some(s) = store::state(env, queue_id).await? {
@@ -82,16 +86,11 @@ pub(crate) async fn queue_state(env: &Env, queue_id: &str) -> EdgeResult<std::rc
         }
         return Ok(s);
     }
-    let known = store::index(env).await?.is_some_and(|i| i.knows(queue_id));
-    if known {
-        Err(EdgeError::Unavailable {
-            code: "not_synced",
-            message: "the waiting room has no state for this queue yet",
-            retry_after: RETRY_SECS,
-        })
-    } else {
-        Err(bad("queue_id is not a valid queue"))
-    }
+    Err(EdgeError::Unavailable {
+        code: "not_synced",
+        message: "the waiting room has no state for this queue yet",
+        retry_after: RETRY_SECS,
+    })
 }
 
 fn ticket_keys(env: &Env) -> EdgeResult<std::rc::Rc<Vec<TicketKey>>> {
@@ -231,14 +230,7 @@ pub(crate) async fn read_form(req: &mut Request) -> EdgeResult<(Vec<u8>, Vec<(St
             "use application/x-www-form-urlencoded",
         ));
     }
-    let declared = req.headers().get("content-length")?.and_then(|l| l.parse::<usize>().ok());
-    if declared.is_some_and(|l| l > MAX_FORM) {
-        return Err(EdgeError::client(413, "payload_too_large", "form body is too large"));
-    }
-    let body = req.bytes().await?;
-    if body.len() > MAX_FORM {
-        return Err(EdgeError::client(413, "payload_too_large", "form body is too large"));
-    }
+    let body = crate::read_body(req, MAX_FORM).await?;
     let fields = worker::url::form_urlencoded::parse(&body).into_owned().collect();
     Ok((body, fields))
 }

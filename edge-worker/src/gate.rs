@@ -91,16 +91,17 @@ fn cookies(req: &Request, base: &str) -> Vec<String> {
         .collect()
 }
 
-/// The tokens a visitor presents for `queue_id`: `Authorization: Bearer` first, then the
-/// queue's cookies. All are tried, so a site's own bearer tokens do not hide our cookie.
-fn presented_tokens(req: &Request, queue_id: &str) -> Vec<String> {
+/// The tokens a visitor presents for `queue_id`, each with whether it came in
+/// `Authorization: Bearer` (tried first) or a cookie. All are tried, so a site's own bearer
+/// tokens do not hide our cookie.
+fn presented_tokens(req: &Request, queue_id: &str) -> Vec<(String, bool)> {
     let mut out = Vec::new();
     if let Some(auth) = req.headers().get("authorization").ok().flatten()
         && let Some(t) = auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer "))
     {
-        out.push(t.trim().to_owned());
+        out.push((t.trim().to_owned(), true));
     }
-    out.extend(cookies(req, &format!("anteroom-{queue_id}")));
+    out.extend(cookies(req, &format!("anteroom-{queue_id}")).into_iter().map(|c| (c, false)));
     out
 }
 
@@ -201,9 +202,45 @@ async fn admits(s: &Loaded, token: &str, now_secs: i64) -> bool {
     true
 }
 
+/// What of Anteroom's own a proxied request keeps. Always dropped: the `x-anteroom-*`
+/// headers and every `anteroom-*` cookie (tickets, other queues' tokens); the admitting token
+/// (its cookie, or `Authorization` when it came that way) reaches the origin only where the
+/// queue is `forward_token` (an origin that verifies tokens itself, as the demo shop does).
+#[derive(Debug, Clone, Copy, Default)]
+struct Keep<'a> {
+    /// Keep the token cookie of this queue.
+    token_cookie_of: Option<&'a str>,
+    /// Drop `Authorization` (it carried the admitting token and the queue keeps it private).
+    drop_authorization: bool,
+}
+
+/// Anteroom's own request headers, never forwarded.
+const OWN_HEADERS: [&str; 4] =
+    ["x-anteroom-ticket", "x-anteroom-client", "x-anteroom-timestamp", "x-anteroom-signature"];
+
+/// The `Cookie` header without Anteroom's cookies, except the kept token cookie; `None` when
+/// nothing is left.
+fn origin_cookies(header: &str, keep_token_of: Option<&str>) -> Option<String> {
+    let kept: Vec<&str> = header
+        .split(';')
+        .map(str::trim)
+        .filter(|c| {
+            let name = c.split('=').next().unwrap_or("");
+            let bare = name.strip_prefix("__Host-").unwrap_or(name);
+            match bare.strip_prefix("anteroom-") {
+                None => true,
+                Some(rest) => keep_token_of == Some(rest),
+            }
+        })
+        .filter(|c| !c.is_empty())
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
+}
+
 /// Sends the request on to the origin (`ORIGIN_URL`, else the request's own URL, which at a
-/// Cloudflare route is the origin), streaming both bodies, redirects passed back untouched.
-async fn proxy(req: Request, env: &Env) -> EdgeResult {
+/// Cloudflare route is the origin), streaming both bodies, redirects passed back untouched,
+/// without Anteroom's own headers and cookies beyond what `keep` says.
+async fn proxy(req: Request, env: &Env, keep: Keep<'_>) -> EdgeResult {
     let target = match crate::var(env, "ORIGIN_URL") {
         Some(origin) => {
             format!("{}{}", origin.trim_end_matches('/'), crate::ReqUrl::of(&req).path_and_query)
@@ -215,6 +252,22 @@ async fn proxy(req: Request, env: &Env) -> EdgeResult {
     let init: &worker::web_sys::RequestInit = inner.unchecked_ref();
     let fwd = worker::web_sys::Request::new_with_str_and_init(&target, init)
         .map_err(|e| EdgeError::Internal(format!("building origin request: {e:?}")))?;
+    let headers = fwd.headers();
+    let js = |e| EdgeError::Internal(format!("origin request headers: {e:?}"));
+    for name in OWN_HEADERS {
+        headers.delete(name).map_err(js)?;
+    }
+    if keep.drop_authorization {
+        headers.delete("authorization").map_err(js)?;
+    }
+    if let Some(cookie) = headers.get("cookie").map_err(js)?
+        && cookie.contains("anteroom-")
+    {
+        match origin_cookies(&cookie, keep.token_cookie_of) {
+            Some(c) => headers.set("cookie", &c).map_err(js)?,
+            None => headers.delete("cookie").map_err(js)?,
+        }
+    }
     match worker::Fetch::Request(fwd.into()).send().await {
         Ok(resp) => Ok(resp),
         Err(e) => {
@@ -250,34 +303,43 @@ pub async fn protected(req: Request, env: &Env, cfg: &Config) -> EdgeResult {
     let Some(index) = store::index(env).await? else {
         // Nothing synced at all: which paths are protected is unknown.
         return if crate::var(env, "UNSYNCED_FAIL_OPEN").as_deref() == Some("true") {
-            proxy(req, env).await
+            proxy(req, env, Keep::default()).await
         } else {
             unavailable(&req, cfg)
         };
     };
     let Some((queue, patterns, cover)) = queue_for(&index.matchers, &path) else {
-        return proxy(req, env).await;
+        return proxy(req, env, Keep::default()).await;
     };
     if patterns.bypassed(&path, cover) {
-        return proxy(req, env).await;
+        return proxy(req, env, Keep::default()).await;
     }
     match queue.mode {
-        QueueMode::Passthrough => return proxy(req, env).await,
+        QueueMode::Passthrough => return proxy(req, env, Keep::default()).await,
         QueueMode::Closed => return closed(&req, cfg, queue),
         QueueMode::Queue => {}
     }
     let Some(s) = store::state(env, &queue.queue_id).await? else {
-        return if queue.fail_open { proxy(req, env).await } else { unavailable(&req, cfg) };
+        return if queue.fail_open {
+            proxy(req, env, Keep::default()).await
+        } else {
+            unavailable(&req, cfg)
+        };
     };
     // The coordinator lost this queue: held as if nothing were synced, except that visitors
     // already admitted keep their sessions.
     if s.state.lost && queue.fail_open {
-        return proxy(req, env).await;
+        return proxy(req, env, Keep::default()).await;
     }
     let now = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
-    for token in presented_tokens(&req, &queue.queue_id) {
+    for (token, by_authorization) in presented_tokens(&req, &queue.queue_id) {
         if admits(&s, &token, now).await {
-            return proxy(req, env).await;
+            let forward = queue.forward_token;
+            let keep = Keep {
+                token_cookie_of: forward.then_some(queue.queue_id.as_str()),
+                drop_authorization: by_authorization && !forward,
+            };
+            return proxy(req, env, keep).await;
         }
     }
     if s.state.lost {
@@ -494,4 +556,24 @@ fn closed(req: &Request, cfg: &Config, queue: &EdgeQueue) -> EdgeResult {
     }
     let lang = lang_of(req);
     crate::page::notice(cfg, text(lang, "closed"), "", 403, lang)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_cookies;
+
+    #[test]
+    fn anteroom_cookies_stay_at_the_edge_unless_the_token_is_forwarded() {
+        let h = "a=1; anteroom-ticket.shop=T; __Host-anteroom-shop=J; anteroom-other=K; b=2";
+        assert_eq!(origin_cookies(h, None).as_deref(), Some("a=1; b=2"));
+        assert_eq!(
+            origin_cookies(h, Some("shop")).as_deref(),
+            Some("a=1; __Host-anteroom-shop=J; b=2")
+        );
+        assert_eq!(origin_cookies("anteroom-shop=J", None), None);
+        assert_eq!(
+            origin_cookies("xanteroom-shop=J; anteroom=1", None).as_deref(),
+            Some("xanteroom-shop=J; anteroom=1")
+        );
+    }
 }

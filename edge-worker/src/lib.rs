@@ -126,6 +126,28 @@ impl ReqUrl {
     }
 }
 
+/// Reads a request body of at most `limit` bytes: a declared `Content-Length` over it is a 413
+/// before anything is read, and a body sent without one (chunked) is cut off with a 413 as soon
+/// as it passes the limit, instead of being read whole first.
+pub(crate) async fn read_body(req: &mut Request, limit: usize) -> EdgeResult<Vec<u8>> {
+    use futures_util::StreamExt as _;
+    let too_large = || EdgeError::client(413, "payload_too_large", "request body is too large");
+    let declared = req.headers().get("content-length")?.and_then(|l| l.trim().parse::<u64>().ok());
+    if declared.is_some_and(|l| l > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    let mut stream = req.stream()?;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Unix milliseconds now.
 pub(crate) fn now_ms() -> u64 {
     worker::Date::now().as_millis()

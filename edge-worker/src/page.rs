@@ -440,28 +440,43 @@ fn render(
     })
 }
 
-fn html(status: u16, body: String) -> EdgeResult {
+/// Content-Security-Policy of the default page: its own script, style and proof-of-work
+/// worker, nothing inline, nothing from elsewhere, and never inside another site's frame (a
+/// framed waiting room could be overlaid to make a visitor click "claim" for someone else).
+pub const CSP_DEFAULT: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; media-src 'self' data:; connect-src 'self'; worker-src 'self'; \
+    form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+/// Content-Security-Policy of an operator's template: what it loads is the operator's
+/// choice, but it is never framed either.
+pub const CSP_TEMPLATE: &str = "frame-ancestors 'none'";
+
+fn html(status: u16, body: String, csp: &str) -> EdgeResult {
     Ok(Response::builder()
         .with_status(status)
         .with_header("content-type", "text/html; charset=utf-8")?
         .with_header("cache-control", "no-store")?
         .with_header("x-content-type-options", "nosniff")?
         .with_header("referrer-policy", "same-origin")?
+        .with_header("content-security-policy", csp)?
+        .with_header("x-frame-options", "DENY")?
         .fixed(body.into_bytes()))
 }
 
 /// The waiting room for `r`, answered with `status`.
 pub fn room(cfg: &Config, r: &Room, status: u16) -> EdgeResult {
     let (title, message) = (text(r.lang, "title"), text(r.lang, "holding"));
-    let template = r.state.and_then(|s| s.template.as_deref()).unwrap_or(ROOM);
-    html(status, render(cfg, r, title, message, true, template))
+    let (template, csp) = match r.state.and_then(|s| s.template.as_deref()) {
+        Some(t) => (t, CSP_TEMPLATE),
+        None => (ROOM, CSP_DEFAULT),
+    };
+    html(status, render(cfg, r, title, message, true, template), csp)
 }
 
 /// A page without the queue script (closed queue, waiting room not ready, refused join);
 /// always the default template.
 pub fn notice(cfg: &Config, title: &str, message: &str, status: u16, lang: Lang) -> EdgeResult {
     let r = Room { queue: "", return_to: "/", lang, state: None, visit: Visit::New, now_secs: 0 };
-    html(status, render(cfg, &r, title, message, false, ROOM))
+    html(status, render(cfg, &r, title, message, false, ROOM), CSP_DEFAULT)
 }
 
 /// `GET {prefix}/__anteroom/room?queue_id=&return_to=`: the page at a fixed address.

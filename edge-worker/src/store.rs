@@ -152,9 +152,11 @@ fn remember(queue_id: &str, state: Option<EdgeState>, now: u64) -> Option<Rc<Loa
     })
 }
 
-/// The synced state of `queue_id`, from the isolate cache when fresh, else from KV.
+/// The synced state of `queue_id`, from the isolate cache when fresh, else from KV. Only
+/// queues in the index are looked up, so made-up slugs cost neither a KV read nor a cache
+/// entry.
 pub async fn state(env: &Env, queue_id: &str) -> EdgeResult<Option<Rc<Loaded>>> {
-    if !valid_slug(queue_id) {
+    if !valid_slug(queue_id) || !index(env).await?.is_some_and(|i| i.knows(queue_id)) {
         return Ok(None);
     }
     let now = now_ms();
@@ -213,17 +215,7 @@ pub async fn sync(mut req: Request, env: &Env) -> EdgeResult {
     let sig = headers
         .get(SIGNATURE_HEADER)?
         .ok_or_else(|| EdgeError::client(401, "unauthorized", "missing signature"))?;
-    if headers
-        .get("content-length")?
-        .and_then(|l| l.parse::<usize>().ok())
-        .is_some_and(|l| l > MAX_SYNC_BODY)
-    {
-        return Err(EdgeError::client(413, "payload_too_large", "sync body is too large"));
-    }
-    let body = req.bytes().await?;
-    if body.len() > MAX_SYNC_BODY {
-        return Err(EdgeError::client(413, "payload_too_large", "sync body is too large"));
-    }
+    let body = crate::read_body(&mut req, MAX_SYNC_BODY).await?;
     shared::sync::verify_sync(&key, ts, &body, &sig, now_ms())
         .map_err(|e| EdgeError::client(401, "unauthorized", e.to_string()))?;
     let batch: SyncBatch = serde_json::from_slice(&body).map_err(|_| {

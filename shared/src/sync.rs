@@ -209,6 +209,10 @@ pub struct EdgeQueue {
     /// Visitors without JavaScript may join without the proof-of-work.
     #[serde(default)]
     pub allow_no_js: bool,
+    /// The admitting token reaches the origin (its cookie, or `Authorization`), for origins
+    /// that verify it themselves; otherwise the edge keeps it to itself.
+    #[serde(default)]
+    pub forward_token: bool,
     /// When the queue was created, unix ms: of two queues with one slug, the newer wins.
     #[serde(default)]
     pub created_at: u64,

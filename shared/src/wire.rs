@@ -158,6 +158,11 @@ pub struct QueueConfig {
     /// `shared::template::VARIABLES`, at most 32 KiB); `None` = the default page.
     #[serde(default)]
     pub template: Option<String>,
+    /// *Extension*: admitted visitors' access tokens reach the origin (cookie or
+    /// `Authorization`), for an origin that verifies them itself against the JWKS; default
+    /// false: the edge strips them with every other Anteroom cookie and header.
+    #[serde(default)]
+    pub forward_token: bool,
     /// *Extension*, server-set: when the queue was created, unix ms. The edge prefers the
     /// newer of two queues with one slug (a delete and re-create it has not heard of yet).
     #[serde(default)]
@@ -191,6 +196,7 @@ impl QueueConfig {
             session_max_second: 0,
             allow_no_js: false,
             template: None,
+            forward_token: false,
             created_at: 0,
         }
     }
@@ -260,6 +266,9 @@ pub struct QueueInput {
     /// Default none (the built-in page). `null` goes back to it.
     #[serde(default, with = "double_option")]
     pub template: Option<Option<String>>,
+    /// Default false.
+    #[serde(default)]
+    pub forward_token: Option<bool>,
 }
 
 /// Form of `POST /api/queue/extend_session`.
