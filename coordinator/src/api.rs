@@ -408,8 +408,13 @@ async fn generate_token(
         return Ok(still_queued(t.position, facts.counters.serving));
     }
     let now = state.now();
+    let pauses = match expiry(&q) {
+        Some(_) if !facts.claimed => state.store().pauses(q.id).await?,
+        _ => Vec::new(),
+    };
+    let passed = facts.passed_at;
     if !facts.claimed
-        && shared::place::expired(u64::from(t.entered_at), facts.passed_at, now, expiry(&q))
+        && shared::place::expired(u64::from(t.entered_at), passed, now, expiry(&q), &pauses)
     {
         return Err(expired_error());
     }
@@ -421,7 +426,11 @@ async fn generate_token(
     let session = match claimed? {
         Claim::Issued(s) | Claim::Existing(s) => s,
         Claim::Ended => return Err(ApiError::Gone("session_ended", "session has ended".into())),
-        Claim::Full { .. } => return Ok(still_queued(t.position, facts.counters.serving)),
+        Claim::Full { .. } => {
+            // Waiting for the session cap is no fault of the visitor: their clock stands still.
+            state.note_pause(q.id, now).await;
+            return Ok(still_queued(t.position, facts.counters.serving));
+        }
     };
     let mut resp =
         Json(token_response(&state, &q, request_id, t.position, session, now)).into_response();

@@ -70,6 +70,10 @@ pub async fn tick_queue(
         return Ok(None);
     }
     let now = now_ms / 1000;
+    if cfg.paused {
+        // Claims answer 503 while paused: the served places' clocks stand still.
+        state.note_pause(q.id, now).await;
+    }
     let w = state.waiting_facts_at(q, now).await?;
     let active = store.active_sessions(q.id, now).await?;
     let passed = w.counters.serving.min(w.counters.assigned);

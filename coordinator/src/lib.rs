@@ -193,15 +193,38 @@ pub async fn start(cfg: &Config, store: Arc<dyn Store>, clock: Clock) -> anyhow:
 /// rotation, writing the ring back if the store lost it).
 async fn maintain(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // Since when the store has not answered: claims failed with 503 meanwhile, so every
+    // queue's expiry clock stood still; recorded once it answers again.
+    let mut down_since: Option<u64> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
+        let now = state.now();
+        match state.store().ping().await {
+            Err(_) => {
+                down_since.get_or_insert(now);
+                continue;
+            }
+            Ok(()) => {
+                if let Some(since) = down_since.take() {
+                    tracing::warn!(
+                        since,
+                        now,
+                        "store answers again: expiry clocks paused meanwhile"
+                    );
+                    for q in state.cached_queues() {
+                        if let Err(e) = state.store().add_pause(q.id, since, now + 1).await {
+                            tracing::warn!(queue = %q.queue_id, cause = %e, "pause not recorded");
+                        }
+                    }
+                }
+            }
+        }
         if let Err(e) = state.refresh_queues().await {
             tracing::warn!(cause = %e, "queue registry refresh failed");
         }
-        let now = state.now();
         for q in state.cached_queues() {
             let due = q.prequeue_opens_at.is_some() && q.opens_at.is_some_and(|o| now >= o);
             if due && let Err(e) = state.store().draw(q.id).await {

@@ -73,7 +73,7 @@ pub fn edge_queue(q: &QueueConfig) -> EdgeQueue {
 pub async fn snapshot(state: &AppState, q: &QueueConfig) -> StoreResult<EdgeState> {
     let store = state.store();
     let now = state.now();
-    let w = state.waiting_facts_at(q, now).await?;
+    let (w, pauses) = state.waiting_and_pauses(q, now).await?;
     Ok(EdgeState {
         format: shared::sync::FORMAT,
         version: 0,
@@ -100,6 +100,7 @@ pub async fn snapshot(state: &AppState, q: &QueueConfig) -> StoreResult<EdgeStat
         },
         admission: state.estimate(q.id),
         template: q.template.clone(),
+        pauses,
         lost: false,
     })
 }

@@ -100,6 +100,8 @@ struct Inner {
     refresh_lock: AsyncMutex<()>,
     /// When a miss last reloaded the registry (the negative cache's clock).
     miss_reload_at: std::sync::Mutex<Option<Instant>>,
+    /// The last second a pause was recorded per queue (one write a second).
+    paused_at: std::sync::Mutex<HashMap<u32, u64>>,
     clock: Clock,
     settings: Settings,
     batchers: Batchers,
@@ -131,6 +133,8 @@ pub struct CachedStatus {
     pub history: Arc<[(u64, u64)]>,
     /// The pre-queue draw, once done.
     pub draw: Option<Arc<shared::sync::Draw>>,
+    /// When the expiry clock stood still.
+    pub pauses: Arc<[(u64, u64)]>,
     /// When it was read, unix ms.
     pub read_at_ms: u64,
 }
@@ -146,6 +150,7 @@ impl CachedStatus {
             serving_history: &self.history,
             draw: self.draw.as_deref(),
             expiry_secs: crate::api::expiry(q),
+            pauses: &self.pauses,
         }
     }
 }
@@ -192,6 +197,7 @@ impl AppState {
                 queues: RwLock::new(QueueCache::default()),
                 refresh_lock: AsyncMutex::new(()),
                 miss_reload_at: std::sync::Mutex::new(None),
+                paused_at: std::sync::Mutex::new(HashMap::new()),
                 clock,
                 settings,
                 batchers,
@@ -381,8 +387,37 @@ impl AppState {
 
     /// The waiting facts of `q` at `now` (unix seconds), for its position-expiry window.
     pub async fn waiting_facts_at(&self, q: &QueueConfig, now: u64) -> StoreResult<WaitingFacts> {
-        let t0 = crate::api::expiry(q).map_or(0, |e| now.saturating_sub(e));
-        self.inner.store.waiting_facts(q.id, t0).await
+        Ok(self.waiting_and_pauses(q, now).await?.0)
+    }
+
+    /// [`AppState::waiting_facts_at`] with the queue's pauses, which decide its window.
+    pub async fn waiting_and_pauses(
+        &self,
+        q: &QueueConfig,
+        now: u64,
+    ) -> StoreResult<(WaitingFacts, Vec<(u64, u64)>)> {
+        let pauses = match crate::api::expiry(q) {
+            Some(_) => self.inner.store.pauses(q.id).await?,
+            None => Vec::new(),
+        };
+        let t0 = crate::api::expiry(q)
+            .map_or(0, |window| shared::place::expired_before(now, window, &pauses));
+        Ok((self.inner.store.waiting_facts(q.id, t0).await?, pauses))
+    }
+
+    /// Records that `q`'s expiry clock stands still this second (a claim waited for the
+    /// session cap, admissions are paused); at most one store write per queue per second here.
+    pub async fn note_pause(&self, queue: u32, now: u64) {
+        let fresh = {
+            let mut g = match self.inner.paused_at.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            g.insert(queue, now) != Some(now)
+        };
+        if fresh && let Err(e) = self.inner.store.add_pause(queue, now, now + 1).await {
+            tracing::warn!(queue, cause = %e, "pause not recorded");
+        }
     }
 
     /// The status of a queue, from memory when read less than [`STATUS_TTL`] ago.
@@ -405,7 +440,7 @@ impl AppState {
     /// The status of a queue read from the store now (and cached).
     pub async fn read_status(&self, q: &QueueConfig) -> StoreResult<CachedStatus> {
         let read_at_ms = self.now_ms();
-        let w = self.waiting_facts_at(q, read_at_ms / 1000).await?;
+        let (w, pauses) = self.waiting_and_pauses(q, read_at_ms / 1000).await?;
         let history = self.inner.store.serving_history(q.id, HISTORY_LIMIT).await?;
         let draw = match q.prequeue_opens_at {
             Some(_) => self.draw_of(q).await?.map(Arc::new),
@@ -418,6 +453,7 @@ impl AppState {
             assigned: w.counters.assigned,
             history: history.into(),
             draw,
+            pauses: pauses.into(),
             read_at_ms,
         };
         self.forget_status(q.id, Some(s.clone()));

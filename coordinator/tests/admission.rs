@@ -376,3 +376,57 @@ async fn two_processes_advance_the_serving_position_as_one() {
     a.stop();
     b.stop();
 }
+
+/// A served visitor's expiry clock stands still while claims cannot succeed through no fault
+/// of theirs: while the operator pauses admissions (claims answer 503), and while the session
+/// cap is full (claims answer 202).
+#[tokio::test(start_paused = true)]
+async fn the_expiry_clock_stands_still_while_paused_or_the_cap_is_full() {
+    let rate = json!({"policy": {"strategy": "fixed_rate", "rate_per_sec": 1.0, "burst": 0}});
+    let expiry = json!({"enable_queue_position_expiry": true, "position_expiry_second": 30});
+    let rig = Rig::new(rate.clone(), expiry).await;
+    let rids = rig.enqueue(3).await;
+    while rig.serving().await < 1 {
+        rig.tick().await;
+    }
+    let mut paused = rate.clone();
+    paused["paused"] = json!(true);
+    rig.set_admission(paused).await;
+    for _ in 0..60 {
+        rig.tick().await;
+        assert_eq!(rig.token(&rids[0]).await, 503, "claims wait while paused");
+    }
+    rig.set_admission(rate).await;
+    assert_eq!(rig.token(&rids[0]).await, 200, "60 s paused did not use up a 30 s window");
+
+    // The session cap: one slot, held; the next served visitor waits for it past the window.
+    rig.set_admission(json!({"policy": {"strategy": "capacity", "max_active": 1}})).await;
+    let id = rig.state.queue_by_slug("q").await.unwrap().id;
+    let (st, _) = call(
+        &rig.admin,
+        admin_json("PUT", "/api/queue", json!({"id": id, "token_validity_second": 3600})),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let more = rig.enqueue(2).await;
+    let admin_form = |by: u64| {
+        Request::post("/api/queue/increment_serving_position")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::AUTHORIZATION, format!("Bearer {}", common::ADMIN_KEY))
+            .body(Body::from(format!("queue_id=q&increment_by={by}")))
+            .unwrap()
+    };
+    rig.end(&rids[0]).await;
+    let target = 5;
+    let now = rig.serving().await;
+    if now < target {
+        assert_eq!(call(&rig.admin, admin_form(target - now)).await.0, 200);
+    }
+    assert_eq!(rig.token(&more[0]).await, 200, "takes the one slot");
+    for _ in 0..45 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(rig.token(&more[1]).await, 202, "the cap is full: wait");
+    }
+    rig.end(&more[0]).await;
+    assert_eq!(rig.token(&more[1]).await, 200, "45 s waiting for the cap did not expire it");
+}

@@ -155,6 +155,27 @@ async fn registry(s: &dyn Store) {
     }
 }
 
+/// Seconds a queue's expiry clock stood still: merged, bounded, per queue.
+async fn pauses(s: &dyn Store) {
+    let q = create(s, "pauses").await;
+    assert_eq!(s.pauses(q.id).await.unwrap(), vec![]);
+    for t in [100, 101, 102, 200] {
+        s.add_pause(q.id, t, t + 1).await.unwrap();
+    }
+    s.add_pause(q.id, 150, 150).await.unwrap(); // empty: nothing
+    assert_eq!(s.pauses(q.id).await.unwrap(), vec![(100, 103), (200, 201)]);
+    s.add_pause(q.id, 90, 250).await.unwrap();
+    assert_eq!(s.pauses(q.id).await.unwrap(), vec![(90, 250)]);
+    for i in 0..70u64 {
+        s.add_pause(q.id, 1000 + 10 * i, 1001 + 10 * i).await.unwrap();
+    }
+    let kept = s.pauses(q.id).await.unwrap();
+    assert_eq!(kept.len(), coordinator::store::PAUSES_KEPT);
+    assert_eq!(kept.last(), Some(&(1690, 1691)));
+    assert!(s.delete_queue(q.id, None, 1).await.unwrap());
+    assert_eq!(s.pauses(q.id).await.unwrap(), vec![], "deleted with the queue");
+}
+
 /// A counter below a caller's floor (the store lost writes) is raised before anything more
 /// is handed out; the serving position is raised to its floor.
 async fn floors(s: &dyn Store) {
@@ -320,6 +341,7 @@ async fn suite(s: Arc<dyn Store>) {
     history_compaction(s.as_ref()).await;
     replays_and_versions(s.as_ref()).await;
     floors(s.as_ref()).await;
+    pauses(s.as_ref()).await;
     secrets(s.as_ref()).await;
 }
 

@@ -105,6 +105,10 @@ pub struct EdgeState {
     /// The operator's waiting-room page, when the queue has one (`crate::template`).
     #[serde(default)]
     pub template: Option<String>,
+    /// Recent seconds during which the queue's expiry clock stood still, `[from, to)` unix
+    /// seconds (`crate::place`).
+    #[serde(default)]
+    pub pauses: Vec<(u64, u64)>,
     /// The coordinator lost this queue's data (its store forgot it without an operator
     /// deleting it): this is the last state it had. The edge keeps honouring tokens and holds
     /// new visitors, or lets everyone through when the queue is `fail_open`.
@@ -346,6 +350,8 @@ pub struct Line<'a> {
     pub draw: Option<&'a Draw>,
     /// The position-expiry window, seconds, when places expire.
     pub expiry_secs: Option<u64>,
+    /// When the expiry clock stood still (`crate::place`).
+    pub pauses: &'a [(u64, u64)],
 }
 
 impl Line<'_> {
@@ -382,6 +388,7 @@ impl Line<'_> {
             passed_at,
             now_secs,
             self.expiry_secs,
+            self.pauses,
         );
         if expired { TicketStanding::Expired } else { TicketStanding::Ready }
     }
@@ -402,7 +409,7 @@ impl Line<'_> {
     fn claim_deadline(&self, ticket: &Ticket) -> Option<u64> {
         let window = self.expiry_secs?;
         let start = self.passed_at(ticket)?.max(u64::from(ticket.entered_at));
-        Some(start.saturating_add(window))
+        Some(crate::place::deadline(start, window, self.pauses))
     }
 
     /// For a ticket whose standing is [`TicketStanding::Ready`]: the last unix second at
@@ -442,6 +449,7 @@ impl EdgeState {
                 .queue
                 .enable_queue_position_expiry
                 .then_some(u64::from(self.queue.position_expiry_second)),
+            pauses: &self.pauses,
         }
     }
 
@@ -562,6 +570,7 @@ mod tests {
             draw: None,
             admission: None,
             template: None,
+            pauses: vec![],
             lost: false,
         }
     }

@@ -46,6 +46,8 @@ struct QueueData {
     prequeue: u64,
     /// `(base, count)` once drawn.
     drawn: Option<(u64, u64)>,
+    /// When the expiry clock stood still.
+    pauses: Vec<(u64, u64)>,
 }
 
 impl QueueData {
@@ -499,6 +501,16 @@ impl Store for MemoryStore {
 
     fn secrets_or_init(&self, fresh: StoredSecrets) -> BoxFuture<'_, StoreResult<StoredSecrets>> {
         self.with(move |inner| inner.secrets.get_or_insert(fresh).clone())
+    }
+
+    fn add_pause(&self, queue: u32, from: u64, to: u64) -> BoxFuture<'_, StoreResult<()>> {
+        self.with_queue(queue, move |q| {
+            q.pauses = shared::place::add_pause(&q.pauses, from, to, super::PAUSES_KEPT);
+        })
+    }
+
+    fn pauses(&self, queue: u32) -> BoxFuture<'_, StoreResult<Vec<(u64, u64)>>> {
+        self.with_queue(queue, |q| q.pauses.clone())
     }
 
     fn secrets(&self) -> BoxFuture<'_, StoreResult<Option<StoredSecrets>>> {

@@ -114,6 +114,9 @@ pub struct Tombstone {
     pub deleted_at: u64,
 }
 
+/// Pause intervals kept per queue (merged intervals: a paused minute is one).
+pub const PAUSES_KEPT: usize = 64;
+
 /// How long a tombstone is kept, seconds: the publisher announces it in every batch meanwhile,
 /// so an edge that missed one batch still hears of it.
 pub const TOMBSTONE_SECS: u64 = 86_400;
@@ -394,6 +397,12 @@ pub trait Store: Send + Sync + 'static {
         now: u64,
         keep_secs: u64,
     ) -> BoxFuture<'_, StoreResult<Option<u64>>>;
+
+    /// Adds `[from, to)` to the queue's pauses (seconds its expiry clock stood still; see
+    /// `shared::place`), merged with what it touches, the newest [`PAUSES_KEPT`] kept.
+    fn add_pause(&self, queue: u32, from: u64, to: u64) -> BoxFuture<'_, StoreResult<()>>;
+    /// The queue's pauses, oldest first.
+    fn pauses(&self, queue: u32) -> BoxFuture<'_, StoreResult<Vec<(u64, u64)>>>;
 
     /// Returns the stored secrets, storing `fresh` first if there are none (first start).
     fn secrets_or_init(&self, fresh: StoredSecrets) -> BoxFuture<'_, StoreResult<StoredSecrets>>;

@@ -23,6 +23,7 @@
 //! | `aq:{q<id>}:ctltick` | string | last controller tick applied (fencing) |
 //! | `aq:{q<id>}:pq` | string | pre-queue arrivals so far |
 //! | `aq:{q<id>}:drawn` | string | `base:count` once the pre-queue is drawn |
+//! | `aq:{q<id>}:pause` | string | JSON `[[from, to], ...]`: seconds the expiry clock stood still (≤ 64 merged intervals) |
 //! | `aq:{q<id>}:meta:<name>` | string | controller state (`ctl`), last health reading (`health`) |
 //! | `aq:{q<id>}:lease:<name>` | string | owner of a lease (publisher, controller), with a TTL |
 
@@ -52,7 +53,7 @@ fn qk(id: u32, what: &str) -> String {
 }
 
 /// All per-queue key suffixes, for deletion (replay sets `pow:<minute>` expire by themselves).
-const QUEUE_KEYS: [&str; 18] = [
+const QUEUE_KEYS: [&str; 19] = [
     "ctr",
     "srv",
     "claimed",
@@ -71,6 +72,7 @@ const QUEUE_KEYS: [&str; 18] = [
     "meta:seed",
     "lease:publish",
     "lease:control",
+    "pause",
 ];
 
 /// Shared Lua helpers, prepended to scripts that read the time series.
@@ -147,6 +149,21 @@ local c2, s2 = c, s
 if c < tonumber(ARGV[1]) then c2 = redis.call('INCRBY', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]) - c) end
 if s < tonumber(ARGV[3]) then s2 = redis.call('INCRBY', KEYS[2], tonumber(ARGV[3]) - s) end
 return {c, s, c2, s2}
+"#;
+
+// KEYS: pause. ARGV: from, to, intervals kept. The same merge as `shared::place::add_pause`.
+const ADD_PAUSE: &str = r#"
+local list = cjson.decode(redis.call('GET', KEYS[1]) or '[]')
+table.insert(list, {tonumber(ARGV[1]), tonumber(ARGV[2])})
+table.sort(list, function(x, y) return x[1] < y[1] or (x[1] == y[1] and x[2] < y[2]) end)
+local out = {}
+for _, p in ipairs(list) do
+  local last = out[#out]
+  if last and p[1] <= last[2] then last[2] = math.max(last[2], p[2]) else table.insert(out, {p[1], p[2]}) end
+end
+while #out > tonumber(ARGV[3]) do table.remove(out, 1) end
+redis.call('SET', KEYS[1], cjson.encode(out))
+return #out
 "#;
 
 // KEYS: ver. ARGV: now_ms. The next version: one more than the last, at least now_ms.
@@ -363,6 +380,7 @@ struct Scripts {
     delete: Script,
     lease: Script,
     raise: Script,
+    add_pause: Script,
     next_version: Script,
     apply_tick: Script,
     pq_assign: Script,
@@ -387,6 +405,7 @@ impl Scripts {
             delete: Script::new(DELETE),
             lease: Script::new(LEASE),
             raise: Script::new(RAISE),
+            add_pause: Script::new(ADD_PAUSE),
             next_version: Script::new(NEXT_VERSION),
             apply_tick: lib(APPLY_TICK),
             pq_assign: Script::new(PQ_ASSIGN),
@@ -1246,6 +1265,45 @@ impl Store for RedisStore {
                 .await
                 .map_err(unavailable)?;
             serde_json::from_str(&stored).map_err(|_| corrupt("secrets"))
+        }
+        .boxed()
+    }
+
+    fn add_pause(&self, queue: u32, from: u64, to: u64) -> BoxFuture<'_, StoreResult<()>> {
+        async move {
+            if from >= to {
+                return Ok(());
+            }
+            let mut c = self.conn();
+            let key = qk(queue, "pause");
+            let _: i64 = self
+                .scripts
+                .add_pause
+                .key(&key)
+                .arg(from)
+                .arg(to)
+                .arg(super::PAUSES_KEPT)
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            self.replicate(&mut c, &key).await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn pauses(&self, queue: u32) -> BoxFuture<'_, StoreResult<Vec<(u64, u64)>>> {
+        async move {
+            let mut c = self.conn();
+            let json: Option<String> = redis::cmd("GET")
+                .arg(qk(queue, "pause"))
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            match json {
+                None => Ok(Vec::new()),
+                Some(j) => serde_json::from_str(&j).map_err(|_| corrupt("pauses")),
+            }
         }
         .boxed()
     }
