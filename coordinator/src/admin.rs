@@ -1,6 +1,6 @@
 //! The private (operator) API, on its own listener; every call needs the bearer key.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq as _;
 
 use crate::api::{jti, keep_secs, open_ticket};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Form, Json as JsonBody};
+use crate::extract::{Form, Json as JsonBody, Path};
 use crate::keys::{Keyring, rotate};
 use crate::state::AppState;
 use crate::store::{Created, Ended};

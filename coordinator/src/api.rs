@@ -1,6 +1,6 @@
 //! The public API (`seeds/002`): enqueue, place and serving status, token issue, JWKS.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,7 +15,7 @@ use shared::wire::{
 
 use crate::batcher::NotPlaced;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Form;
+use crate::extract::{Form, Path};
 use crate::state::AppState;
 use crate::store::{Claim, PreQueued, ReplayKey, Session};
 

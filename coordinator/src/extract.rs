@@ -1,5 +1,6 @@
-//! Body extractors that answer bad input with the project's JSON errors (400, 413, 415)
-//! instead of axum's plain-text rejections.
+//! Extractors that answer bad input with the project's JSON errors (400, 413, 415) instead of
+//! axum's plain-text rejections: bodies, and path parameters (a segment that does not decode
+//! to UTF-8, found by `tests/fuzz_http.rs`).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -15,6 +16,28 @@ pub struct Form<T>(pub T);
 /// An `application/json` body.
 #[derive(Debug)]
 pub struct Json<T>(pub T);
+
+/// Path parameters.
+#[derive(Debug)]
+pub struct Path<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|_| ApiError::invalid("a path parameter is not valid"))
+    }
+}
 
 fn content_type_is(req: &Request, want: &str) -> bool {
     req.headers()
