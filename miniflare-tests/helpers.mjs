@@ -203,7 +203,7 @@ export async function startOrigin() {
   const server = createServer(async (req, res) => {
     const chunks = [];
     for await (const c of req) chunks.push(c);
-    seen.push({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() });
+    seen.push({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString(), at: Date.now() });
     if (req.url.startsWith("/shop/stream")) {
       res.writeHead(200, { "content-type": "text/plain", "x-origin": "stream" });
       res.write("first chunk\n");

@@ -187,6 +187,17 @@ describe("sync endpoint", () => {
     r = await (await postSync(mf, { states: [], removed: [{ queue_id: "gone", id: 99 }] })).json();
     assert.deepEqual(r.removed, [{ queue_id: "gone", id: 99 }]);
     assert.equal((await get(`${PREFIX}/serving_pos/gone`)).status, 400);
+    // Its paths are held closed for a minute, not opened: a delete and re-create leaves no
+    // moment unprotected; a late state of the removed queue does not bring it back.
+    const closed = await get("/gone/x", { headers: { accept: "application/json" } });
+    assert.equal(closed.status, 403);
+    assert.equal((await closed.json()).error, "queue_closed");
+    const late = await (await postSync(mf, { states: [{ ...gone, version: gone.version + 5 }], removed: [] })).json();
+    assert.equal(late.ignored.length, 1);
+    const kv = await mf.getKVNamespace("ANTEROOM_KV");
+    const held = JSON.parse(await kv.get("index")).queues.find((q) => q.queue_id === "gone");
+    assert.equal(held.mode, "closed");
+    assert.ok(held.removed_at > 0);
   });
 });
 

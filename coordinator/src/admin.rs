@@ -426,9 +426,11 @@ async fn queue_status(
     let now = state.now();
     let w = state.waiting_facts_at(&q, now).await?;
     let ctl = crate::control::load(&state, q.id).await?;
-    let ahead = w.counters.assigned.saturating_sub(w.counters.serving);
+    // Never below a serving position this process has seen (a store that lost writes).
+    let serving = state.floors().saw(q.id, w.counters);
+    let ahead = w.counters.assigned.saturating_sub(serving);
     Ok(Json(QueueStatus {
-        serving_pos: w.counters.serving,
+        serving_pos: serving,
         assigned: w.counters.assigned,
         waiting_num: w.waiting(),
         active_num: state.store().active_sessions(q.id, now).await?,

@@ -66,6 +66,7 @@ pub fn edge_queue(q: &QueueConfig) -> EdgeQueue {
         allow_no_js: q.allow_no_js,
         forward_token: q.forward_token,
         created_at: q.created_at,
+        removed_at: 0,
     }
 }
 
@@ -74,14 +75,27 @@ pub async fn snapshot(state: &AppState, q: &QueueConfig) -> StoreResult<EdgeStat
     let store = state.store();
     let now = state.now();
     let (w, pauses) = state.waiting_and_pauses(q, now).await?;
+    // A store found below what this process has seen lost data (a FLUSHALL the registry
+    // check has not noticed yet, a restart without its last second): its revocations and
+    // counters are not to be published until the upkeep loop has dealt with it.
+    let floor = state.floors().floor(q.id);
+    if w.counters.assigned < floor.assigned || w.counters.serving < floor.serving {
+        return Err(crate::store::StoreError::Unavailable(
+            "the store is below what this process has seen (lost writes): not published".into(),
+        ));
+    }
+    // Never below what this process has seen: a store that lost writes must not move the
+    // edge's serving position back, nor make tickets already handed out look lost.
+    let serving = state.floors().saw(q.id, w.counters);
+    let assigned = w.counters.assigned.max(state.floors().floor(q.id).assigned);
     Ok(EdgeState {
         format: shared::sync::FORMAT,
         version: 0,
         published_at_ms: 0,
         issuer: state.settings().issuer.clone(),
         queue: edge_queue(q),
-        serving_pos: w.counters.serving,
-        assigned: w.counters.assigned,
+        serving_pos: serving,
+        assigned,
         waiting_num: w.waiting(),
         active_num: store.active_sessions(q.id, now).await?,
         serving_history: store.serving_history(q.id, crate::state::HISTORY_LIMIT).await?,

@@ -258,7 +258,8 @@ async fn sessions(s: &dyn Store) {
     // Expiry: session 2 (exp 1400) and 3 (exp 1503).
     assert_eq!(s.active_sessions(q.id, 1399).await.unwrap(), 2);
     assert_eq!(s.active_sessions(q.id, 1400).await.unwrap(), 1);
-    assert!(s.revoked(q.id, 1400).await.unwrap().is_empty(), "revocations end with the token");
+    assert_eq!(s.revoked(q.id, 1404).await.unwrap(), vec!["j1".to_string()], "the token's leeway");
+    assert!(s.revoked(q.id, 1405).await.unwrap().is_empty(), "revocations end with the token");
     assert_eq!(
         s.claim(q.id, 2, 1401, 300, 0).await.unwrap(),
         Claim::Ended,

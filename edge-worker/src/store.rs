@@ -70,11 +70,13 @@ pub struct Index {
 }
 
 impl Index {
-    fn new(index: EdgeIndex) -> Self {
+    /// The index as it stands at `now` (unix ms): removed queues past their hold are gone.
+    fn new(index: EdgeIndex, now: u64) -> Self {
         Index {
             matchers: index
                 .queues
                 .into_iter()
+                .filter(|q| !released(q, now))
                 .map(|q| {
                     let p = q.patterns();
                     (q, p)
@@ -83,10 +85,15 @@ impl Index {
         }
     }
 
-    /// Whether a queue with this slug is in the index.
+    /// Whether a live queue (not one being removed) with this slug is in the index.
     pub fn knows(&self, queue_id: &str) -> bool {
-        self.matchers.iter().any(|(q, _)| q.queue_id == queue_id)
+        self.matchers.iter().any(|(q, _)| q.queue_id == queue_id && q.removed_at == 0)
     }
+}
+
+/// Whether a removed queue's hold is over at `now`.
+fn released(q: &shared::sync::EdgeQueue, now: u64) -> bool {
+    q.removed_at != 0 && q.removed_at + shared::sync::REMOVAL_HOLD_MS <= now
 }
 
 struct Slot<T> {
@@ -187,6 +194,7 @@ pub async fn index(env: &Env) -> EdgeResult<Option<Rc<Index>>> {
         Some(t) => Some(Rc::new(Index::new(
             serde_json::from_str::<EdgeIndex>(&t)
                 .map_err(|e| EdgeError::Internal(format!("index does not parse: {e}")))?,
+            now,
         ))),
     };
     INDEX.with_borrow_mut(|s| *s = Some(Slot { value: value.clone(), fetched_ms: now }));
@@ -241,7 +249,10 @@ pub async fn sync(mut req: Request, env: &Env) -> EdgeResult {
     for s in &batch.states {
         let q = s.queue.queue_id.as_str();
         let stored = read_state(&kv, q).await.ok().flatten();
-        if stored.as_ref().is_some_and(|old| !supersedes(s, old)) {
+        // A late state of a queue being removed does not bring it back.
+        let removed =
+            index.queues.iter().any(|e| e.queue_id == q && e.id == s.queue.id && e.removed_at != 0);
+        if removed || stored.as_ref().is_some_and(|old| !supersedes(s, old)) {
             answer.ignored.push(Applied { queue_id: q.to_owned(), version: s.version });
             continue;
         }
@@ -258,13 +269,16 @@ pub async fn sync(mut req: Request, env: &Env) -> EdgeResult {
         let q = r.queue_id.as_str();
         // Only the queue the removal names: a queue re-created under the slug stays.
         let names_it = |e: &shared::sync::EdgeQueue| e.queue_id == q && e.id == r.id;
-        if !valid_slug(q) || !index.queues.iter().any(names_it) {
-            continue;
+        let Some(entry) = index.queues.iter_mut().find(|e| names_it(e)) else { continue };
+        if !valid_slug(q) || entry.removed_at != 0 {
+            continue; // a repeated notice: the hold runs from the first
         }
+        // Held closed for REMOVAL_HOLD_MS, then released (see `Index::new`).
+        entry.mode = shared::sync::QueueMode::Closed;
+        entry.removed_at = now;
         if read_state(&kv, q).await.ok().flatten().is_some_and(|s| s.queue.id == r.id) {
             kv.delete(&state_key(q)).await?;
         }
-        index.queues.retain(|e| !names_it(e));
         STATES.with_borrow_mut(|m| {
             if m.get(q).and_then(|s| s.value.as_ref()).is_some_and(|l| l.state.queue.id == r.id) {
                 m.remove(q);
@@ -272,12 +286,13 @@ pub async fn sync(mut req: Request, env: &Env) -> EdgeResult {
         });
         answer.removed.push(r.clone());
     }
+    index.queues.retain(|e| !released(e, now));
     let after = serde_json::to_string(&index).map_err(|e| EdgeError::Internal(e.to_string()))?;
     if after != before {
         kv.put(INDEX_KEY, after)?.execute().await.map_err(kv_write_failed)?;
     }
     INDEX.with_borrow_mut(|s| {
-        *s = Some(Slot { value: Some(Rc::new(Index::new(index))), fetched_ms: now })
+        *s = Some(Slot { value: Some(Rc::new(Index::new(index, now))), fetched_ms: now })
     });
     Ok(json_response(200, &answer))
 }

@@ -220,7 +220,19 @@ pub struct EdgeQueue {
     /// When the queue was created, unix ms: of two queues with one slug, the newer wins.
     #[serde(default)]
     pub created_at: u64,
+    /// Set by the edge in its own index: when an operator's removal of this queue arrived,
+    /// unix ms. The queue's paths are then held closed for `REMOVAL_HOLD_MS` (a delete and
+    /// re-create leaves no moment unprotected) before they are released; 0 = live.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub removed_at: u64,
 }
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// How long the edge holds a removed queue's paths closed, milliseconds.
+pub const REMOVAL_HOLD_MS: u64 = 60_000;
 
 fn default_waiting_status() -> u16 {
     200

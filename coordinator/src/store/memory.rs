@@ -356,7 +356,9 @@ impl Store for MemoryStore {
                 Some(s) => {
                     q.by_expiry.remove(&(s.exp, position));
                     if s.exp > now {
-                        q.revoked.insert(jti, s.exp);
+                        // Revoked as long as a verifier could still accept the token.
+                        let until = s.exp + shared::token::LEEWAY_SECS as u64;
+                        q.revoked.insert(jti, until);
                     }
                     Ended::Now
                 }

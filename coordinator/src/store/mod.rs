@@ -323,7 +323,8 @@ pub trait Store: Send + Sync + 'static {
         max_active: u64,
     ) -> BoxFuture<'_, StoreResult<Claim>>;
     /// Ends a place's session (COMPLETED or ABANDONED) and records its `jti` as revoked
-    /// until it would have expired.
+    /// until its token is refused anyway: its expiry plus the verifiers' leeway
+    /// (`shared::token::LEEWAY_SECS`).
     fn end_session(
         &self,
         queue: u32,

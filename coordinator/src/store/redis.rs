@@ -15,7 +15,7 @@
 //! | `aq:{q<id>}:nclaimed` | string | number of bits set in `claimed` |
 //! | `aq:{q<id>}:sess` | sorted set | live sessions: member position, score expiry |
 //! | `aq:{q<id>}:sinfo` | hash | position → issue time of its live session |
-//! | `aq:{q<id>}:rev` | sorted set | ended sessions: member jti, score expiry |
+//! | `aq:{q<id>}:rev` | sorted set | ended sessions: member jti, score expiry plus the token leeway |
 //! | `aq:{q<id>}:hist` | sorted set | serving history: member `serving:time`, score serving |
 //! | `aq:{q<id>}:arr` | sorted set | arrivals: member `second:last position`, score second |
 //! | `aq:{q<id>}:pow:<minute>` | set | 8-byte fingerprints of proof-of-work nonces expiring in that minute |
@@ -41,6 +41,9 @@ use super::{
     Session, Store, StoreError, StoreResult, StoredSecrets, Tombstone, WaitingFacts,
 };
 
+/// An ended session stays revoked this long past its token's `exp`: verifiers accept a token
+/// for `shared::token::LEEWAY_SECS` after it.
+const REVOKED_BEYOND_EXP: i64 = shared::token::LEEWAY_SECS;
 const REG_IDS: &str = "anteroom:{registry}:ids";
 const REG_TOMBS: &str = "anteroom:{registry}:tombs";
 const REG_QUEUES: &str = "anteroom:{registry}:queues";
@@ -277,7 +280,7 @@ if exp then
   redis.call('ZREM', KEYS[2], pos)
   redis.call('HDEL', KEYS[3], pos)
   if tonumber(exp) > now then
-    redis.call('ZADD', KEYS[4], exp, ARGV[2])
+    redis.call('ZADD', KEYS[4], tonumber(exp) + tonumber(ARGV[4]), ARGV[2])
     return 1
   end
 end
@@ -988,6 +991,7 @@ impl Store for RedisStore {
                 .arg(position)
                 .arg(jti)
                 .arg(now)
+                .arg(REVOKED_BEYOND_EXP)
                 .invoke_async(&mut c)
                 .await
                 .map_err(unavailable)?;
