@@ -12,10 +12,10 @@ use shared::wire::{
 };
 use subtle::ConstantTimeEq as _;
 
-use crate::api::{jti, keep_secs, open_ticket};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{Form, Json as JsonBody, Path};
 use crate::keys::{Keyring, rotate};
+use crate::queue::{jti, open_ticket, place_of, prequeue_seed, token_response};
 use crate::state::AppState;
 use crate::store::{Created, Ended};
 
@@ -67,7 +67,7 @@ async fn require_admin(State(state): State<AppState>, req: Request, next: Next) 
     if key_matches(bearer(&req), &state.settings().admin_key) {
         next.run(req).await
     } else {
-        ApiError::Unauthorized.into_response()
+        ApiError::new(ErrorCode::Unauthorized).into_response()
     }
 }
 
@@ -81,13 +81,8 @@ async fn require_admin_or_origin(
     if key_matches(given, &state.settings().admin_key) || origin_ok {
         next.run(req).await
     } else {
-        ApiError::Unauthorized.into_response()
+        ApiError::new(ErrorCode::Unauthorized).into_response()
     }
-}
-
-fn valid_slug(s: &str) -> bool {
-    (1..=32).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// Applies `input` over `base`, checking every bound.
@@ -192,7 +187,7 @@ async fn create_queue(
         return Err(ApiError::invalid("id is assigned by the server; omit it"));
     }
     let slug = input.queue_id.clone().ok_or_else(|| ApiError::invalid("queue_id is required"))?;
-    if !valid_slug(&slug) {
+    if !shared::valid_slug(&slug) {
         return Err(ApiError::invalid("queue_id must match [a-z0-9_-]{1,32}"));
     }
     let base = QueueConfig { created_at: state.now_ms(), ..QueueConfig::with_defaults(slug) };
@@ -200,14 +195,14 @@ async fn create_queue(
     match state.store().create_queue(cfg).await? {
         Created::Ok(cfg) => {
             if cfg.prequeue_opens_at.is_some() {
-                crate::api::prequeue_seed(&state, &cfg).await?;
+                prequeue_seed(&state, &cfg).await?;
             }
             state.refresh_queues().await?;
             tracing::info!(id = cfg.id, queue = %cfg.queue_id, "queue created");
             Ok(Json(*cfg))
         }
         Created::SlugTaken => {
-            Err(ApiError::Conflict("duplicate_queue_id", "queue_id is already in use".into()))
+            Err(ApiError::with(ErrorCode::DuplicateQueueId, "queue_id is already in use"))
         }
     }
 }
@@ -219,7 +214,7 @@ async fn find(state: &AppState, id: u32) -> ApiResult<QueueConfig> {
         .await?
         .into_iter()
         .find(|q| q.id == id)
-        .ok_or_else(|| ApiError::NotFound("queue_not_found", "no queue with this id".into()))
+        .ok_or_else(|| ApiError::with(ErrorCode::QueueNotFound, "no queue with this id"))
 }
 
 async fn update_queue(
@@ -229,14 +224,14 @@ async fn update_queue(
     let id = input.id.ok_or_else(|| ApiError::invalid("id is required"))?;
     let current = find(&state, id).await?;
     if input.queue_id.as_ref().is_some_and(|s| *s != current.queue_id) {
-        return Err(ApiError::Conflict("immutable_queue_id", "queue_id cannot change".into()));
+        return Err(ApiError::with(ErrorCode::ImmutableQueueId, "queue_id cannot change"));
     }
     let cfg = merge(current, &input)?;
     if !state.store().update_queue(cfg.clone()).await? {
-        return Err(ApiError::NotFound("queue_not_found", "no queue with this id".into()));
+        return Err(ApiError::with(ErrorCode::QueueNotFound, "no queue with this id"));
     }
     if cfg.prequeue_opens_at.is_some() {
-        crate::api::prequeue_seed(&state, &cfg).await?;
+        prequeue_seed(&state, &cfg).await?;
     }
     state.refresh_queues().await?;
     Ok(Json(cfg))
@@ -266,7 +261,7 @@ async fn delete_queue(
     // for before it forgets the queue.
     let lost = state.lost_queues().into_iter().find(|q| q.id == id).map(|q| (*q).clone());
     if !state.store().delete_queue(id, lost, state.now()).await? {
-        return Err(ApiError::NotFound("queue_not_found", "no queue with this id".into()));
+        return Err(ApiError::with(ErrorCode::QueueNotFound, "no queue with this id"));
     }
     state.forget_lost(id);
     state.floors().forget(id);
@@ -288,7 +283,7 @@ async fn increment_serving(
         .and_then(|s| s.trim().parse().ok())
         .filter(|n| (1..=MAX_INCREMENT).contains(n))
         .ok_or_else(|| ApiError::invalid(format!("increment_by must be 1..={MAX_INCREMENT}")))?;
-    let serving_pos = state.store().increment_serving(q.id, by, state.now(), keep_secs(&q)).await?;
+    let serving_pos = state.store().increment_serving(q.id, by, state.now(), q.keep_secs()).await?;
     state.forget_status(q.id, None);
     Ok(Json(ServingPosResponse { serving_pos }))
 }
@@ -308,7 +303,7 @@ async fn update_token_status(
         }
     }
     let t = open_ticket(&state, &q, rid)?;
-    let place = crate::api::place_of(&state, &q, &t)
+    let place = place_of(&state, &q, &t)
         .await?
         .ok_or_else(|| ApiError::invalid("no access token was issued for this request_id"))?;
     match state.store().end_session(q.id, place, jti(q.id, place), state.now()).await? {
@@ -345,13 +340,13 @@ async fn extend_session(
         .filter(|n| (1..=u64::from(MAX_TOKEN_VALIDITY)).contains(n))
         .ok_or_else(|| ApiError::invalid("extend_by must be 1..=86400"))?;
     if q.session_max_second == 0 {
-        return Err(ApiError::Conflict(
-            "extension_disabled",
-            "sessions of this queue cannot be extended".into(),
+        return Err(ApiError::with(
+            ErrorCode::ExtensionDisabled,
+            "sessions of this queue cannot be extended",
         ));
     }
     let t = open_ticket(&state, &q, rid)?;
-    let place = crate::api::place_of(&state, &q, &t)
+    let place = place_of(&state, &q, &t)
         .await?
         .ok_or_else(|| ApiError::invalid("no access token was issued for this request_id"))?;
     let now = state.now();
@@ -360,28 +355,15 @@ async fn extend_session(
         .store()
         .extend_session(q.id, place, by, cap, now)
         .await?
-        .ok_or_else(|| ApiError::Gone("session_ended", "no live session to extend".into()))?;
-    Ok(Json(crate::api::token_response(&state, &q, rid, place, session, now)))
-}
-
-/// Body of `POST /api/queue/{queue_id}/health`: the origin's telemetry.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HealthReport {
-    /// Latency percentile the origin measures (p95 recommended), milliseconds.
-    latency_ms: f64,
-    /// Share of failed requests, 0..=1.
-    error_rate: f64,
-    /// Work in progress at the origin, if known.
-    #[serde(default)]
-    in_flight: Option<u64>,
+        .ok_or_else(|| ApiError::with(ErrorCode::SessionEnded, "no live session to extend"))?;
+    Ok(Json(token_response(&state, &q, rid, place, session, now)))
 }
 
 /// Records the origin's health; the reading is stamped with the time it arrived.
 async fn report_health(
     State(state): State<AppState>,
     Path(queue_id): Path<String>,
-    JsonBody(report): JsonBody<HealthReport>,
+    JsonBody(report): JsonBody<shared::wire::HealthReport>,
 ) -> ApiResult<StatusCode> {
     let q = state.queue_by_slug(&queue_id).await?;
     let ok_latency =
@@ -400,28 +382,12 @@ async fn report_health(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// What an operator sees of a running queue.
-#[derive(Debug, serde::Serialize)]
-struct QueueStatus {
-    queue: QueueConfig,
-    serving_pos: u64,
-    assigned: u64,
-    waiting_num: u64,
-    active_num: u64,
-    admission_rate: f64,
-    admission_rate_sd: f64,
-    eta_last_position: Option<shared::eta::EtaBand>,
-    last_decision: Option<shared::admission::TickDecision>,
-    last_health: Option<shared::admission::HealthReading>,
-    health_rate: Option<f64>,
-}
-
 /// Strategy and parameters, counters, sessions, admission rate, the ETA of the last
 /// position and the last health reading of a queue.
 async fn queue_status(
     State(state): State<AppState>,
     Path(queue_id): Path<String>,
-) -> ApiResult<Json<QueueStatus>> {
+) -> ApiResult<Json<shared::wire::QueueStatus>> {
     let q = state.queue_by_slug(&queue_id).await?;
     let now = state.now();
     let w = state.waiting_facts_at(&q, now).await?;
@@ -429,7 +395,7 @@ async fn queue_status(
     // Never below a serving position this process has seen (a store that lost writes).
     let serving = state.floors().saw(q.id, w.counters);
     let ahead = w.counters.assigned.saturating_sub(serving);
-    Ok(Json(QueueStatus {
+    Ok(Json(shared::wire::QueueStatus {
         serving_pos: serving,
         assigned: w.counters.assigned,
         waiting_num: w.waiting(),
@@ -446,11 +412,11 @@ async fn queue_status(
 
 /// Rotates the token signing key; the old public key stays in the JWKS until every token it
 /// signed has expired (the longest token validity of any queue).
-async fn rotate_keys(State(state): State<AppState>) -> ApiResult<Json<shared::wire::Jwks>> {
+async fn rotate_keys(State(state): State<AppState>) -> ApiResult<Json<shared::token::Jwks>> {
     if state.settings().keys_from_config {
-        return Err(ApiError::Conflict(
-            "keys_from_config",
-            "signing key is set by configuration; rotate it there".into(),
+        return Err(ApiError::with(
+            ErrorCode::KeysFromConfig,
+            "signing key is set by configuration; rotate it there",
         ));
     }
     let now = state.now();

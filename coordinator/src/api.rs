@@ -5,22 +5,22 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use shared::sync::{QueueMode, TicketStanding};
+use shared::sync::TicketStanding;
 use shared::ticket::{Ticket, TicketKind};
-use shared::token::AccessClaims;
 use shared::wire::{
-    AssignResponse, PositionResponse, QueueConfig, QueueForm, StillQueued, TokenResponse,
-    WaitingNumResponse,
+    AssignResponse, PositionResponse, QueueConfig, QueueForm, StillQueued, WaitingNumResponse,
 };
 
 use crate::batcher::NotPlaced;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{Form, Path};
+use crate::queue::{
+    check_claim_open, check_enqueue_open, ensure_drawn, open_ticket, place_of, prequeue_seed,
+    token_response,
+};
 use crate::state::AppState;
-use crate::store::{Claim, PreQueued, ReplayKey, Session};
+use crate::store::{Claim, PreQueued, ReplayKey};
 
-/// Seconds of history kept beyond a queue's expiry window.
-const HISTORY_MARGIN_SECS: u64 = 120;
 /// Suggested wait before asking for a token again while still queued.
 const QUEUED_RETRY_MS: u64 = 2000;
 
@@ -60,70 +60,11 @@ async fn from_edge(
     next.run(req).await
 }
 
-/// History the store must keep for a queue: its expiry window plus a margin.
-pub fn keep_secs(q: &QueueConfig) -> u64 {
-    u64::from(q.position_expiry_second) + HISTORY_MARGIN_SECS
-}
-
-/// The expiry window, if enabled.
-pub fn expiry(q: &QueueConfig) -> Option<u64> {
-    q.enable_queue_position_expiry.then_some(u64::from(q.position_expiry_second))
-}
-
-/// Session id of a place: stable, so claiming twice names the same session.
-pub fn jti(queue: u32, position: u64) -> String {
-    format!("{queue}.{position}")
-}
-
 fn required<'a>(v: &'a Option<String>, name: &str) -> ApiResult<&'a str> {
     match v.as_deref().map(str::trim) {
         Some(s) if !s.is_empty() => Ok(s),
         _ => Err(ApiError::invalid(format!("{name} is required"))),
     }
-}
-
-/// Checks a ticket against a queue. A ticket for another live queue is bad input (400); one
-/// for a queue that was deleted (its id is no longer live) is gone (410).
-pub fn open_ticket(state: &AppState, q: &QueueConfig, request_id: &str) -> ApiResult<Ticket> {
-    let keys = state.keys();
-    let t = Ticket::open(request_id, |id| keys.ticket_key(id))
-        .map_err(|e| ApiError::BadRequest("invalid_request_id", e.to_string()))?;
-    if t.queue != q.id {
-        return Err(if state.queue_by_id_cached(t.queue).is_some() {
-            ApiError::BadRequest("invalid_request_id", "request_id belongs to another queue".into())
-        } else {
-            ApiError::Gone(
-                "queue_replaced",
-                "request_id belongs to a queue that was deleted".into(),
-            )
-        });
-    }
-    Ok(t)
-}
-
-/// Draws the pre-queue once the queue has opened (idempotent, any process may do it).
-pub async fn ensure_drawn(state: &AppState, q: &QueueConfig) -> ApiResult<(u64, u64)> {
-    let drawn = state.store().draw(q.id).await?;
-    state.forget_status(q.id, None);
-    Ok(drawn)
-}
-
-/// The seed of a queue's pre-queue draw, created on first use (its commitment is public).
-pub async fn prequeue_seed(state: &AppState, q: &QueueConfig) -> ApiResult<[u8; 32]> {
-    let fresh = shared::prequeue::seed_to_hex(&crate::keys::random32());
-    let hex = state.store().init_meta(q.id, "seed", fresh).await?;
-    shared::prequeue::seed_from_hex(&hex).ok_or_else(|| ApiError::Internal("bad seed".into()))
-}
-
-/// The place a ticket holds: its position for a FIFO ticket, its drawn place for a
-/// pre-queue ticket once the draw is done (`None` before).
-pub async fn place_of(state: &AppState, q: &QueueConfig, t: &Ticket) -> ApiResult<Option<u64>> {
-    if t.kind == TicketKind::Fifo {
-        return Ok(Some(t.position));
-    }
-    let Some((base, n)) = state.store().drawn(q.id).await? else { return Ok(None) };
-    let seed = prequeue_seed(state, q).await?;
-    Ok(shared::prequeue::drawn_place(&seed, q.id, n, t.position).map(|p| base + p))
 }
 
 async fn prequeue_info(
@@ -132,7 +73,7 @@ async fn prequeue_info(
 ) -> ApiResult<Json<shared::wire::PrequeueInfo>> {
     let q = state.queue_by_slug(&queue_id).await?;
     if q.prequeue_opens_at.is_none() {
-        return Err(ApiError::NotFound("no_prequeue", "this queue has no pre-queue".into()));
+        return Err(ApiError::with(ErrorCode::NoPrequeue, "this queue has no pre-queue"));
     }
     let seed = prequeue_seed(&state, &q).await?;
     let drawn = state.store().drawn(q.id).await?;
@@ -148,7 +89,7 @@ async fn prequeue_info(
 }
 
 fn expired_error() -> ApiError {
-    ApiError::Gone("expired", "request_id has expired".into())
+    ApiError::with(ErrorCode::Expired, "request_id has expired")
 }
 
 /// The client's address as the socket saw it (absent when called without a socket, in tests).
@@ -174,28 +115,24 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PeerIp {
 /// Header in which the edge passes the visitor's IP, MAC'd with the edge key.
 pub const CLIENT_HEADER: &str = shared::sync::CLIENT_HEADER;
 
-fn forbidden(code: &'static str, message: &str) -> ApiError {
-    ApiError::Forbidden(code, message.into())
-}
-
 /// The visitor's IP: from the edge's MAC'd header when present, else the socket's peer (a
 /// 403 in edge-only mode).
 fn client_ip(state: &AppState, headers: &HeaderMap, peer: PeerIp) -> ApiResult<String> {
     match headers.get(CLIENT_HEADER) {
-        None if state.settings().edge_only => Err(forbidden(
-            "edge_required",
+        None if state.settings().edge_only => Err(ApiError::with(
+            ErrorCode::EdgeRequired,
             "this endpoint answers only requests that come through the waiting room's edge",
         )),
         Some(h) => {
-            let key = state
-                .settings()
-                .edge_key
-                .ok_or_else(|| forbidden("bad_client_header", "client header not accepted"))?;
-            let h = h
-                .to_str()
-                .map_err(|_| forbidden("bad_client_header", "client header is malformed"))?;
-            shared::sync::verify_client(&key, h, state.now().saturating_mul(1000))
-                .map_err(|_| forbidden("bad_client_header", "client header failed its check"))
+            let key = state.settings().edge_key.ok_or_else(|| {
+                ApiError::with(ErrorCode::BadClientHeader, "client header not accepted")
+            })?;
+            let h = h.to_str().map_err(|_| {
+                ApiError::with(ErrorCode::BadClientHeader, "client header is malformed")
+            })?;
+            shared::sync::verify_client(&key, h, state.now().saturating_mul(1000)).map_err(|_| {
+                ApiError::with(ErrorCode::BadClientHeader, "client header failed its check")
+            })
         }
         None => Ok(peer.0.map(|ip| ip.to_string()).unwrap_or_default()),
     }
@@ -215,62 +152,32 @@ fn check_pow(
     let key = state
         .settings()
         .edge_key
-        .ok_or_else(|| ApiError::Unavailable("proof-of-work is not configured".into()))?;
+        .ok_or_else(|| ApiError::with(ErrorCode::Unavailable, "proof-of-work is not configured"))?;
     let (Some(challenge), Some(counter)) = (&form.pow_challenge, &form.pow_counter) else {
-        return Err(forbidden("pow_required", "a proof-of-work solution is required"));
+        return Err(ApiError::with(ErrorCode::PowRequired, "a proof-of-work solution is required"));
     };
     let counter: u64 = counter
         .trim()
         .parse()
-        .map_err(|_| forbidden("pow_invalid", "pow_counter is not a number"))?;
+        .map_err(|_| ApiError::with(ErrorCode::PowInvalid, "pow_counter is not a number"))?;
     let c = shared::pow::open(&key, challenge)
-        .map_err(|_| forbidden("pow_invalid", "pow_challenge is not valid"))?;
+        .map_err(|_| ApiError::with(ErrorCode::PowInvalid, "pow_challenge is not valid"))?;
     if c.difficulty < q.pow_difficulty {
-        return Err(forbidden("pow_invalid", "pow_challenge is easier than the queue requires"));
+        return Err(ApiError::with(
+            ErrorCode::PowInvalid,
+            "pow_challenge is easier than the queue requires",
+        ));
     }
     let nonce = shared::pow::verify_solution(&key, challenge, counter, q.id, ip, state.now())
         .map_err(|e| match e {
-            shared::pow::PowError::Expired => forbidden("pow_expired", "pow_challenge has expired"),
-            _ => forbidden("pow_invalid", "proof-of-work solution is not valid"),
+            shared::pow::PowError::Expired => {
+                ApiError::with(ErrorCode::PowExpired, "pow_challenge has expired")
+            }
+            _ => ApiError::with(ErrorCode::PowInvalid, "proof-of-work solution is not valid"),
         })?;
     let mut fingerprint = [0u8; 8];
     fingerprint.copy_from_slice(&nonce[..8]);
     Ok(Some(ReplayKey { fingerprint, expires_at: u64::from(c.expires_at) }))
-}
-
-/// Refuses a new place in a queue that takes none now: closed by mode or by `closes_at`,
-/// draining (the sale is over), or not open yet.
-fn check_enqueue_open(q: &QueueConfig, now: u64) -> ApiResult<()> {
-    if q.mode == QueueMode::Closed || q.closes_at.is_some_and(|c| now >= c) {
-        return Err(forbidden("queue_closed", "the queue is closed to new visitors"));
-    }
-    if q.admission.as_ref().is_some_and(|a| a.draining) {
-        return Err(forbidden("queue_draining", "the queue admits no new visitors"));
-    }
-    let opens_first = q.prequeue_opens_at.or(q.opens_at);
-    if let Some(at) = opens_first.filter(|at| now < *at) {
-        return Err(ApiError::NotOpen(at - now));
-    }
-    Ok(())
-}
-
-/// Refuses a claim while the queue lets nobody in: closed by mode, draining, paused (the
-/// operator's brake: 503, ask again), or not open yet.
-fn check_claim_open(q: &QueueConfig, now: u64) -> ApiResult<()> {
-    if q.mode == QueueMode::Closed {
-        return Err(forbidden("queue_closed", "the queue is closed"));
-    }
-    match &q.admission {
-        Some(a) if a.draining => {
-            return Err(forbidden("queue_draining", "the queue admits no new visitors"));
-        }
-        Some(a) if a.paused => return Err(ApiError::Paused),
-        _ => {}
-    }
-    if let Some(at) = q.prequeue_opens_at.or(q.opens_at).filter(|at| now < *at) {
-        return Err(ApiError::NotOpen(at - now));
-    }
-    Ok(())
 }
 
 async fn assign_queue_pos(
@@ -292,7 +199,10 @@ async fn assign_queue_pos(
         PreQueued::Drawn
     };
     if arrival == PreQueued::Replayed {
-        return Err(forbidden("pow_replayed", "proof-of-work challenge was already used"));
+        return Err(ApiError::with(
+            ErrorCode::PowReplayed,
+            "proof-of-work challenge was already used",
+        ));
     }
     if let PreQueued::Arrival(index) = arrival {
         let ticket = Ticket {
@@ -309,11 +219,11 @@ async fn assign_queue_pos(
         // The pre-queue's places come first: draw before any FIFO place is handed out.
         ensure_drawn(&state, &q).await?;
     }
-    let placed = state.batchers().assign(q.id, keep_secs(&q), replay).await;
+    let placed = state.batchers().assign(q.id, q.keep_secs(), replay).await;
     let (position, entered_at) = placed.map_err(|e| match e {
         NotPlaced::Store(e) => ApiError::from(e),
         NotPlaced::Replayed => {
-            forbidden("pow_replayed", "proof-of-work challenge was already used")
+            ApiError::with(ErrorCode::PowReplayed, "proof-of-work challenge was already used")
         }
     })?;
     let ticket = Ticket {
@@ -344,7 +254,7 @@ async fn queue_pos(
     let place = match line.standing(&t, now) {
         TicketStanding::Foreign => return Err(ApiError::Internal("ticket queue mismatch".into())),
         TicketStanding::NotDecided => {
-            return Err(ApiError::NotFound("not_ready", "place is not decided yet".into()));
+            return Err(ApiError::with(ErrorCode::NotReady, "place is not decided yet"));
         }
         TicketStanding::Expired => return Err(expired_error()),
         TicketStanding::Waiting | TicketStanding::Ready => line.place_of(&t).unwrap_or(t.position),
@@ -402,19 +312,19 @@ async fn generate_token(
     t.position = place;
     let facts = state.store().place(q.id, t.position).await?;
     if t.position > facts.counters.assigned {
-        return Err(ApiError::NotFound("not_ready", "place is not committed".into()));
+        return Err(ApiError::with(ErrorCode::NotReady, "place is not committed"));
     }
     if t.position > facts.counters.serving {
         return Ok(still_queued(t.position, facts.counters.serving));
     }
     let now = state.now();
-    let pauses = match expiry(&q) {
+    let pauses = match q.expiry() {
         Some(_) if !facts.claimed => state.store().pauses(q.id).await?,
         _ => Vec::new(),
     };
     let passed = facts.passed_at;
     if !facts.claimed
-        && shared::place::expired(u64::from(t.entered_at), passed, now, expiry(&q), &pauses)
+        && shared::place::expired(u64::from(t.entered_at), passed, now, q.expiry(), &pauses)
     {
         return Err(expired_error());
     }
@@ -425,7 +335,7 @@ async fn generate_token(
     state.forget_status(q.id, None);
     let session = match claimed? {
         Claim::Issued(s) | Claim::Existing(s) => s,
-        Claim::Ended => return Err(ApiError::Gone("session_ended", "session has ended".into())),
+        Claim::Ended => return Err(ApiError::with(ErrorCode::SessionEnded, "session has ended")),
         Claim::Full { .. } => {
             // Waiting for the session cap is no fault of the visitor: their clock stands still.
             state.note_pause(q.id, now).await;
@@ -436,32 +346,6 @@ async fn generate_token(
         Json(token_response(&state, &q, request_id, t.position, session, now)).into_response();
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
-}
-
-/// Signs the access token of a session.
-pub fn token_response(
-    state: &AppState,
-    q: &QueueConfig,
-    request_id: &str,
-    place: u64,
-    session: Session,
-    now: u64,
-) -> TokenResponse {
-    let claims = AccessClaims {
-        iss: state.settings().issuer.clone(),
-        aud: q.queue_id.clone(),
-        sub: request_id.to_string(),
-        qpos: place,
-        jti: jti(q.id, place),
-    };
-    let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    let access_token =
-        state.keys().signer(now).issue(&claims, to_i64(session.iat), to_i64(session.exp));
-    TokenResponse {
-        access_token,
-        token_type: "Bearer".into(),
-        expires_in: session.exp.saturating_sub(now),
-    }
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {

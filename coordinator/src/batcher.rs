@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::clock::Clock;
 use crate::recovery::{Faults, Floors};
-use crate::state::Clock;
 use crate::store::{Counters, ReplayKey, Store, StoreError};
 
 /// Why a caller got no place.

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::str::FromStr;
 
+use std::time::Duration;
+
 use clap::Parser;
 
 /// A secret value: parsed like a string, never printed.
@@ -102,7 +104,7 @@ impl Config {
             return Err("give either a redis url or redis cluster nodes, not both".into());
         }
         if let Some(k) = &self.edge_key {
-            crate::keys::parse_seed(&k.0).map_err(|_| "edge key must be 64 hex characters")?;
+            shared::hex::decode32(k.0.trim()).ok_or("edge key must be 64 hex characters")?;
         }
         if self.edge_only == Some(true) && self.edge_key.is_none() {
             return Err("edge-only mode needs an edge key".into());
@@ -117,5 +119,22 @@ impl Config {
             return Err("max batch and concurrency limit must be positive".into());
         }
         Ok(())
+    }
+}
+
+/// Settings of the publisher.
+#[derive(Clone)]
+pub struct PublishConfig {
+    /// The worker's sync endpoint.
+    pub url: String,
+    /// Shared secret with the edge.
+    pub key: [u8; 32],
+    /// Longest time between two publishes of a queue.
+    pub interval: Duration,
+}
+
+impl std::fmt::Debug for PublishConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishConfig").field("url", &self.url).finish_non_exhaustive()
     }
 }

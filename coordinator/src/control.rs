@@ -14,7 +14,6 @@ use shared::eta::RateEstimate;
 use shared::wire::QueueConfig;
 use tokio::sync::watch;
 
-use crate::api::keep_secs;
 use crate::state::AppState;
 use crate::store::StoreResult;
 
@@ -91,7 +90,7 @@ pub async fn tick_queue(
     ctl.last = Some(decision);
     ctl.tick = tick;
     let json = serde_json::to_string(&ctl).unwrap_or_default();
-    let applied = store.apply_tick(q.id, tick, decision.admit, json, now, keep_secs(q)).await?;
+    let applied = store.apply_tick(q.id, tick, decision.admit, json, now, q.keep_secs()).await?;
     state.forget_status(q.id, None);
     Ok(applied.map(|_| decision))
 }

@@ -1,116 +1,123 @@
 //! The coordinator's one error type: every failure a handler can answer with.
 //!
-//! Client errors carry a status, a stable code and a safe message. Storage unavailability is
-//! a 503 with `Retry-After`. Anything else is an internal error: logged with its cause and
-//! answered with a generic message, never echoed.
+//! A refusal carries a code of the shared vocabulary (`shared::error::ErrorCode`: its status
+//! and default message) and a message safe to show. Storage unavailability is a 503 with
+//! `Retry-After`. Anything else is an internal error: logged with its cause and answered with
+//! the generic message, never echoed.
+
+use std::borrow::Cow;
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use shared::wire::ErrorBody;
+pub use shared::error::ErrorCode;
 
+use crate::queue::QueueError;
+use crate::state::Lookup;
 use crate::store::StoreError;
 
 /// Seconds a client should wait after a 503.
 pub const RETRY_AFTER_SECS: u64 = 2;
 
 /// An error answer.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum ApiError {
-    /// 400: a missing or malformed parameter.
-    #[error("{1}")]
-    BadRequest(&'static str, String),
-    /// 401: the private API was called without the right key.
-    #[error("missing or wrong bearer key")]
-    Unauthorized,
-    /// 403: refused by policy (e.g. proof-of-work).
-    #[error("{1}")]
-    Forbidden(&'static str, String),
-    /// 404: not found, or not decided yet.
-    #[error("{1}")]
-    NotFound(&'static str, String),
-    /// 409: conflicts with the stored state.
-    #[error("{1}")]
-    Conflict(&'static str, String),
-    /// 410: expired or gone for good.
-    #[error("{1}")]
-    Gone(&'static str, String),
-    /// 413: body over the limit.
-    #[error("request body is too large")]
-    TooLarge,
-    /// 415: wrong content type.
-    #[error("content type must be {0}")]
-    UnsupportedMediaType(&'static str),
-    /// 503: storage or the service is temporarily unavailable.
-    #[error("{0}")]
-    Unavailable(String),
-    /// 503: the store lost this queue; it is held until an operator re-creates it.
-    #[error("this queue is unavailable; the operator has been alerted")]
-    QueueLost,
-    /// 503: the operator paused admissions; claims wait.
-    #[error("admissions are paused; try again shortly")]
-    Paused,
+    /// A refusal: a code of the shared vocabulary and a message safe to show.
+    Refused(ErrorCode, Cow<'static, str>),
     /// 503: the queue is not open yet; retry after this many seconds.
-    #[error("queue is not open yet")]
     NotOpen(u64),
     /// 500: a bug or corrupt data; the cause is logged, not shown.
-    #[error("internal error")]
     Internal(String),
 }
 
 impl ApiError {
+    /// A refusal with the code's default message.
+    pub fn new(code: ErrorCode) -> Self {
+        ApiError::Refused(code, Cow::Borrowed(code.message()))
+    }
+
+    /// A refusal with a more specific message.
+    pub fn with(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::Refused(code, message.into())
+    }
+
     /// A 400 `invalid_parameter`.
-    pub fn invalid(message: impl Into<String>) -> Self {
-        ApiError::BadRequest("invalid_parameter", message.into())
+    pub fn invalid(message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::with(ErrorCode::InvalidParameter, message)
+    }
+
+    /// The code answered.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::Refused(code, _) => *code,
+            ApiError::NotOpen(_) => ErrorCode::NotOpen,
+            ApiError::Internal(_) => ErrorCode::Internal,
+        }
     }
 }
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::Refused(_, message) => f.write_str(message),
+            other => f.write_str(other.code().message()),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(cause) => {
                 tracing::warn!(%cause, "storage unavailable");
-                ApiError::Unavailable("storage is temporarily unavailable".into())
+                ApiError::new(ErrorCode::Unavailable)
             }
             StoreError::Corrupt(cause) => ApiError::Internal(cause),
         }
     }
 }
 
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::Refused(code, message) => ApiError::Refused(code, message),
+            QueueError::NotOpen(secs) => ApiError::NotOpen(secs),
+            QueueError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<Lookup> for ApiError {
+    fn from(e: Lookup) -> Self {
+        match e {
+            Lookup::Unknown => ApiError::new(ErrorCode::UnknownQueue),
+            Lookup::Lost => ApiError::new(ErrorCode::QueueLost),
+            Lookup::Store(e) => e.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = match &self {
-            ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, *code),
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::Forbidden(code, _) => (StatusCode::FORBIDDEN, *code),
-            ApiError::NotFound(code, _) => (StatusCode::NOT_FOUND, *code),
-            ApiError::Conflict(code, _) => (StatusCode::CONFLICT, *code),
-            ApiError::Gone(code, _) => (StatusCode::GONE, *code),
-            ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            ApiError::UnsupportedMediaType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+        let code = self.code();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%cause, "internal error");
+        }
+        let status =
+            StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (status, Json(code.body(self.to_string()))).into_response();
+        let headers = resp.headers_mut();
+        match (&self, code) {
+            (ApiError::NotOpen(secs), _) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from((*secs).max(1)));
             }
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            ApiError::NotOpen(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_open"),
-            ApiError::Paused => (StatusCode::SERVICE_UNAVAILABLE, "paused"),
-            ApiError::QueueLost => (StatusCode::SERVICE_UNAVAILABLE, "queue_lost"),
-            ApiError::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            (_, ErrorCode::Unavailable | ErrorCode::Paused | ErrorCode::QueueLost) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
-        };
-        let body = ErrorBody { error: code.to_string(), message: self.to_string() };
-        let mut resp = (status, Json(body)).into_response();
-        match self {
-            ApiError::Unavailable(_) | ApiError::Paused | ApiError::QueueLost => {
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-            }
-            ApiError::NotOpen(secs) => {
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-            }
-            ApiError::Unauthorized => {
-                resp.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            (_, ErrorCode::Unauthorized) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             _ => {}
         }

@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// An `application/x-www-form-urlencoded` body.
 #[derive(Debug)]
@@ -50,7 +50,7 @@ fn content_type_is(req: &Request, want: &str) -> bool {
 async fn body(req: Request) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, &()).await.map_err(|e| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge
+            ApiError::new(ErrorCode::PayloadTooLarge)
         } else {
             ApiError::invalid("request body could not be read")
         }
@@ -63,7 +63,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         const FORM: &str = "application/x-www-form-urlencoded";
         if !content_type_is(&req, FORM) {
-            return Err(ApiError::UnsupportedMediaType(FORM));
+            return Err(ApiError::with(
+                ErrorCode::UnsupportedMediaType,
+                format!("content type must be {FORM}"),
+            ));
         }
         let bytes = body(req).await?;
         serde_urlencoded::from_bytes(&bytes)
@@ -78,7 +81,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         const JSON: &str = "application/json";
         if !content_type_is(&req, JSON) {
-            return Err(ApiError::UnsupportedMediaType(JSON));
+            return Err(ApiError::with(
+                ErrorCode::UnsupportedMediaType,
+                format!("content type must be {JSON}"),
+            ));
         }
         let bytes = body(req).await?;
         serde_json::from_slice(&bytes)

@@ -4,8 +4,8 @@
 use ed25519_compact::PublicKey;
 use rand::RngCore as _;
 use shared::ticket::{TicketKey, parse_keys};
+use shared::token::Jwks;
 use shared::token::SigningKey;
-use shared::wire::Jwks;
 
 use crate::store::{StoredSecrets, StoredSigningKey};
 
@@ -32,21 +32,9 @@ pub struct Keyring {
     stored: Option<StoredSecrets>,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Parses 64 hex characters.
+/// Parses 64 hex characters (surrounding spaces allowed).
 pub fn parse_seed(text: &str) -> Result<[u8; 32], String> {
-    let text = text.trim();
-    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err("signing key must be 64 hex characters".into());
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
-    }
-    Ok(out)
+    shared::hex::decode32(text.trim()).ok_or_else(|| "signing key must be 64 hex characters".into())
 }
 
 /// 32 random bytes from the OS.
@@ -60,11 +48,11 @@ pub fn random32() -> [u8; 32] {
 pub fn fresh_secrets() -> StoredSecrets {
     StoredSecrets {
         signing: vec![StoredSigningKey {
-            seed_hex: hex(&random32()),
+            seed_hex: shared::hex::encode(random32()),
             retire_after: 0,
             active_from: 0,
         }],
-        ticket_keys: format!("1:{}", hex(&random32())),
+        ticket_keys: format!("1:{}", shared::hex::encode(random32())),
     }
 }
 
@@ -161,8 +149,11 @@ pub fn rotate(
     active_from: u64,
     retire_after: u64,
 ) -> StoredSecrets {
-    let mut signing =
-        vec![StoredSigningKey { seed_hex: hex(&random32()), retire_after: 0, active_from }];
+    let mut signing = vec![StoredSigningKey {
+        seed_hex: shared::hex::encode(random32()),
+        retire_after: 0,
+        active_from,
+    }];
     for k in &stored.signing {
         let retire = if k.retire_after == 0 { retire_after } else { k.retire_after };
         if retire > now {

@@ -6,12 +6,14 @@
 pub mod admin;
 pub mod api;
 pub mod batcher;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod error;
 pub mod extract;
 pub mod keys;
 pub mod publish;
+pub mod queue;
 pub mod recovery;
 pub mod state;
 pub mod store;
@@ -23,15 +25,13 @@ use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{BoxError, Router};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 
 pub use config::Config;
-use error::ApiError;
+use error::{ApiError, ErrorCode};
 use keys::Keyring;
 use state::{AppState, Clock, Settings};
 use store::Store;
@@ -60,22 +60,18 @@ impl Default for Limits {
 
 async fn overloaded(err: BoxError) -> ApiError {
     if err.is::<tower::timeout::error::Elapsed>() {
-        ApiError::Unavailable("request timed out".into())
+        ApiError::with(ErrorCode::Unavailable, "request timed out")
     } else {
-        ApiError::Unavailable("server is overloaded".into())
+        ApiError::with(ErrorCode::Unavailable, "server is overloaded")
     }
 }
 
 async fn not_found() -> ApiError {
-    ApiError::NotFound("no_route", "no such endpoint".into())
+    ApiError::with(ErrorCode::NotFound, "no such endpoint")
 }
 
-async fn method_not_allowed() -> impl IntoResponse {
-    let body = shared::wire::ErrorBody {
-        error: "method_not_allowed".into(),
-        message: "method not allowed for this endpoint".into(),
-    };
-    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body))
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(ErrorCode::MethodNotAllowed)
 }
 
 async fn healthz() -> &'static str {
@@ -162,7 +158,7 @@ pub async fn start(cfg: &Config, store: Arc<dyn Store>, clock: Clock) -> anyhow:
         None => None,
     };
     let publish = match (&cfg.edge_sync_url, edge_key) {
-        (Some(url), Some(key)) => Some(publish::PublishConfig {
+        (Some(url), Some(key)) => Some(config::PublishConfig {
             url: url.clone(),
             key,
             interval: Duration::from_millis(cfg.publish_interval_ms),

@@ -15,6 +15,7 @@ use shared::sync::{EdgeQueue, EdgeState, Removal, SIGNATURE_HEADER, SyncBatch, T
 use shared::wire::QueueConfig;
 use tokio::sync::watch;
 
+use crate::config::PublishConfig;
 use crate::state::AppState;
 use crate::store::StoreResult;
 
@@ -26,23 +27,6 @@ const MIN_GAP: Duration = Duration::from_secs(1);
 const LEASE_MS: u64 = 3000;
 /// How long an operator's deletion is repeated in every batch, seconds.
 pub const REMOVAL_SECS: u64 = 3600;
-
-/// Settings of the publisher.
-#[derive(Clone)]
-pub struct PublishConfig {
-    /// The worker's sync endpoint.
-    pub url: String,
-    /// Shared secret with the edge.
-    pub key: [u8; 32],
-    /// Longest time between two publishes of a queue.
-    pub interval: Duration,
-}
-
-impl std::fmt::Debug for PublishConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PublishConfig").field("url", &self.url).finish_non_exhaustive()
-    }
-}
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)

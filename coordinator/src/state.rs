@@ -2,53 +2,17 @@
 //! the group-commit batchers.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use shared::wire::QueueConfig;
 use tokio::sync::Mutex as AsyncMutex;
 
 use crate::batcher::Batchers;
-use crate::error::{ApiError, ApiResult};
+pub use crate::clock::Clock;
 use crate::keys::Keyring;
 use crate::recovery::{Faults, Floors};
 use crate::store::{Store, StoreResult, WaitingFacts};
-
-/// Wall-clock time; settable in tests so expiry and admission run without waiting.
-#[derive(Debug, Clone)]
-pub enum Clock {
-    /// The system clock.
-    System,
-    /// A settable clock, unix milliseconds.
-    Manual(Arc<AtomicU64>),
-    /// Follows tokio's clock from a unix-ms base (with `tokio::time::pause` it jumps with
-    /// `advance`, so the admission controller's ticks and time agree in tests).
-    Tokio {
-        /// Unix milliseconds at `start`.
-        base_ms: u64,
-        /// The tokio instant that corresponds to `base_ms`.
-        start: tokio::time::Instant,
-    },
-}
-
-impl Clock {
-    /// Now, unix milliseconds.
-    pub fn now_ms(&self) -> u64 {
-        match self {
-            Clock::System => {
-                SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-            }
-            Clock::Manual(t) => t.load(Ordering::SeqCst),
-            Clock::Tokio { base_ms, start } => base_ms + start.elapsed().as_millis() as u64,
-        }
-    }
-
-    /// Now, unix seconds.
-    pub fn now(&self) -> u64 {
-        self.now_ms() / 1000
-    }
-}
 
 /// Settings that handlers need, fixed at start.
 #[derive(Clone)]
@@ -68,7 +32,7 @@ pub struct Settings {
     /// Refuse public calls that do not come through the edge (see `Config::edge_only`).
     pub edge_only: bool,
     /// Where and how often to publish queue states to the edge; `None` = not at all.
-    pub publish: Option<crate::publish::PublishConfig>,
+    pub publish: Option<crate::config::PublishConfig>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -119,6 +83,23 @@ struct Inner {
     lost: RwLock<HashMap<u32, Arc<QueueConfig>>>,
 }
 
+/// Why a slug names no queue to serve.
+#[derive(Debug)]
+pub enum Lookup {
+    /// No queue has this slug.
+    Unknown,
+    /// The store lost the queue; it is held until an operator re-creates or deletes it.
+    Lost,
+    /// The registry could not be read.
+    Store(crate::store::StoreError),
+}
+
+impl From<crate::store::StoreError> for Lookup {
+    fn from(e: crate::store::StoreError) -> Self {
+        Lookup::Store(e)
+    }
+}
+
 /// A queue's status as last read from the store: what polls (`serving_pos`, `waiting_num`,
 /// `queue_pos`) are answered from, as the edge answers them from its synced state.
 #[derive(Debug, Clone, Default)]
@@ -149,7 +130,7 @@ impl CachedStatus {
             as_of_ms: self.read_at_ms,
             serving_history: &self.history,
             draw: self.draw.as_deref(),
-            expiry_secs: crate::api::expiry(q),
+            expiry_secs: q.expiry(),
             pauses: &self.pauses,
         }
     }
@@ -313,7 +294,7 @@ impl AppState {
     }
 
     /// Looks a queue up by slug; an unknown slug is a 400 (the contract's "invalid parameter").
-    pub async fn queue_by_slug(&self, slug: &str) -> ApiResult<Arc<QueueConfig>> {
+    pub async fn queue_by_slug(&self, slug: &str) -> Result<Arc<QueueConfig>, Lookup> {
         if let Some(q) = self.cached(|c| c.by_slug.get(slug).cloned()) {
             return Ok(q);
         }
@@ -344,9 +325,9 @@ impl AppState {
             return Ok(q);
         }
         if read(&self.inner.lost).values().any(|q| q.queue_id == slug) {
-            return Err(ApiError::QueueLost);
+            return Err(Lookup::Lost);
         }
-        Err(ApiError::BadRequest("unknown_queue", "queue_id is not a known queue".into()))
+        Err(Lookup::Unknown)
     }
 
     /// Queues held as lost.
@@ -396,12 +377,11 @@ impl AppState {
         q: &QueueConfig,
         now: u64,
     ) -> StoreResult<(WaitingFacts, Vec<(u64, u64)>)> {
-        let pauses = match crate::api::expiry(q) {
+        let pauses = match q.expiry() {
             Some(_) => self.inner.store.pauses(q.id).await?,
             None => Vec::new(),
         };
-        let t0 = crate::api::expiry(q)
-            .map_or(0, |window| shared::place::expired_before(now, window, &pauses));
+        let t0 = q.expiry().map_or(0, |window| shared::place::expired_before(now, window, &pauses));
         Ok((self.inner.store.waiting_facts(q.id, t0).await?, pauses))
     }
 

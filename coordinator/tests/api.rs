@@ -365,7 +365,7 @@ async fn public_api(api: &Api) {
     let tok2 = r.json["access_token"].as_str().unwrap().to_string();
 
     // Tokens verify offline against the JWKS, with the same jti and exp.
-    let jwks: shared::wire::Jwks =
+    let jwks: shared::token::Jwks =
         serde_json::from_value(api.get("/.well-known/jwks.json").await.json).unwrap();
     let verify = |t: &str| {
         shared::token::verify(
@@ -468,7 +468,7 @@ async fn key_rotation(api: &Api) {
     let old = api.token("other", &rid).await.json["access_token"].as_str().unwrap().to_string();
     let r = api.admin_req("POST", "/api/keys/rotate", None, "", Some(common::ADMIN_KEY)).await;
     assert_eq!(r.status, 200, "{}", r.json);
-    let jwks: shared::wire::Jwks =
+    let jwks: shared::token::Jwks =
         serde_json::from_value(api.get("/.well-known/jwks.json").await.json).unwrap();
     assert_eq!(jwks.keys.len(), 2, "old key still published while its tokens live");
     let old_kid = jwt_kid(&old);
@@ -486,7 +486,7 @@ async fn key_rotation(api: &Api) {
     let new = api.token("other", &rid3).await.json["access_token"].as_str().unwrap().to_string();
     assert_eq!(jwt_kid(&new), new_kid, "then new tokens use the new key");
     api.advance(400);
-    let jwks: shared::wire::Jwks =
+    let jwks: shared::token::Jwks =
         serde_json::from_value(api.get("/.well-known/jwks.json").await.json).unwrap();
     assert!(!jwks.keys.iter().any(|k| k.kid == old_kid), "retired once its tokens expired");
 }

@@ -128,7 +128,7 @@ async fn restart_keeps_tickets_and_tokens_valid() {
         .await
         .unwrap();
     assert_eq!(r["position"], 2, "ticket from before the restart still checks");
-    let jwks: shared::wire::Jwks = c
+    let jwks: shared::token::Jwks = c
         .get(format!("http://{}/.well-known/jwks.json", p.public))
         .send()
         .await

@@ -201,7 +201,7 @@ pub async fn challenge(req: &Request, env: &Env) -> EdgeResult {
     let queue_id =
         crate::ReqUrl::of(req).param("queue_id").ok_or_else(|| bad("queue_id is required"))?;
     let s = queue_state(env, &queue_id).await?;
-    if s.state.queue.mode == shared::sync::QueueMode::Closed {
+    if s.state.queue.mode == shared::wire::QueueMode::Closed {
         return Err(EdgeError::client(403, "queue_closed", "this queue is closed"));
     }
     let key = crate::edge_key(env)?;
@@ -303,7 +303,7 @@ pub async fn assign_queue_pos(mut req: Request, env: &Env) -> EdgeResult {
     let s = queue_state(env, queue_id).await?;
     let ip = client_ip(&req);
     let q = &s.state.queue;
-    if q.mode == shared::sync::QueueMode::Closed {
+    if q.mode == shared::wire::QueueMode::Closed {
         return Err(EdgeError::client(403, "queue_closed", "this queue is closed"));
     }
     if q.pow_difficulty > 0 {

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 use shared::path::{CanonicalPath, Cover, Patterns};
-use shared::sync::{EdgeQueue, QueueMode};
+use shared::sync::EdgeQueue;
+use shared::wire::QueueMode;
 use shared::wire::{AssignResponse, ErrorBody, TokenResponse};
 use wasm_bindgen::JsCast;
 use worker::{Env, Method, Request, Response};

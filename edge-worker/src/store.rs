@@ -274,7 +274,7 @@ pub async fn sync(mut req: Request, env: &Env) -> EdgeResult {
             continue; // a repeated notice: the hold runs from the first
         }
         // Held closed for REMOVAL_HOLD_MS, then released (see `Index::new`).
-        entry.mode = shared::sync::QueueMode::Closed;
+        entry.mode = shared::wire::QueueMode::Closed;
         entry.removed_at = now;
         if read_state(&kv, q).await.ok().flatten().is_some_and(|s| s.queue.id == r.id) {
             kv.delete(&state_key(q)).await?;

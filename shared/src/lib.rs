@@ -5,6 +5,7 @@
 //! `wasm32-unknown-unknown`, so the edge worker and the coordinator run the same code.
 
 pub mod admission;
+pub mod error;
 pub mod eta;
 pub mod path;
 pub mod place;
@@ -16,6 +17,43 @@ pub mod template;
 pub mod ticket;
 pub mod token;
 pub mod wire;
+
+/// Hex text, the one parser and writer for keys, seeds and commitments in the workspace.
+pub mod hex {
+    /// Lower-case hex of `bytes`.
+    pub fn encode(bytes: impl AsRef<[u8]>) -> String {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let bytes = bytes.as_ref();
+        let mut out = String::with_capacity(bytes.len() * 2);
+        for b in bytes {
+            out.push(char::from(DIGITS[usize::from(b >> 4)]));
+            out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        }
+        out
+    }
+
+    /// Bytes of hex text (either case); `None` on an odd length or a non-hex character.
+    pub fn decode(text: &str) -> Option<Vec<u8>> {
+        let digit = |c: u8| char::from(c).to_digit(16).and_then(|d| u8::try_from(d).ok());
+        let bytes = text.as_bytes();
+        if !bytes.len().is_multiple_of(2) {
+            return None;
+        }
+        bytes.chunks_exact(2).map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?)).collect()
+    }
+
+    /// Exactly 32 bytes from 64 hex characters (keys, seeds).
+    pub fn decode32(text: &str) -> Option<[u8; 32]> {
+        decode(text)?.try_into().ok()
+    }
+}
+
+/// Whether `s` is a queue slug, `[a-z0-9_-]{1,32}`: the one rule for every place a slug is
+/// read (the private API, the edge, KV keys, cookie names).
+pub fn valid_slug(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
 
 /// Unpadded URL-safe base64, the one text encoding used for binary values on the wire.
 pub mod b64 {

@@ -23,22 +23,22 @@ const ROUNDS: u8 = 8;
 
 /// SHA-256 of the seed, lower-case hex: published before the pre-queue opens.
 pub fn commitment(seed: &[u8; 32]) -> String {
-    to_hex(&Sha256::digest(seed))
+    crate::hex::encode(Sha256::digest(seed))
 }
 
 /// Whether `commitment` (hex, any case) is the SHA-256 of `seed`.
 pub fn verify_commitment(seed: &[u8; 32], commitment: &str) -> bool {
-    from_hex(commitment).is_some_and(|c| c.as_slice() == Sha256::digest(seed).as_slice())
+    crate::hex::decode(commitment).is_some_and(|c| c.as_slice() == Sha256::digest(seed).as_slice())
 }
 
 /// Parses a seed from its 64-character hex form (any case).
 pub fn seed_from_hex(text: &str) -> Option<[u8; 32]> {
-    from_hex(text)?.try_into().ok()
+    crate::hex::decode32(text)
 }
 
 /// The seed's 64-character lower-case hex form, as revealed at opening.
 pub fn seed_to_hex(seed: &[u8; 32]) -> String {
-    to_hex(seed)
+    crate::hex::encode(seed)
 }
 
 /// The place (1-based) of pre-queue arrival `arrival_index` (1-based) among `n` arrivals;
@@ -132,25 +132,6 @@ impl Feistel {
         }
         (left << self.half) | right
     }
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
-}
-
-fn from_hex(text: &str) -> Option<Vec<u8>> {
-    let digit = |c: u8| char::from(c).to_digit(16).and_then(|d| u8::try_from(d).ok());
-    let bytes = text.as_bytes();
-    if !bytes.len().is_multiple_of(2) {
-        return None;
-    }
-    bytes.chunks_exact(2).map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?)).collect()
 }
 
 #[cfg(test)]

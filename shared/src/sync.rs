@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::ticket::{Ticket, TicketKind};
-use crate::wire::Jwks;
+use crate::token::Jwks;
+use crate::wire::QueueMode;
 
 /// Current [`EdgeState`] format (2: `revoked` is a [`crate::positions::PositionSet`]).
 pub const FORMAT: u8 = 2;
@@ -157,19 +158,6 @@ pub struct Draw {
     pub count: u64,
     /// The seed, hex (its commitment was published before the pre-queue opened).
     pub seed: String,
-}
-
-/// How a queue treats its protected paths.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum QueueMode {
-    /// Visitors need a token.
-    #[default]
-    Queue,
-    /// Everyone passes (the queue is configured but not enforcing).
-    Passthrough,
-    /// Nobody passes; the edge shows a closed page.
-    Closed,
 }
 
 /// The queue configuration the edge needs.

@@ -111,14 +111,8 @@ pub fn parse_keys(text: &str) -> Result<Vec<TicketKey>, &'static str> {
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (id, hex) = part.split_once(':').ok_or("ticket key must look like <id>:<64 hex>")?;
         let id: u8 = id.trim().parse().map_err(|_| "ticket key id must be 0..=255")?;
-        let hex = hex.trim();
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err("ticket key must be 64 hex characters");
-        }
-        let mut secret = [0u8; 32];
-        for (i, s) in secret.iter_mut().enumerate() {
-            *s = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| "bad hex")?;
-        }
+        let secret =
+            crate::hex::decode32(hex.trim()).ok_or("ticket key must be 64 hex characters")?;
         if keys.iter().any(|k| k.id == id) {
             return Err("ticket key ids must be unique");
         }

@@ -12,8 +12,6 @@ use jwt_compact::{AlgorithmExt, Claims, Header, UntrustedToken};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::wire::Jwk;
-
 /// The only algorithm accepted.
 pub const ALG: &str = "EdDSA";
 /// Clock skew tolerated on `exp` and `nbf`, seconds.
@@ -237,6 +235,45 @@ pub fn check_claims(
         token: token.to_owned(),
         signature: untrusted.signature_bytes().to_vec(),
     })
+}
+
+/// One public key of the JWKS (RFC 8037 OKP key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwk {
+    /// Always `OKP`.
+    pub kty: String,
+    /// Always `Ed25519`.
+    pub crv: String,
+    /// The public key, base64url.
+    pub x: String,
+    /// Key id, as in token headers.
+    pub kid: String,
+    /// Always `EdDSA`.
+    pub alg: String,
+    /// Always `sig`.
+    #[serde(rename = "use")]
+    pub use_: String,
+}
+
+impl Jwk {
+    /// The JWK of an Ed25519 public key.
+    pub fn ed25519(kid: &str, public: &[u8]) -> Jwk {
+        Jwk {
+            kty: "OKP".into(),
+            crv: "Ed25519".into(),
+            x: crate::b64::encode(public),
+            kid: kid.into(),
+            alg: ALG.into(),
+            use_: "sig".into(),
+        }
+    }
+}
+
+/// `GET /.well-known/jwks.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwks {
+    /// Current and recently retired public keys.
+    pub keys: Vec<Jwk>,
 }
 
 /// Parses an Ed25519 public key from a JWK, as published in the JWKS.

@@ -110,7 +110,7 @@ pub struct QueueConfig {
     pub position_expiry_second: u32,
     /// *Extension*: what the edge does on this queue's protected paths.
     #[serde(default)]
-    pub mode: crate::sync::QueueMode,
+    pub mode: QueueMode,
     /// *Extension*: path prefixes the edge protects with this queue.
     #[serde(default)]
     pub paths: Vec<String>,
@@ -173,7 +173,20 @@ fn default_waiting_status() -> u16 {
     200
 }
 
+/// Seconds of serving history kept beyond a queue's expiry window.
+pub const HISTORY_MARGIN_SECS: u64 = 120;
+
 impl QueueConfig {
+    /// The position-expiry window, seconds, if places expire.
+    pub fn expiry(&self) -> Option<u64> {
+        self.enable_queue_position_expiry.then_some(u64::from(self.position_expiry_second))
+    }
+
+    /// History the store must keep for this queue: its expiry window plus a margin.
+    pub fn keep_secs(&self) -> u64 {
+        u64::from(self.position_expiry_second) + HISTORY_MARGIN_SECS
+    }
+
     /// A queue with every setting at its default (id 0 until stored).
     pub fn with_defaults(queue_id: impl Into<String>) -> Self {
         QueueConfig {
@@ -226,7 +239,7 @@ pub struct QueueInput {
     pub position_expiry_second: Option<u32>,
     /// Default `queue`.
     #[serde(default)]
-    pub mode: Option<crate::sync::QueueMode>,
+    pub mode: Option<QueueMode>,
     /// Default none (the edge protects nothing with this queue).
     #[serde(default)]
     pub paths: Option<Vec<String>>,
@@ -366,6 +379,46 @@ pub struct ActiveNumResponse {
     pub active_num: u64,
 }
 
+/// Body of `POST /api/queue/{queue_id}/health`: the origin's telemetry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthReport {
+    /// Latency percentile the origin measures (p95 recommended), milliseconds.
+    pub latency_ms: f64,
+    /// Share of failed requests, 0..=1.
+    pub error_rate: f64,
+    /// Work in progress at the origin, if known.
+    #[serde(default)]
+    pub in_flight: Option<u64>,
+}
+
+/// `GET /api/queue/{queue_id}/status`: what an operator sees of a running queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueStatus {
+    /// The queue's settings.
+    pub queue: QueueConfig,
+    /// Serving position.
+    pub serving_pos: u64,
+    /// Positions handed out.
+    pub assigned: u64,
+    /// Visitors waiting.
+    pub waiting_num: u64,
+    /// Live sessions.
+    pub active_num: u64,
+    /// Measured admission rate, visitors per second.
+    pub admission_rate: f64,
+    /// Its standard deviation.
+    pub admission_rate_sd: f64,
+    /// The wait of the last position in line.
+    pub eta_last_position: Option<crate::eta::EtaBand>,
+    /// The controller's last decision.
+    pub last_decision: Option<crate::admission::TickDecision>,
+    /// The origin's last health report.
+    pub last_health: Option<crate::admission::HealthReading>,
+    /// The health law's current rate.
+    pub health_rate: Option<f64>,
+}
+
 /// Faults a coordinator process found since it started (`GET /api/health`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultCounts {
@@ -400,41 +453,15 @@ pub struct HealthView {
     pub lost_queues: Vec<LostQueue>,
 }
 
-/// One public key of the JWKS (RFC 8037 OKP key).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Jwk {
-    /// Always `OKP`.
-    pub kty: String,
-    /// Always `Ed25519`.
-    pub crv: String,
-    /// The public key, base64url.
-    pub x: String,
-    /// Key id, as in token headers.
-    pub kid: String,
-    /// Always `EdDSA`.
-    pub alg: String,
-    /// Always `sig`.
-    #[serde(rename = "use")]
-    pub use_: String,
-}
-
-impl Jwk {
-    /// The JWK of an Ed25519 public key.
-    pub fn ed25519(kid: &str, public: &[u8]) -> Jwk {
-        Jwk {
-            kty: "OKP".into(),
-            crv: "Ed25519".into(),
-            x: crate::b64::encode(public),
-            kid: kid.into(),
-            alg: crate::token::ALG.into(),
-            use_: "sig".into(),
-        }
-    }
-}
-
-/// `GET /.well-known/jwks.json`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Jwks {
-    /// Current and recently retired public keys.
-    pub keys: Vec<Jwk>,
+/// How a queue treats its protected paths.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueMode {
+    /// Visitors need a token.
+    #[default]
+    Queue,
+    /// Everyone passes (the queue is configured but not enforcing).
+    Passthrough,
+    /// Nobody passes; the edge shows a closed page.
+    Closed,
 }

@@ -3,7 +3,7 @@
 //! The trait speaks in queue facts (counters, places, sessions), not in Redis commands, so
 //! every multi-step change is one atomic operation in either implementation. Decisions that
 //! need no atomicity (has a place expired? is it the visitor's turn?) are made by the caller
-//! from the facts returned, with the pure helpers in [`crate::queue`].
+//! from the facts returned, with the pure helpers of `shared::place` and `shared::sync`.
 //!
 //! Position expiry needs two time series per queue: per second, the last position handed out
 //! (arrivals); per serving change, the new serving position and its time (serving history).

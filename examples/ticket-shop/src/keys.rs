@@ -135,7 +135,7 @@ impl KeyCache {
         if bytes.len() > MAX_JWKS_BYTES {
             anyhow::bail!("jwks document too large");
         }
-        let jwks: shared::wire::Jwks = serde_json::from_slice(&bytes)?;
+        let jwks: shared::token::Jwks = serde_json::from_slice(&bytes)?;
         Ok(jwks
             .keys
             .iter()
