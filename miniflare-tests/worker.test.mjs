@@ -390,19 +390,20 @@ describe("proof-of-work at the edge", () => {
     while (pow.digestHex(challenge, wrong).startsWith("00")) wrong++;
     const expired = craft({ expiresAt: nowSecs() - 1 });
     const foreign = craft({ queue: 8 });
+    // The same codes as the coordinator's (shared::error).
     const cases = [
-      [{}, /pow_challenge is missing/],
-      [{ pow_challenge: challenge }, /pow_counter is missing/],
-      [{ pow_challenge: challenge, pow_counter: String(wrong) }, /solution is wrong/],
-      [{ pow_challenge: expired, pow_counter: String(pow.solve(expired, 8)) }, /expired/],
-      [{ pow_challenge: foreign, pow_counter: String(pow.solve(foreign, 8)) }, /another queue/],
-      [{ pow_challenge: challenge.slice(0, 30) + (challenge[30] === "A" ? "B" : "A") + challenge.slice(31), pow_counter: String(good) }, /integrity|wrong/],
+      [{}, /solution is required/, "pow_required"],
+      [{ pow_challenge: challenge }, /solution is required/, "pow_required"],
+      [{ pow_challenge: challenge, pow_counter: String(wrong) }, /solution is wrong/, "pow_invalid"],
+      [{ pow_challenge: expired, pow_counter: String(pow.solve(expired, 8)) }, /expired/, "pow_expired"],
+      [{ pow_challenge: foreign, pow_counter: String(pow.solve(foreign, 8)) }, /another queue/, "pow_invalid"],
+      [{ pow_challenge: challenge.slice(0, 30) + (challenge[30] === "A" ? "B" : "A") + challenge.slice(31), pow_counter: String(good) }, /integrity|wrong/, "pow_invalid"],
     ];
-    for (const [fields, message] of cases) {
+    for (const [fields, message, code] of cases) {
       const r = await get(`${PREFIX}/assign_queue_pos`, form({ queue_id: "concert", ...fields }, ipHeaders));
       assert.equal(r.status, 403, JSON.stringify(fields));
       const body = await r.json();
-      assert.equal(body.error, "pow_failed");
+      assert.equal(body.error, code);
       assert.match(body.message, message);
     }
     const other = await get(`${PREFIX}/assign_queue_pos`, form(
@@ -712,7 +713,7 @@ describe("errors never leak", () => {
       assert.equal(r.status, 500);
       const body = await r.json();
       assert.deepEqual(Object.keys(body).sort(), ["error", "message"]);
-      assert.equal(body.error, "internal_error");
+      assert.equal(body.error, "internal");
       assert.doesNotMatch(body.message, /EDGE_KEY|hex/);
     } finally {
       await bare.dispose();

@@ -265,6 +265,8 @@ async fn queue_pos(
         ahead: Some(ahead),
         eta: state.estimate(q.id).and_then(|e| shared::eta::eta(&e, ahead)),
         admission_rate: state.estimate(q.id).map(|e| e.rate),
+        version: None,
+        next_poll_ms: None,
     }))
 }
 
@@ -279,6 +281,8 @@ async fn serving_pos(
         ahead: None,
         eta: None,
         admission_rate: state.estimate(q.id).map(|e| e.rate),
+        version: None,
+        next_poll_ms: None,
     }))
 }
 
@@ -287,11 +291,18 @@ async fn waiting_num(
     Path(queue_id): Path<String>,
 ) -> ApiResult<Json<WaitingNumResponse>> {
     let q = state.queue_by_slug(&queue_id).await?;
-    Ok(Json(WaitingNumResponse { waiting_num: state.status(&q).await?.waiting }))
+    let waiting_num = state.status(&q).await?.waiting;
+    Ok(Json(WaitingNumResponse { waiting_num, version: None, next_poll_ms: None }))
 }
 
 fn still_queued(position: u64, serving_pos: u64) -> Response {
-    let body = StillQueued { position, serving_pos, retry_after_ms: QUEUED_RETRY_MS };
+    let body = StillQueued {
+        position,
+        serving_pos,
+        retry_after_ms: QUEUED_RETRY_MS,
+        next_poll_ms: None,
+        version: None,
+    };
     let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(QUEUED_RETRY_MS.div_ceil(1000)));

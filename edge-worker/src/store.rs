@@ -1,4 +1,6 @@
-//! Synced state: the sync endpoint that writes it to KV, and the reads with the in-isolate cache.
+//! Synced state: what the coordinator published, kept in Workers KV and read through a
+//! per-isolate cache ([`Synced`], owned by the isolate context), and how a sync batch is
+//! applied to it.
 //!
 //! KV layout (namespace bound as `ANTEROOM_KV`):
 //! - `state/<queue_id>`: the latest [`EdgeState`] JSON of a queue;
@@ -18,20 +20,14 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use ed25519_compact::PublicKey;
-use shared::sync::{
-    Applied, EdgeIndex, EdgeState, FORMAT, SIGNATURE_HEADER, SyncAnswer, SyncBatch,
-    TIMESTAMP_HEADER,
-};
-use worker::{Env, KvStore, Request};
+use shared::error::ErrorCode;
+use shared::sync::{Applied, EdgeIndex, EdgeQueue, EdgeState, FORMAT, SyncAnswer, SyncBatch};
+use worker::KvStore;
 
-use crate::{EdgeError, EdgeResult, json_response, now_ms};
+use crate::http::{EdgeError, EdgeResult, now_ms};
 
-/// KV binding name.
-const KV: &str = "ANTEROOM_KV";
 /// How long an isolate trusts what it read from KV, milliseconds.
 pub const CACHE_MS: u64 = 1_000;
-/// Largest sync body accepted.
-const MAX_SYNC_BODY: usize = 4 << 20;
 /// KV key of the queue index.
 const INDEX_KEY: &str = "index";
 
@@ -66,7 +62,7 @@ impl Loaded {
 #[derive(Debug)]
 pub struct Index {
     /// Every synced queue's config and its compiled `paths`/`bypass`.
-    pub matchers: Vec<(shared::sync::EdgeQueue, shared::path::Patterns)>,
+    pub matchers: Vec<(EdgeQueue, shared::path::Patterns)>,
 }
 
 impl Index {
@@ -92,7 +88,7 @@ impl Index {
 }
 
 /// Whether a removed queue's hold is over at `now`.
-fn released(q: &shared::sync::EdgeQueue, now: u64) -> bool {
+fn released(q: &EdgeQueue, now: u64) -> bool {
     q.removed_at != 0 && q.removed_at + shared::sync::REMOVAL_HOLD_MS <= now
 }
 
@@ -101,35 +97,22 @@ struct Slot<T> {
     fetched_ms: u64,
 }
 
-thread_local! {
-    static STATES: RefCell<HashMap<String, Slot<Loaded>>> = RefCell::new(HashMap::new());
-    static INDEX: RefCell<Option<Slot<Index>>> = const { RefCell::new(None) };
+/// The synced state of this isolate: the KV namespace and what was read from it lately.
+pub struct Synced {
+    /// The `ANTEROOM_KV` binding, if the deployment has it.
+    kv: Option<KvStore>,
+    states: RefCell<HashMap<String, Slot<Loaded>>>,
+    index: RefCell<Option<Slot<Index>>>,
 }
 
-pub fn kv(env: &Env) -> EdgeResult<KvStore> {
-    env.kv(KV).map_err(|e| EdgeError::Internal(format!("kv binding {KV}: {e}")))
+impl std::fmt::Debug for Synced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Synced").field("kv", &self.kv.is_some()).finish_non_exhaustive()
+    }
 }
 
 fn state_key(queue_id: &str) -> String {
     format!("state/{queue_id}")
-}
-
-/// Slugs are `[a-z0-9_-]{1,32}`; anything else is never a queue (and never a KV key).
-pub fn valid_slug(q: &str) -> bool {
-    (1..=32).contains(&q.len())
-        && q.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
-
-async fn read_state(kv: &KvStore, queue_id: &str) -> EdgeResult<Option<EdgeState>> {
-    let Some(text) = kv.get(&state_key(queue_id)).text().await? else { return Ok(None) };
-    match serde_json::from_str::<EdgeState>(&text) {
-        Ok(s) if s.format == FORMAT => Ok(Some(s)),
-        Ok(s) => {
-            worker::console_warn!("state/{queue_id} has unknown format {}", s.format);
-            Ok(None)
-        }
-        Err(e) => Err(EdgeError::Internal(format!("state/{queue_id} does not parse: {e}"))),
-    }
 }
 
 /// Whether `new` supersedes `old` for one slug: a later state of the same queue, or a queue
@@ -142,9 +125,40 @@ pub fn supersedes(new: &EdgeState, old: &EdgeState) -> bool {
     }
 }
 
-/// Remembers `state` in this isolate unless it already holds a newer one; returns what it holds.
-fn remember(queue_id: &str, state: Option<EdgeState>, now: u64) -> Option<Rc<Loaded>> {
-    STATES.with_borrow_mut(|m| {
+/// A refused KV write (e.g. more than one write per second to a key): the publisher should
+/// retry shortly, so 503 + `Retry-After` rather than a 500.
+fn kv_write_failed(e: worker::KvError) -> EdgeError {
+    worker::console_error!("kv write failed: {e}");
+    EdgeError::new(ErrorCode::KvWriteFailed).retry_after(1)
+}
+
+impl Synced {
+    /// Nothing read yet, over `kv`.
+    pub fn new(kv: Option<KvStore>) -> Self {
+        Synced { kv, states: RefCell::new(HashMap::new()), index: RefCell::new(None) }
+    }
+
+    fn kv(&self) -> EdgeResult<&KvStore> {
+        self.kv.as_ref().ok_or_else(|| EdgeError::Internal("kv binding ANTEROOM_KV missing".into()))
+    }
+
+    async fn read_state(&self, queue_id: &str) -> EdgeResult<Option<EdgeState>> {
+        let Some(text) = self.kv()?.get(&state_key(queue_id)).text().await? else {
+            return Ok(None);
+        };
+        match serde_json::from_str::<EdgeState>(&text) {
+            Ok(s) if s.format == FORMAT => Ok(Some(s)),
+            Ok(s) => {
+                worker::console_warn!("state/{queue_id} has unknown format {}", s.format);
+                Ok(None)
+            }
+            Err(e) => Err(EdgeError::Internal(format!("state/{queue_id} does not parse: {e}"))),
+        }
+    }
+
+    /// Remembers `state` unless a newer one is held; returns what is held.
+    fn remember(&self, queue_id: &str, state: Option<EdgeState>, now: u64) -> Option<Rc<Loaded>> {
+        let mut m = self.states.borrow_mut();
         let slot = m.entry(queue_id.to_owned()).or_insert(Slot { value: None, fetched_ms: 0 });
         slot.fetched_ms = now;
         match state {
@@ -156,143 +170,142 @@ fn remember(queue_id: &str, state: Option<EdgeState>, now: u64) -> Option<Rc<Loa
             Some(_) => {}
         }
         slot.value.clone()
-    })
-}
-
-/// The synced state of `queue_id`, from the isolate cache when fresh, else from KV. Only
-/// queues in the index are looked up, so made-up slugs cost neither a KV read nor a cache
-/// entry.
-pub async fn state(env: &Env, queue_id: &str) -> EdgeResult<Option<Rc<Loaded>>> {
-    if !valid_slug(queue_id) || !index(env).await?.is_some_and(|i| i.knows(queue_id)) {
-        return Ok(None);
     }
-    let now = now_ms();
-    let cached = STATES.with_borrow(|m| {
-        m.get(queue_id)
+
+    /// The synced state of `queue_id`, from the cache when fresh, else from KV. Only queues
+    /// in the index are looked up, so made-up slugs cost neither a KV read nor a cache entry.
+    pub async fn state(&self, queue_id: &str) -> EdgeResult<Option<Rc<Loaded>>> {
+        if !shared::valid_slug(queue_id) || !self.index().await?.is_some_and(|i| i.knows(queue_id))
+        {
+            return Ok(None);
+        }
+        let now = now_ms();
+        let cached = self
+            .states
+            .borrow()
+            .get(queue_id)
             .filter(|s| now.saturating_sub(s.fetched_ms) < CACHE_MS)
-            .map(|s| s.value.clone())
-    });
-    if let Some(v) = cached {
-        return Ok(v);
+            .map(|s| s.value.clone());
+        if let Some(v) = cached {
+            return Ok(v);
+        }
+        let fresh = self.read_state(queue_id).await?;
+        Ok(self.remember(queue_id, fresh, now))
     }
-    let fresh = read_state(&kv(env)?, queue_id).await?;
-    Ok(remember(queue_id, fresh, now))
-}
 
-/// The queue index, from the isolate cache when fresh, else from KV. `None`: never synced.
-pub async fn index(env: &Env) -> EdgeResult<Option<Rc<Index>>> {
-    let now = now_ms();
-    let cached = INDEX.with_borrow(|s| {
-        s.as_ref().filter(|s| now.saturating_sub(s.fetched_ms) < CACHE_MS).map(|s| s.value.clone())
-    });
-    if let Some(v) = cached {
-        return Ok(v);
+    /// The queue index, from the cache when fresh, else from KV. `None`: never synced.
+    pub async fn index(&self) -> EdgeResult<Option<Rc<Index>>> {
+        let now = now_ms();
+        let cached = self
+            .index
+            .borrow()
+            .as_ref()
+            .filter(|s| now.saturating_sub(s.fetched_ms) < CACHE_MS)
+            .map(|s| s.value.clone());
+        if let Some(v) = cached {
+            return Ok(v);
+        }
+        let text = self.kv()?.get(INDEX_KEY).text().await?;
+        let value = match text {
+            None => None,
+            Some(t) => Some(Rc::new(Index::new(
+                serde_json::from_str::<EdgeIndex>(&t)
+                    .map_err(|e| EdgeError::Internal(format!("index does not parse: {e}")))?,
+                now,
+            ))),
+        };
+        *self.index.borrow_mut() = Some(Slot { value: value.clone(), fetched_ms: now });
+        Ok(value)
     }
-    let text = kv(env)?.get(INDEX_KEY).text().await?;
-    let value = match text {
-        None => None,
-        Some(t) => Some(Rc::new(Index::new(
-            serde_json::from_str::<EdgeIndex>(&t)
-                .map_err(|e| EdgeError::Internal(format!("index does not parse: {e}")))?,
-            now,
-        ))),
-    };
-    INDEX.with_borrow_mut(|s| *s = Some(Slot { value: value.clone(), fetched_ms: now }));
-    Ok(value)
-}
 
-/// A refused KV write (e.g. more than one write per second to a key): the publisher should
-/// retry shortly, so 503 + `Retry-After` rather than a 500.
-fn kv_write_failed(e: worker::KvError) -> EdgeError {
-    worker::console_error!("kv write failed: {e}");
-    EdgeError::Unavailable {
-        code: "kv_write_failed",
-        message: "the state could not be stored; retry shortly",
-        retry_after: 1,
+    /// The state of a queue named by a public request: 400 `unknown_queue` for a slug the
+    /// index does not know, 503 `not_synced` for one without a state yet, 503 `queue_lost`
+    /// for a queue the coordinator lost.
+    pub async fn queue_state(&self, queue_id: &str) -> EdgeResult<Rc<Loaded>> {
+        let known =
+            shared::valid_slug(queue_id) && self.index().await?.is_some_and(|i| i.knows(queue_id));
+        if !known {
+            return Err(EdgeError::new(ErrorCode::UnknownQueue));
+        }
+        match self.state(queue_id).await? {
+            Some(s) if s.state.lost => Err(EdgeError::new(ErrorCode::QueueLost)),
+            Some(s) => Ok(s),
+            None => Err(EdgeError::new(ErrorCode::NotSynced)),
+        }
     }
-}
 
-/// `POST {prefix}/__anteroom/sync`: the coordinator's publish, MAC'd over timestamp and body.
-pub async fn sync(mut req: Request, env: &Env) -> EdgeResult {
-    let key = crate::edge_key(env)?;
-    let headers = req.headers();
-    let ts: u64 = headers
-        .get(TIMESTAMP_HEADER)?
-        .and_then(|t| t.trim().parse().ok())
-        .ok_or_else(|| EdgeError::client(401, "unauthorized", "missing or bad timestamp"))?;
-    let sig = headers
-        .get(SIGNATURE_HEADER)?
-        .ok_or_else(|| EdgeError::client(401, "unauthorized", "missing signature"))?;
-    let body = crate::read_body(&mut req, MAX_SYNC_BODY).await?;
-    shared::sync::verify_sync(&key, ts, &body, &sig, now_ms())
-        .map_err(|e| EdgeError::client(401, "unauthorized", e.to_string()))?;
-    let batch: SyncBatch = serde_json::from_slice(&body).map_err(|_| {
-        EdgeError::client(400, "invalid_parameter", "sync body is not a valid batch")
-    })?;
-    for s in &batch.states {
-        if s.format != FORMAT || !valid_slug(&s.queue.queue_id) {
-            return Err(EdgeError::client(
-                400,
-                "invalid_parameter",
-                "unknown format or bad queue_id",
-            ));
-        }
-    }
-    let kv = kv(env)?;
-    let now = now_ms();
-    let mut answer = SyncAnswer::default();
-    let mut index = match kv.get(INDEX_KEY).text().await? {
-        Some(t) => serde_json::from_str::<EdgeIndex>(&t).unwrap_or_default(),
-        None => EdgeIndex::default(),
-    };
-    let before = serde_json::to_string(&index).unwrap_or_default();
-    for s in &batch.states {
-        let q = s.queue.queue_id.as_str();
-        let stored = read_state(&kv, q).await.ok().flatten();
-        // A late state of a queue being removed does not bring it back.
-        let removed =
-            index.queues.iter().any(|e| e.queue_id == q && e.id == s.queue.id && e.removed_at != 0);
-        if removed || stored.as_ref().is_some_and(|old| !supersedes(s, old)) {
-            answer.ignored.push(Applied { queue_id: q.to_owned(), version: s.version });
-            continue;
-        }
-        let text = serde_json::to_string(s).map_err(|e| EdgeError::Internal(e.to_string()))?;
-        kv.put(&state_key(q), text)?.execute().await.map_err(kv_write_failed)?;
-        remember(q, Some(s.clone()), now);
-        match index.queues.iter_mut().find(|e| e.queue_id == q) {
-            Some(e) => *e = s.queue.clone(),
-            None => index.queues.push(s.queue.clone()),
-        }
-        answer.applied.push(Applied { queue_id: q.to_owned(), version: s.version });
-    }
-    for r in &batch.removed {
-        let q = r.queue_id.as_str();
-        // Only the queue the removal names: a queue re-created under the slug stays.
-        let names_it = |e: &shared::sync::EdgeQueue| e.queue_id == q && e.id == r.id;
-        let Some(entry) = index.queues.iter_mut().find(|e| names_it(e)) else { continue };
-        if !valid_slug(q) || entry.removed_at != 0 {
-            continue; // a repeated notice: the hold runs from the first
-        }
-        // Held closed for REMOVAL_HOLD_MS, then released (see `Index::new`).
-        entry.mode = shared::wire::QueueMode::Closed;
-        entry.removed_at = now;
-        if read_state(&kv, q).await.ok().flatten().is_some_and(|s| s.queue.id == r.id) {
-            kv.delete(&state_key(q)).await?;
-        }
-        STATES.with_borrow_mut(|m| {
-            if m.get(q).and_then(|s| s.value.as_ref()).is_some_and(|l| l.state.queue.id == r.id) {
-                m.remove(q);
+    /// Applies a sync batch whose MAC was checked: writes what supersedes KV's, holds removed
+    /// queues closed, rewrites the index when a config changed.
+    pub async fn apply(&self, batch: &SyncBatch) -> EdgeResult<SyncAnswer> {
+        for s in &batch.states {
+            if s.format != FORMAT || !shared::valid_slug(&s.queue.queue_id) {
+                return Err(EdgeError::with(
+                    ErrorCode::InvalidParameter,
+                    "unknown format or bad queue_id",
+                ));
             }
-        });
-        answer.removed.push(r.clone());
+        }
+        let kv = self.kv()?;
+        let now = now_ms();
+        let mut answer = SyncAnswer::default();
+        let mut index = match kv.get(INDEX_KEY).text().await? {
+            Some(t) => serde_json::from_str::<EdgeIndex>(&t).unwrap_or_default(),
+            None => EdgeIndex::default(),
+        };
+        let before = serde_json::to_string(&index).unwrap_or_default();
+        for s in &batch.states {
+            let q = s.queue.queue_id.as_str();
+            let stored = self.read_state(q).await.ok().flatten();
+            // A late state of a queue being removed does not bring it back.
+            let removed = index
+                .queues
+                .iter()
+                .any(|e| e.queue_id == q && e.id == s.queue.id && e.removed_at != 0);
+            if removed || stored.as_ref().is_some_and(|old| !supersedes(s, old)) {
+                answer.ignored.push(Applied { queue_id: q.to_owned(), version: s.version });
+                continue;
+            }
+            let text = serde_json::to_string(s).map_err(|e| EdgeError::Internal(e.to_string()))?;
+            kv.put(&state_key(q), text)?.execute().await.map_err(kv_write_failed)?;
+            self.remember(q, Some(s.clone()), now);
+            match index.queues.iter_mut().find(|e| e.queue_id == q) {
+                Some(e) => *e = s.queue.clone(),
+                None => index.queues.push(s.queue.clone()),
+            }
+            answer.applied.push(Applied { queue_id: q.to_owned(), version: s.version });
+        }
+        for r in &batch.removed {
+            let q = r.queue_id.as_str();
+            // Only the queue the removal names: a queue re-created under the slug stays.
+            let names_it = |e: &EdgeQueue| e.queue_id == q && e.id == r.id;
+            let Some(entry) = index.queues.iter_mut().find(|e| names_it(e)) else { continue };
+            if !shared::valid_slug(q) || entry.removed_at != 0 {
+                continue; // a repeated notice: the hold runs from the first
+            }
+            // Held closed for REMOVAL_HOLD_MS, then released (see `Index::new`).
+            entry.mode = shared::wire::QueueMode::Closed;
+            entry.removed_at = now;
+            if self.read_state(q).await.ok().flatten().is_some_and(|s| s.queue.id == r.id) {
+                kv.delete(&state_key(q)).await?;
+            }
+            let mut states = self.states.borrow_mut();
+            if states
+                .get(q)
+                .and_then(|s| s.value.as_ref())
+                .is_some_and(|l| l.state.queue.id == r.id)
+            {
+                states.remove(q);
+            }
+            answer.removed.push(r.clone());
+        }
+        index.queues.retain(|e| !released(e, now));
+        let after =
+            serde_json::to_string(&index).map_err(|e| EdgeError::Internal(e.to_string()))?;
+        if after != before {
+            kv.put(INDEX_KEY, after)?.execute().await.map_err(kv_write_failed)?;
+        }
+        *self.index.borrow_mut() =
+            Some(Slot { value: Some(Rc::new(Index::new(index, now))), fetched_ms: now });
+        Ok(answer)
     }
-    index.queues.retain(|e| !released(e, now));
-    let after = serde_json::to_string(&index).map_err(|e| EdgeError::Internal(e.to_string()))?;
-    if after != before {
-        kv.put(INDEX_KEY, after)?.execute().await.map_err(kv_write_failed)?;
-    }
-    INDEX.with_borrow_mut(|s| {
-        *s = Some(Slot { value: Some(Rc::new(Index::new(index, now))), fetched_ms: now })
-    });
-    Ok(json_response(200, &answer))
 }

@@ -1,8 +1,9 @@
 //! Ed25519 signature checks by the runtime's WebCrypto (`crypto.subtle`, BoringSSL in
 //! workerd) instead of `ed25519-compact` compiled to Wasm, whose 64-bit limb arithmetic is
 //! emulated on wasm32: about 300 µs of CPU per cold token in workerd (BENCHMARKS.md).
-//! Imported keys are kept per isolate. `None` means the runtime could not do it (no
-//! `crypto.subtle`, no Ed25519): the caller then verifies in Wasm.
+//! Imported keys are kept per isolate ([`Crypto`], owned by the isolate context). `None`
+//! means the runtime could not do it (no `crypto.subtle`, no Ed25519): the caller then
+//! verifies in Wasm.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -14,66 +15,68 @@ use worker::wasm_bindgen_futures::JsFuture;
 /// Imported keys kept per isolate (a JWKS holds a handful; cleared when full).
 const KEYS_MAX: usize = 64;
 
-thread_local! {
-    static KEYS: RefCell<HashMap<[u8; 32], JsValue>> = RefCell::new(HashMap::new());
-    /// `crypto.subtle` and the `{name: "Ed25519"}` algorithm object, looked up and made once
-    /// per isolate (each lookup is a call into JavaScript).
-    static SUBTLE: RefCell<Option<(JsValue, JsValue)>> = const { RefCell::new(None) };
+/// The runtime's Ed25519, with what it costs JavaScript calls to look up kept for the
+/// isolate: `crypto.subtle`, the `{name: "Ed25519"}` algorithm object, imported keys.
+#[derive(Debug, Default)]
+pub struct Crypto {
+    keys: RefCell<HashMap<[u8; 32], JsValue>>,
+    subtle: RefCell<Option<(JsValue, JsValue)>>,
 }
 
-/// `crypto.subtle` and the Ed25519 algorithm object.
-fn subtle() -> Option<(JsValue, JsValue)> {
-    if let Some(s) = SUBTLE.with_borrow(Clone::clone) {
-        return Some(s);
+impl Crypto {
+    /// `crypto.subtle` and the Ed25519 algorithm object.
+    fn subtle(&self) -> Option<(JsValue, JsValue)> {
+        if let Some(s) = self.subtle.borrow().clone() {
+            return Some(s);
+        }
+        let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).ok()?;
+        let subtle = Reflect::get(&crypto, &"subtle".into()).ok().filter(JsValue::is_object)?;
+        let alg = Object::new();
+        // Setting a property on a fresh plain object cannot fail.
+        let _ = Reflect::set(&alg, &"name".into(), &"Ed25519".into());
+        let both = (subtle, JsValue::from(alg));
+        *self.subtle.borrow_mut() = Some(both.clone());
+        Some(both)
     }
-    let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).ok()?;
-    let subtle = Reflect::get(&crypto, &"subtle".into()).ok().filter(JsValue::is_object)?;
-    let alg = Object::new();
-    // Setting a property on a fresh plain object cannot fail.
-    let _ = Reflect::set(&alg, &"name".into(), &"Ed25519".into());
-    let both = (subtle, JsValue::from(alg));
-    SUBTLE.with_borrow_mut(|s| *s = Some(both.clone()));
-    Some(both)
+
+    /// Whether `signature` is `key`'s Ed25519 signature of `data`; `None` when the runtime's
+    /// WebCrypto cannot tell (missing, or no Ed25519).
+    pub async fn ed25519_verify(&self, key: &[u8], signature: &[u8], data: &[u8]) -> Option<bool> {
+        let raw: [u8; 32] = key.try_into().ok()?;
+        let (subtle, ed25519) = self.subtle()?;
+        let cached = self.keys.borrow().get(&raw).cloned();
+        let imported = match cached {
+            Some(k) => k,
+            None => {
+                let usages = Array::of1(&"verify".into());
+                let args = Array::of5(
+                    &"raw".into(),
+                    &Uint8Array::from(key).into(),
+                    &ed25519,
+                    &JsValue::FALSE,
+                    &usages.into(),
+                );
+                let k = call(&subtle, "importKey", &args).await?;
+                let mut keys = self.keys.borrow_mut();
+                if keys.len() >= KEYS_MAX {
+                    keys.clear();
+                }
+                keys.insert(raw, k.clone());
+                k
+            }
+        };
+        let args = Array::of4(
+            &ed25519,
+            &imported,
+            &Uint8Array::from(signature).into(),
+            &Uint8Array::from(data).into(),
+        );
+        call(&subtle, "verify", &args).await?.as_bool()
+    }
 }
 
 async fn call(subtle: &JsValue, method: &str, args: &Array) -> Option<JsValue> {
     let f: Function = Reflect::get(subtle, &method.into()).ok()?.dyn_into().ok()?;
     let p: Promise = f.apply(subtle, args).ok()?.dyn_into().ok()?;
     JsFuture::from(p).await.ok()
-}
-
-/// Whether `signature` is `key`'s Ed25519 signature of `data`; `None` when the runtime's
-/// WebCrypto cannot tell (missing, or no Ed25519).
-pub async fn ed25519_verify(key: &[u8], signature: &[u8], data: &[u8]) -> Option<bool> {
-    let raw: [u8; 32] = key.try_into().ok()?;
-    let (subtle, ed25519) = subtle()?;
-    let cached = KEYS.with_borrow(|m| m.get(&raw).cloned());
-    let imported = match cached {
-        Some(k) => k,
-        None => {
-            let usages = Array::of1(&"verify".into());
-            let args = Array::of5(
-                &"raw".into(),
-                &Uint8Array::from(key).into(),
-                &ed25519,
-                &JsValue::FALSE,
-                &usages.into(),
-            );
-            let k = call(&subtle, "importKey", &args).await?;
-            KEYS.with_borrow_mut(|m| {
-                if m.len() >= KEYS_MAX {
-                    m.clear();
-                }
-                m.insert(raw, k.clone());
-            });
-            k
-        }
-    };
-    let args = Array::of4(
-        &ed25519,
-        &imported,
-        &Uint8Array::from(signature).into(),
-        &Uint8Array::from(data).into(),
-    );
-    call(&subtle, "verify", &args).await?.as_bool()
 }

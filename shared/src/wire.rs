@@ -60,6 +60,12 @@ pub struct PositionResponse {
     /// *Extension*: measured admission rate, visitors per second (automatic admission).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admission_rate: Option<f64>,
+    /// *Extension* (edge): the synced state's version; pages drop older answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// *Extension* (edge): when to ask again, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_poll_ms: Option<u64>,
 }
 
 /// Answer of `GET /waiting_num/{queue_id}`.
@@ -67,6 +73,84 @@ pub struct PositionResponse {
 pub struct WaitingNumResponse {
     /// Visitors assigned a place, not holding a token, not expired.
     pub waiting_num: u64,
+    /// *Extension* (edge): the synced state's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// *Extension* (edge): when to ask again, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_poll_ms: Option<u64>,
+}
+
+/// A visitor's place as the edge answers it (`queue_pos` at the edge, and the JSON answer of
+/// a protected path): every field is present, `null` when unknown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaceFields {
+    /// The place.
+    pub position: u64,
+    /// Places between the serving position and this one.
+    pub ahead: u64,
+    /// Estimated wait, once the admission rate is measured.
+    pub eta: Option<crate::eta::EtaBand>,
+    /// The last unix second a served place can be claimed (position expiry).
+    pub claim_by: Option<u64>,
+    /// Seconds left to claim.
+    pub claim_in_secs: Option<u64>,
+}
+
+/// `GET {prefix}/queue_pos/{queue_id}/{request_id}` at the edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgePosition {
+    /// The place.
+    #[serde(flatten)]
+    pub place: PlaceFields,
+    /// The synced state's version.
+    pub version: u64,
+    /// When to ask again, milliseconds (by how far back the place is, jittered).
+    pub next_poll_ms: u64,
+}
+
+/// `GET {prefix}/pow/challenge?queue_id=`: a proof-of-work challenge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeResponse {
+    /// The challenge (`shared::pow`).
+    pub challenge: String,
+    /// Leading zero bits asked.
+    pub difficulty: u8,
+    /// Unix seconds after which it is refused.
+    pub expires_at: u32,
+    /// The queue it is for.
+    pub queue_id: String,
+    /// Always `sha256-leading-zero-bits`.
+    pub algorithm: String,
+}
+
+/// The JSON answer of a protected path to a visitor without a token (`Accept:
+/// application/json`): everything the waiting-room page shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedAnswer {
+    /// Always `queued`.
+    pub error: String,
+    /// What to do.
+    pub message: String,
+    /// The queue guarding the path.
+    pub queue_id: String,
+    /// `new`, `pending`, `waiting`, `ready` or `expired`.
+    pub state: String,
+    /// The waiting-room page's address.
+    pub room: String,
+    /// Where to enqueue.
+    pub join: String,
+    /// Serving position.
+    pub serving_pos: u64,
+    /// Visitors waiting.
+    pub waiting_num: u64,
+    /// The synced state's version.
+    pub version: u64,
+    /// When to ask again, milliseconds.
+    pub next_poll_ms: u64,
+    /// The presented ticket's place, when it has one.
+    #[serde(flatten)]
+    pub place: Option<PlaceFields>,
 }
 
 /// Answer `200` of `POST /generate_token`.
@@ -89,6 +173,12 @@ pub struct StillQueued {
     pub serving_pos: u64,
     /// Suggested wait before asking again, milliseconds.
     pub retry_after_ms: u64,
+    /// *Extension* (edge): the same, as status answers name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_poll_ms: Option<u64>,
+    /// *Extension* (edge): the synced state's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
 }
 
 /// A queue as stored and returned by the private API: one schema for every setting.

@@ -1,0 +1,187 @@
+//! What every edge module answers with: the error type (a code of the shared vocabulary,
+//! `shared::error`), JSON and relayed responses, the request URL split, bounded body reads,
+//! and the clock. Below every other module; imports none of them.
+
+use std::borrow::Cow;
+
+use shared::error::ErrorCode;
+use wasm_bindgen::prelude::wasm_bindgen;
+use worker::{Request, Response};
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = crypto, js_name = getRandomValues)]
+    fn get_random_values(buf: &mut [u8]);
+}
+
+/// Fills `buf` from the runtime's cryptographic random source.
+pub fn random_bytes(buf: &mut [u8]) {
+    get_random_values(buf);
+}
+
+/// `Retry-After` of a 503 unless a code says otherwise, seconds.
+pub const RETRY_SECS: u32 = 5;
+
+/// What went wrong while answering.
+#[derive(Debug)]
+pub enum EdgeError {
+    /// A refusal with a code of the shared vocabulary and a message safe to show; 503s carry
+    /// a `Retry-After`.
+    Refused { code: ErrorCode, message: Cow<'static, str>, retry_after: Option<u32> },
+    /// A bug or platform failure; the text goes to the log only, the answer is the generic
+    /// `internal` one.
+    Internal(String),
+}
+
+impl EdgeError {
+    /// A refusal with the code's default message.
+    pub fn new(code: ErrorCode) -> Self {
+        EdgeError::with(code, code.message())
+    }
+
+    /// A refusal with a more specific message.
+    pub fn with(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+        let retry_after = (code.status() == 503).then_some(RETRY_SECS);
+        EdgeError::Refused { code, message: message.into(), retry_after }
+    }
+
+    /// The same refusal asking the client to come back after `secs`.
+    pub fn retry_after(self, secs: u32) -> Self {
+        match self {
+            EdgeError::Refused { code, message, .. } => {
+                EdgeError::Refused { code, message, retry_after: Some(secs) }
+            }
+            other => other,
+        }
+    }
+
+    /// The answer: JSON `{error, message}` with the code's status.
+    pub fn into_response(self) -> Response {
+        let (code, message, retry) = match self {
+            EdgeError::Refused { code, message, retry_after } => (code, message, retry_after),
+            EdgeError::Internal(cause) => {
+                worker::console_error!("internal error: {cause}");
+                (ErrorCode::Internal, Cow::Borrowed(ErrorCode::Internal.message()), None)
+            }
+        };
+        let mut resp = json_response(code.status(), &code.body(message));
+        if let Some(secs) = retry {
+            let _ = resp.headers_mut().set("retry-after", &secs.to_string());
+        }
+        resp
+    }
+}
+
+impl From<worker::Error> for EdgeError {
+    fn from(e: worker::Error) -> Self {
+        EdgeError::Internal(e.to_string())
+    }
+}
+
+impl From<worker::KvError> for EdgeError {
+    fn from(e: worker::KvError) -> Self {
+        EdgeError::Internal(format!("kv: {e}"))
+    }
+}
+
+/// Result of an edge step.
+pub type EdgeResult<T = Response> = Result<T, EdgeError>;
+
+/// A 400 `invalid_parameter`.
+pub fn bad(message: &'static str) -> EdgeError {
+    EdgeError::with(ErrorCode::InvalidParameter, message)
+}
+
+/// A JSON answer with `no-store`; never fails (falls back to an empty 500).
+pub fn json_response(status: u16, body: &impl serde::Serialize) -> Response {
+    let text = serde_json::to_string(body).unwrap_or_default();
+    let resp = Response::builder()
+        .with_status(status)
+        .with_header("content-type", "application/json")
+        .and_then(|b| b.with_header("cache-control", "no-store"))
+        .and_then(|b| b.with_header("x-content-type-options", "nosniff"));
+    match resp {
+        Ok(b) => b.fixed(text.into_bytes()),
+        Err(_) => Response::builder().with_status(500).empty(),
+    }
+}
+
+/// A JSON body passed on as it came (the coordinator's answer), with `no-store`.
+pub fn relayed(status: u16, body: Vec<u8>, retry: Option<String>) -> EdgeResult {
+    let mut b = Response::builder()
+        .with_status(status)
+        .with_header("content-type", "application/json")?
+        .with_header("cache-control", "no-store")?;
+    if let Some(r) = retry {
+        b = b.with_header("retry-after", &r)?;
+    }
+    Ok(b.fixed(body))
+}
+
+/// The request URL, split without a URL parser: `url::Url` would link the IDNA tables
+/// (about 100 KB of Wasm) for nothing, since workerd hands over a serialized WHATWG URL.
+pub struct ReqUrl {
+    /// Whether the scheme is `https`.
+    pub secure: bool,
+    /// Path and query (`/a/b?c=d`), no fragment.
+    pub path_and_query: String,
+}
+
+impl ReqUrl {
+    /// The URL of `req`.
+    pub fn of(req: &Request) -> Self {
+        let url = req.inner().url();
+        let secure = url.starts_with("https:");
+        let after_scheme = url.find("://").map_or(0, |i| i + 3);
+        let path = url[after_scheme..].find('/').map_or("/", |i| &url[after_scheme + i..]);
+        let path = path.split('#').next().unwrap_or("/");
+        ReqUrl { secure, path_and_query: path.to_owned() }
+    }
+
+    /// The query string, without `?`.
+    pub fn query(&self) -> Option<&str> {
+        self.path_and_query.split_once('?').map(|(_, q)| q)
+    }
+
+    /// The first value of query parameter `name`.
+    pub fn param(&self, name: &str) -> Option<String> {
+        let q = self.query()?;
+        worker::url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+}
+
+/// Reads a request body of at most `limit` bytes: a declared `Content-Length` over it is a 413
+/// before anything is read, and a body sent without one (chunked) is cut off with a 413 as soon
+/// as it passes the limit, instead of being read whole first.
+pub async fn read_body(req: &mut Request, limit: usize) -> EdgeResult<Vec<u8>> {
+    use futures_util::StreamExt as _;
+    let too_large = || EdgeError::new(ErrorCode::PayloadTooLarge);
+    let declared = req.headers().get("content-length")?.and_then(|l| l.trim().parse::<u64>().ok());
+    if declared.is_some_and(|l| l > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    let mut stream = req.stream()?;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    worker::Date::now().as_millis()
+}
+
+/// Whether the client asked for JSON rather than a page.
+pub fn wants_json(req: &Request) -> bool {
+    let accept =
+        req.headers().get("accept").ok().flatten().unwrap_or_default().to_ascii_lowercase();
+    accept.contains("application/json") && !accept.contains("text/html")
+}
