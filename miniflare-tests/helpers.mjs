@@ -95,6 +95,24 @@ export async function postSync(mf, batch, { ts = Date.now(), key = EDGE_KEY, sig
   });
 }
 
+/// The edge's `x-anteroom-client` header vouching for `ip` (as shared/src/sync.rs signs it).
+export function signClient(ip, ts = Date.now(), key = EDGE_KEY) {
+  return `${ip}|${ts}|${b64(createHmac("sha256", key).update(`anteroom-client-v1\n${ip}\n${ts}`).digest())}`;
+}
+
+/// A proof-of-work challenge as the edge issues it (shared/src/pow.rs), signed with `key`.
+export function craftChallenge({ queue = 7, expiresAt = nowSecs() + 60, difficulty = 8, ip = "203.0.113.7", key = EDGE_KEY } = {}) {
+  const raw = Buffer.alloc(34);
+  raw[0] = 1;
+  raw.writeUInt32BE(queue, 1);
+  Buffer.alloc(16, 0x42).copy(raw, 5);
+  raw.writeUInt32BE(expiresAt, 21);
+  raw[25] = difficulty;
+  createHash("sha256").update(ip).digest().subarray(0, 8).copy(raw, 26);
+  const mac = createHmac("sha256", key).update("anteroom-pow-v1\n").update(raw).digest().subarray(0, 12);
+  return b64(Buffer.concat([raw, mac]));
+}
+
 export function verifyClientHeader(header, key = EDGE_KEY) {
   const [ip, ts, mac] = header.split("|");
   const want = b64(createHmac("sha256", key).update(`anteroom-client-v1\n${ip}\n${ts}`).digest());
