@@ -4,48 +4,22 @@
 // served by the origin. Also measures the solver in Chromium with 4x CPU throttling.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
-import { connect } from "node:net";
 import { chromium } from "playwright-core";
-import {
-  EDGE_KEY_HEX, PREFIX, ROOT, SIGNING_SEED_HEX, TICKET_KEYS, freePort, listenWorker, startOrigin, until,
-} from "./helpers.mjs";
+import { PREFIX, ROOT, startOrigin, startStack, until } from "./helpers.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const COORDINATOR = `${ROOT}/target/debug/coordinator`;
-const ADMIN_KEY = "browser-admin-key-0123456789";
-const children = [];
 const b64url = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
-let mf, origin, browser, edge, adminUrl;
+let stack, origin, browser, edge;
 
-function spawnChild(cmd, args, env = {}) {
-  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
-  children.push(child);
-  return child;
-}
-
-const ping = (port) => new Promise((resolve) => {
-  const s = connect(port, "127.0.0.1", () => s.write("PING\r\n"));
-  s.on("data", (d) => { resolve(d.toString().startsWith("+PONG")); s.destroy(); });
-  s.on("error", () => resolve(false));
-});
-
-const admin = (path, body) => fetch(`${adminUrl}${path}`, {
+/// A private API call: a JSON string as JSON, an object as a form.
+const admin = (path, body) => stack.admin(path, {
   method: "POST",
-  headers: {
-    authorization: `Bearer ${ADMIN_KEY}`,
-    "content-type": typeof body === "string" ? "application/json" : "application/x-www-form-urlencoded",
-  },
-  body: typeof body === "string" ? body : new URLSearchParams(body).toString(),
+  body: typeof body === "string" ? JSON.parse(body) : new URLSearchParams(body),
 });
 
 /// Creates a queue through the private API and waits until the edge knows it.
-async function createQueue(spec) {
-  const created = await admin("/api/queue", JSON.stringify(spec));
-  assert.equal(created.status, 200, await created.clone().text());
-  await until(async () => (await fetch(`${edge}${PREFIX}/serving_pos/${spec.queue_id}`)).status === 200, { what: "queue synced" });
-}
+const createQueue = (spec) => stack.createQueue(spec);
 
 /// Makes the pages of `context` believe their tab is hidden until `window.__show()`.
 async function hiddenTab(context) {
@@ -60,26 +34,9 @@ async function hiddenTab(context) {
 describe("the waiting room in Chromium", () => {
   before(async () => {
     assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
-    assert.ok(existsSync(COORDINATOR), `${COORDINATOR} is missing: run cargo build -p coordinator`);
-    const [redisPort, publicPort, adminPort] = [await freePort(), await freePort(), await freePort()];
-    spawnChild("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
-    await until(() => ping(redisPort), { what: "redis PING" });
     origin = await startOrigin();
-    ({ mf, url: edge } = await listenWorker({ ORIGIN_URL: origin.url, COORDINATOR_URL: `http://127.0.0.1:${publicPort}` }));
-    adminUrl = `http://127.0.0.1:${adminPort}`;
-    const coordinator = spawnChild(COORDINATOR, [], {
-      ANTEROOM_LISTEN: `127.0.0.1:${publicPort}`, ANTEROOM_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
-      ANTEROOM_ADMIN_KEY: ADMIN_KEY, ANTEROOM_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-      ANTEROOM_TICKET_KEYS: TICKET_KEYS, ANTEROOM_SIGNING_KEY: SIGNING_SEED_HEX,
-      ANTEROOM_EDGE_KEY: EDGE_KEY_HEX, ANTEROOM_EDGE_SYNC_URL: `${edge}${PREFIX}/__anteroom/sync`,
-      RUST_BACKTRACE: "0",
-    });
-    let log = "";
-    coordinator.stderr.on("data", (d) => (log += d));
-    await until(async () => {
-      if (coordinator.exitCode !== null) throw new Error(`coordinator exited: ${log.slice(-1000)}`);
-      return (await fetch(`http://127.0.0.1:${publicPort}/healthz`)).ok;
-    }, { ms: 20_000, what: "coordinator /healthz" });
+    stack = await startStack({ originUrl: origin.url });
+    edge = stack.edge;
     await createQueue({
       queue_id: "room", token_validity_second: 300, paths: ["/shop"], pow_difficulty: 12,
     });
@@ -91,8 +48,7 @@ describe("the waiting room in Chromium", () => {
 
   after(async () => {
     await browser?.close();
-    await mf?.dispose();
-    for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+    await stack?.stop();
     await origin?.close();
   });
 

@@ -5,60 +5,27 @@
 // workerd.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import {
-  EDGE_KEY_HEX, PREFIX, ROOT, SIGNING_SEED_HEX, TICKET_KEYS, craftChallenge, freePort,
-  listenWorker, nowSecs, redisPing, sealTicket, signClient, spawnLogged, until,
-} from "./helpers.mjs";
+import { PREFIX, craftChallenge, nowSecs, sealTicket, signClient, startStack } from "./helpers.mjs";
 
-const COORDINATOR = `${ROOT}/target/debug/coordinator`;
-const ADMIN_KEY = "contract-admin-key-0123456789";
 const IP = "203.0.113.9";
-const children = [];
-let mf, edge, publicUrl, adminUrl;
+let stack, edge, publicUrl;
 const ids = {};
 
-const admin = (path, body) => fetch(`${adminUrl}${path}`, {
-  method: "POST",
-  headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" },
-  body: JSON.stringify(body),
-});
-
 before(async () => {
-  assert.ok(existsSync(COORDINATOR), `${COORDINATOR} is missing: run cargo build -p coordinator`);
-  const redisPort = await freePort();
-  const redis = await spawnLogged(children, "redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
-  await until(async () => redis.alive() && (await redisPing(redisPort)), { what: "redis" });
-  const [publicPort, adminPort] = [await freePort(), await freePort()];
-  publicUrl = `http://127.0.0.1:${publicPort}`;
-  adminUrl = `http://127.0.0.1:${adminPort}`;
-  ({ mf, url: edge } = await listenWorker({ COORDINATOR_URL: publicUrl }));
-  const coordinator = await spawnLogged(children, COORDINATOR, [], {
-    ANTEROOM_LISTEN: `127.0.0.1:${publicPort}`, ANTEROOM_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
-    ANTEROOM_ADMIN_KEY: ADMIN_KEY, ANTEROOM_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-    ANTEROOM_TICKET_KEYS: TICKET_KEYS, ANTEROOM_SIGNING_KEY: SIGNING_SEED_HEX,
-    ANTEROOM_EDGE_KEY: EDGE_KEY_HEX, ANTEROOM_EDGE_SYNC_URL: `${edge}${PREFIX}/__anteroom/sync`,
-    ANTEROOM_PUBLISH_INTERVAL_MS: "1000", RUST_LOG: "warn",
-  });
-  await until(async () => coordinator.alive() && (await fetch(`${publicUrl}/healthz`)).ok, { ms: 20_000, what: "coordinator" });
+  stack = await startStack({ coordinatorEnv: { ANTEROOM_PUBLISH_INTERVAL_MS: "1000", RUST_LOG: "warn" } });
+  ({ edge, publicUrl } = stack);
   const now = nowSecs();
   for (const q of [
     { queue_id: "c", pow_difficulty: 4 },
     { queue_id: "pre", prequeue_opens_at: now - 5, opens_at: now + 3600 },
     { queue_id: "shut", mode: "closed" },
   ]) {
-    const r = await admin("/api/queue", q);
-    assert.equal(r.status, 200, await r.clone().text());
-    ids[q.queue_id] = (await r.json()).id;
-  }
-  for (const q of ["c", "pre", "shut"]) {
-    await until(async () => (await fetch(`${edge}${PREFIX}/waiting_num/${q}`)).status === 200, { what: `${q} synced` });
+    ids[q.queue_id] = (await stack.createQueue(q)).id;
   }
 });
 
 after(async () => {
-  await mf?.dispose();
-  for (const c of children) c.kill("SIGKILL");
+  await stack?.stop();
 });
 
 /// Sends one request to both sides; `path` is the coordinator's (the edge's is under PREFIX).

@@ -7,39 +7,17 @@
 // caused by 10,000 status polls) as `# measure:` lines.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { createServer, request as httpRequest } from "node:http";
 import { createRequire } from "node:module";
-import { connect } from "node:net";
-import {
-  EDGE_KEY_HEX, PREFIX, ROOT, SIGNING_SEED_HEX, TICKET_KEYS, freePort, listenWorker, startOrigin, until,
-} from "./helpers.mjs";
+import { PREFIX, STACK_ADMIN_KEY, startOrigin, startStack, until } from "./helpers.mjs";
 
 const require = createRequire(import.meta.url);
 const pow = require("../edge-worker/assets/pow.js");
-const COORDINATOR = `${ROOT}/target/debug/coordinator`;
-const ADMIN_KEY = "e2e-admin-key-0123456789";
 const PUBLISH_MS = 2000; // the coordinator's default
 const IP = "192.0.2.50";
 
-let redis, coordinator, proxy, mf, origin;
-let edge, publicUrl, adminUrl, coordinatorLog = "";
-const children = [];
-
-function spawnChild(cmd, args, env = {}) {
-  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  children.push(child);
-  return child;
-}
-
-async function redisPing(port) {
-  return new Promise((resolve) => {
-    const s = connect(port, "127.0.0.1", () => s.write("PING\r\n"));
-    s.on("data", (d) => { resolve(d.toString().startsWith("+PONG")); s.destroy(); });
-    s.on("error", () => resolve(false));
-  });
-}
+let stack, proxy, mf, origin;
+let edge, publicUrl;
 
 /// Forwards every request to `target`, counting them by path.
 async function startCountingProxy(target) {
@@ -64,19 +42,8 @@ async function startCountingProxy(target) {
   };
 }
 
-async function startCoordinator(env) {
-  const child = spawnChild(COORDINATOR, [], env);
-  child.stdout.on("data", (d) => (coordinatorLog += d));
-  child.stderr.on("data", (d) => (coordinatorLog += d));
-  await until(async () => {
-    if (child.exitCode !== null) throw new Error(`coordinator exited ${child.exitCode}: ${coordinatorLog.slice(-2000)}`);
-    return (await fetch(`${publicUrl}/healthz`)).ok;
-  }, { ms: 20_000, what: "coordinator /healthz" });
-  return child;
-}
-
-const admin = (path, init = {}) => fetch(`${adminUrl}${path}`, {
-  ...init, headers: { authorization: `Bearer ${ADMIN_KEY}`, ...(init.headers ?? {}) },
+const admin = (path, init = {}) => fetch(`${stack.adminUrl}${path}`, {
+  ...init, headers: { authorization: `Bearer ${STACK_ADMIN_KEY}`, ...(init.headers ?? {}) },
 });
 const formBody = (fields) => ({
   method: "POST",
@@ -96,57 +63,26 @@ async function solvedForm(queueId) {
 }
 
 describe("edge + coordinator + redis", () => {
-  let coordEnv;
-
   before(async () => {
-    // No silent skip: scripts/test-edge.sh builds it first.
-    assert.ok(existsSync(COORDINATOR), `${COORDINATOR} is missing: run cargo build -p coordinator`);
-    const redisPort = await freePort();
-    redis = spawnChild("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
-    await until(() => redisPing(redisPort), { what: "redis PING" });
-
     origin = await startOrigin();
-    const publicPort = await freePort();
-    const adminPort = await freePort();
-    publicUrl = `http://127.0.0.1:${publicPort}`;
-    adminUrl = `http://127.0.0.1:${adminPort}`;
-    proxy = await startCountingProxy(publicUrl);
-    ({ mf, url: edge } = await listenWorker({ COORDINATOR_URL: proxy.url, ORIGIN_URL: origin.url }));
-    coordEnv = {
-      ANTEROOM_LISTEN: `127.0.0.1:${publicPort}`,
-      ANTEROOM_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
-      ANTEROOM_ADMIN_KEY: ADMIN_KEY,
-      ANTEROOM_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-      ANTEROOM_TICKET_KEYS: TICKET_KEYS,
-      ANTEROOM_SIGNING_KEY: SIGNING_SEED_HEX,
-      ANTEROOM_EDGE_KEY: EDGE_KEY_HEX,
-      ANTEROOM_EDGE_SYNC_URL: `${edge}${PREFIX}/__anteroom/sync`,
-      ANTEROOM_PUBLISH_INTERVAL_MS: String(PUBLISH_MS),
-      RUST_LOG: "info",
-      RUST_BACKTRACE: "0",
-      NO_COLOR: "1",
-    };
-    coordinator = await startCoordinator(coordEnv);
-    const created = await admin("/api/queue", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        queue_id: "live", token_validity_second: 300, enable_queue_position_expiry: false,
-        position_expiry_second: 900, paths: ["/shop"], bypass: ["/shop/webhooks"], pow_difficulty: 8,
-        waiting_status: 202,
-      }),
+    stack = await startStack({
+      originUrl: origin.url,
+      coordinatorEnv: { ANTEROOM_PUBLISH_INTERVAL_MS: String(PUBLISH_MS) },
+      coordinatorUrl: async (s) => (proxy = await startCountingProxy(s.publicUrl)).url,
     });
-    assert.equal(created.status, 200, await created.clone().text());
-    // The coordinator publishes the new queue to the edge on its own.
-    await until(async () => (await atEdge(`${PREFIX}/serving_pos/live`)).status === 200, { what: "first sync of queue live" });
+    ({ mf, edge, publicUrl } = stack);
+    await stack.createQueue({
+      queue_id: "live", token_validity_second: 300, enable_queue_position_expiry: false,
+      position_expiry_second: 900, paths: ["/shop"], bypass: ["/shop/webhooks"], pow_difficulty: 8,
+      waiting_status: 202,
+    });
   });
 
   after(async () => {
-    await mf?.dispose();
-    for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+    await stack?.stop();
     await proxy?.close();
     await origin?.close();
-    if (process.env.E2E_VERBOSE) console.log(coordinatorLog);
+    if (process.env.E2E_VERBOSE) console.log(stack?.logs["coordinator-0"]?.());
   });
 
   let ticket;
@@ -290,7 +226,7 @@ describe("edge + coordinator + redis", () => {
   test("coordinator killed: status and protected paths still served, enqueue 503 + Retry-After", async () => {
     const g = await atEdge(`${PREFIX}/generate_token`, formBody({ queue_id: "live", request_id: ticket.request_id }));
     const tok = (await g.json()).access_token;
-    coordinator.kill("SIGKILL");
+    stack.killCoordinator(0);
     await until(async () => {
       try { await fetch(`${publicUrl}/healthz`); return false; } catch { return true; }
     }, { what: "coordinator down" });
@@ -308,7 +244,7 @@ describe("edge + coordinator + redis", () => {
     assert.ok(Number(a.headers.get("retry-after")) > 0);
     assert.equal((await a.json()).error, "coordinator_unavailable");
     // Back up: tickets and tokens issued before still work, publishing resumes.
-    coordinator = await startCoordinator(coordEnv);
+    await stack.startCoordinator(0);
     const again = await atEdge(`${PREFIX}/assign_queue_pos`, formBody(await solvedForm("live")));
     assert.equal(again.status, 200);
     await again.text();

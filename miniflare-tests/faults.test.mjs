@@ -15,17 +15,10 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createPublicKey, verify as edVerify } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, request as httpRequest } from "node:http";
 import { createServer as createTcpServer, connect } from "node:net";
-import { tmpdir } from "node:os";
-import {
-  EDGE_KEY_HEX, PREFIX, ROOT, SIGNER, SIGNING_SEED_HEX, TICKET_KEYS, freePort, listenWorker,
-  redisPing, signToken, spawnLogged, startOrigin, until,
-} from "./helpers.mjs";
+import { PREFIX, SIGNER, signToken, startOrigin, startStack, until } from "./helpers.mjs";
 
-const COORDINATOR = `${ROOT}/target/debug/coordinator`;
-const ADMIN_KEY = "faults-admin-key-0123456789";
 const MAX_ACTIVE = 4;
 const VISITORS = 12;
 const QUEUE = {
@@ -41,10 +34,8 @@ const DROP_MS = 10_000;
 /// was lost: one publish interval plus the publisher's poll and the edge's cache.
 const LOST_WITH_DATA_MS = 2500;
 
-const children = [];
 const history = []; // { t0, t1, kind, ...details }
-let redis, redisPort, redisDir, origin, edge, mf, lb, syncGate;
-const coords = {}; // name -> { child, public, admin, env }
+let stack, origin, edge, lb, syncGate;
 let stopped = false;
 const incarnations = []; // { id, created_ms }
 const ended = []; // { token, at } sessions ended by the origin
@@ -52,13 +43,10 @@ const events = []; // { name, t } faults
 
 const now = () => Date.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const admin = async (path, init = {}) => {
-  const r = await fetch(`${adminUrl()}${path}`, {
-    ...init, headers: { authorization: `Bearer ${ADMIN_KEY}`, ...(init.headers ?? {}) },
-  });
+const admin = async (path, opts) => {
+  const r = await stack.admin(path, opts);
   return { status: r.status, body: await r.json().catch(() => null) };
 };
-const adminUrl = () => `http://127.0.0.1:${(coords.a.alive ? coords.a : coords.b).admin}`;
 const form = (fields) => ({
   method: "POST",
   headers: { "content-type": "application/x-www-form-urlencoded" },
@@ -88,17 +76,9 @@ function ticketQueue(rid) {
   return b.readUInt32BE(3);
 }
 
-async function startRedis() {
-  redis = await spawnLogged(children, "redis-server", [
-    "--port", String(redisPort), "--bind", "127.0.0.1", "--dir", redisDir, "--save", "",
-    "--appendonly", "yes", "--appendfsync", "everysec",
-  ]);
-  await until(async () => redis.alive() && (await redisPing(redisPort)), { what: "redis PING" });
-}
-
 async function redisCmd(...args) {
   return new Promise((resolve, reject) => {
-    const s = connect(redisPort, "127.0.0.1", () => {
+    const s = connect(stack.redisPort, "127.0.0.1", () => {
       s.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(String(a))}\r\n${a}\r\n`).join("")}`);
     });
     let out = "";
@@ -107,20 +87,11 @@ async function redisCmd(...args) {
   });
 }
 
-async function startCoordinator(name) {
-  const c = coords[name];
-  c.child = await spawnLogged(children, COORDINATOR, [], c.env);
-  c.alive = true;
-  await until(async () => c.child.alive() && (await fetch(`http://127.0.0.1:${c.public}/healthz`)).ok,
-    { ms: 20_000, what: `coordinator ${name}` });
-}
-
 /// A TCP proxy sending each connection to the first live coordinator, round-robin.
-async function startFailover() {
+async function startFailover(coords) {
   let next = 0;
   const server = createTcpServer((client) => {
-    const names = ["a", "b"];
-    const order = [names[next % 2], names[(next + 1) % 2]];
+    const order = [next % 2, (next + 1) % 2];
     next++;
     client.on("error", () => {});
     const tryAt = (i) => {
@@ -172,15 +143,9 @@ async function startSyncGate(target) {
 }
 
 async function createQueue() {
-  const r = await admin("/api/queue", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(QUEUE) });
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-  incarnations.push({ id: r.body.id, created_ms: now() });
-  await until(async () => {
-    const s = await fetch(`${edge}${PREFIX}/waiting_num/sale`);
-    const body = await s.json().catch(() => ({}));
-    return s.status === 200 && body.version >= r.body.created_at;
-  }, { ms: 15_000, what: "the queue synced to the edge" });
-  return r.body.id;
+  const created = await stack.createQueue(QUEUE);
+  incarnations.push({ id: created.id, created_ms: now() });
+  return created.id;
 }
 
 /// A visitor: joins, polls, claims at its turn, buys (two pages), and the origin ends the
@@ -202,7 +167,7 @@ async function visitor(n) {
           for (let i = 0; i < 2; i++) {
             await atEdge("buy", "/shop/page", { headers: { authorization: `Bearer ${token}` } }, { visitor: n, token });
           }
-          const e = await admin("/api/queue/update_token_status", form({ queue_id: "sale", request_id: rid, status: "1" }));
+          const e = await admin("/api/queue/update_token_status", { body: new URLSearchParams({ queue_id: "sale", request_id: rid, status: "1" }) });
           if (e.status === 200) ended.push({ token, at: now() });
           done = true;
         } else if (c.status === 410 || c.status === 400) {
@@ -263,42 +228,25 @@ async function ticketsStillAnswer(at, label) {
 }
 
 before(async () => {
-  assert.ok(existsSync(COORDINATOR), `${COORDINATOR} is missing: run cargo build -p coordinator`);
-  redisPort = await freePort();
-  redisDir = mkdtempSync(`${tmpdir()}/anteroom-faults-`);
-  await startRedis();
   origin = await startOrigin();
-  for (const name of ["a", "b"]) coords[name] = { public: await freePort(), admin: await freePort() };
-  lb = await startFailover();
-  ({ mf, url: edge } = await listenWorker({ COORDINATOR_URL: lb.url, ORIGIN_URL: origin.url }));
-  syncGate = await startSyncGate(`${edge}${PREFIX}/__anteroom/sync`);
-  for (const name of ["a", "b"]) {
-    coords[name].env = {
-      ANTEROOM_LISTEN: `127.0.0.1:${coords[name].public}`,
-      ANTEROOM_ADMIN_LISTEN: `127.0.0.1:${coords[name].admin}`,
-      ANTEROOM_ADMIN_KEY: ADMIN_KEY,
-      ANTEROOM_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-      ANTEROOM_TICKET_KEYS: TICKET_KEYS,
-      ANTEROOM_SIGNING_KEY: SIGNING_SEED_HEX,
-      ANTEROOM_EDGE_KEY: EDGE_KEY_HEX,
-      ANTEROOM_EDGE_SYNC_URL: syncGate.url,
-      ANTEROOM_PUBLISH_INTERVAL_MS: "1000",
-      RUST_LOG: "warn",
-      NO_COLOR: "1",
-    };
-    await startCoordinator(name);
-  }
+  stack = await startStack({
+    coordinators: 2,
+    redisArgs: ["--appendonly", "yes", "--appendfsync", "everysec"],
+    originUrl: origin.url,
+    coordinatorEnv: { ANTEROOM_PUBLISH_INTERVAL_MS: "1000", RUST_LOG: "warn" },
+    coordinatorUrl: async (s) => (lb = await startFailover(s.coords)).url,
+    syncUrl: async (s) => (syncGate = await startSyncGate(`${s.edge}${PREFIX}/__anteroom/sync`)).url,
+  });
+  edge = stack.edge;
   await createQueue();
 });
 
 after(async () => {
   stopped = true;
-  await mf?.dispose();
+  await stack?.stop();
   await origin?.close();
   await syncGate?.close();
   await lb?.close();
-  for (const c of children) c.kill("SIGKILL");
-  if (redisDir) rmSync(redisDir, { recursive: true, force: true });
 });
 
 test("faults while visitors queue: no way around the gate, nothing issued twice, nothing lost unaccounted", { timeout: 600_000 }, async () => {
@@ -315,10 +263,9 @@ test("faults while visitors queue: no way around the gate, nothing issued twice,
   };
 
   await fault("coordinator kill -9", async () => {
-    coords.a.child.kill("SIGKILL");
-    coords.a.alive = false;
+    stack.killCoordinator(0);
     await sleep(4000); // the other takes over its leases (3 s)
-    await startCoordinator("a");
+    await stack.startCoordinator(0);
   });
 
   await fault("publisher POSTs dropped 10 s", async () => {
@@ -332,9 +279,9 @@ test("faults while visitors queue: no way around the gate, nothing issued twice,
     const id = incarnations.at(-1).id;
     ctrBefore.value = Number((await redisCmd("GET", `aq:{q${id}}:ctr`)).split("\r\n")[1]);
     const handedOut = Math.max(...history.filter((e) => e.kind === "join" && e.status === 200 && ticketQueue(e.body.request_id) === id).map((e) => e.body.position));
-    redis.kill("SIGKILL");
+    stack.redis.kill("SIGKILL");
     await sleep(1000);
-    await startRedis();
+    await stack.startRedis();
     const after = Number((await redisCmd("GET", `aq:{q${id}}:ctr`)).split("\r\n")[1] ?? 0);
     console.log(`# faults: redis restart: counter ${ctrBefore.value} before kill (highest answered ${handedOut}), ${after} after the AOF replay: ${Math.max(0, ctrBefore.value - after)} enqueues lost by Redis, raised past by the coordinators`);
   });

@@ -19,16 +19,10 @@ import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { chromium } from "playwright-core";
-import {
-  EDGE_KEY_HEX, PREFIX, ROOT, SIGNING_SEED_HEX, TICKET_KEYS, freePort, listenWorker, redisPing, spawnLogged, until,
-} from "./helpers.mjs";
+import { PREFIX, ROOT, startStack, until } from "./helpers.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const COORDINATOR = `${ROOT}/target/debug/coordinator`;
-const SHOP = `${ROOT}/target/debug/ticket-shop`;
 const ARTIFACTS = `${ROOT}/test-artifacts`;
-const ADMIN_KEY = "journey-admin-key-0123456789";
-const ORIGIN_KEY = "journey-origin-key-0123456789";
 const QUEUE = "shop";
 const VISITORS = 10;
 const CAPACITY = 3;
@@ -37,16 +31,10 @@ const POW_BITS = 9;
 // edge's isolate cache (1 s) and the page's next poll (about 2 s).
 const STEP_MS = 20_000;
 
-const children = [];
-let mf, browser, edge, shopUrl, adminUrl, publicUrl;
+let stack, browser, edge, shopUrl;
 
-const adminForm = (path, body) => fetch(`${adminUrl}${path}`, {
-  method: "POST",
-  headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" },
-  body: JSON.stringify(body),
-});
 const status = async () => {
-  const r = await fetch(`${adminUrl}/api/queue/${QUEUE}/status`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+  const r = await stack.admin(`/api/queue/${QUEUE}/status`);
   assert.equal(r.status, 200);
   return r.json();
 };
@@ -93,48 +81,18 @@ describe("the journey: ten visitors, three at a time, through the waiting room i
   const logs = {};
 
   before(async () => {
-    // Even if the test process dies without running `after`, no child outlives it.
-    const killAll = () => { for (const c of children) if (c.exitCode === null) c.kill("SIGKILL"); };
-    process.once("exit", killAll);
-    for (const sig of ["SIGINT", "SIGTERM"]) process.once(sig, () => { killAll(); process.exit(130); });
-    for (const [what, path] of [["chromium", CHROMIUM], ["coordinator", COORDINATOR], ["ticket-shop", SHOP]]) {
-      assert.ok(existsSync(path), `${path} is missing (${what}): scripts/test-edge.sh builds it`);
-    }
-    const [redisPort, publicPort, adminPort, shopPort] =
-      [await freePort(), await freePort(), await freePort(), await freePort()];
-    publicUrl = `http://127.0.0.1:${publicPort}`;
-    adminUrl = `http://127.0.0.1:${adminPort}`;
-    shopUrl = `http://127.0.0.1:${shopPort}`;
-    const redis = await spawnLogged(children, "redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
-    logs.redis = redis.log;
-    await until(async () => redis.alive() && redisPing(redisPort), { what: "redis PING" });
-    ({ mf, url: edge } = await listenWorker({ ORIGIN_URL: shopUrl, COORDINATOR_URL: publicUrl }));
-    const coordinator = await spawnLogged(children, COORDINATOR, [], {
-      ANTEROOM_LISTEN: `127.0.0.1:${publicPort}`, ANTEROOM_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
-      ANTEROOM_ADMIN_KEY: ADMIN_KEY, ANTEROOM_ORIGIN_KEY: ORIGIN_KEY,
-      ANTEROOM_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-      ANTEROOM_TICKET_KEYS: TICKET_KEYS, ANTEROOM_SIGNING_KEY: SIGNING_SEED_HEX,
-      ANTEROOM_EDGE_KEY: EDGE_KEY_HEX, ANTEROOM_EDGE_SYNC_URL: `${edge}${PREFIX}/__anteroom/sync`,
-      RUST_LOG: "info", RUST_BACKTRACE: "0", NO_COLOR: "1",
-    });
-    logs.coordinator = coordinator.log;
-    const shop = await spawnLogged(children, SHOP, [], {
-      SHOP_LISTEN: `127.0.0.1:${shopPort}`, SHOP_QUEUE_ID: QUEUE, SHOP_ORIGIN_KEY: ORIGIN_KEY,
-      SHOP_COORDINATOR_PUBLIC: publicUrl, SHOP_COORDINATOR_ADMIN: adminUrl,
-      SHOP_JOIN_URL: `${edge}/`, SHOP_REPORT_HEALTH: "1", RUST_LOG: "info", RUST_BACKTRACE: "0", NO_COLOR: "1",
-    });
-    logs.shop = shop.log;
-    await until(async () => coordinator.alive() && (await fetch(`${publicUrl}/healthz`)).ok, { ms: 20_000, what: "coordinator /healthz" });
-    await until(async () => shop.alive() && (await fetch(`${shopUrl}/healthz`)).ok, { ms: 20_000, what: "ticket shop /healthz" });
-    const created = await adminForm("/api/queue", {
+    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
+    stack = await startStack({ shop: { queue: QUEUE } });
+    for (const sig of ["SIGINT", "SIGTERM"]) process.once(sig, () => { stack.stop(); process.exit(130); });
+    ({ edge, shopUrl } = stack);
+    Object.assign(logs, stack.logs);
+    await stack.createQueue({
       queue_id: QUEUE, token_validity_second: 300, paths: ["/"], bypass: ["/healthz"], pow_difficulty: POW_BITS,
       // The shop verifies access tokens itself, so the edge forwards them; a capped queue
       // needs position expiry.
       forward_token: true, enable_queue_position_expiry: true, position_expiry_second: 900,
       admission: { policy: { strategy: "capacity", max_active: CAPACITY } },
     });
-    assert.equal(created.status, 200, await created.clone().text());
-    await until(async () => (await fetch(`${edge}${PREFIX}/serving_pos/${QUEUE}`)).status === 200, { what: "queue synced to the edge" });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
@@ -143,8 +101,7 @@ describe("the journey: ten visitors, three at a time, through the waiting room i
 
   after(async () => {
     await browser?.close().catch(() => {});
-    await mf?.dispose().catch(() => {});
-    for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+    await stack?.stop();
     mkdirSync(ARTIFACTS, { recursive: true });
     for (const [name, log] of Object.entries(logs)) writeFileSync(`${ARTIFACTS}/journey-${name}.log`, log());
   });

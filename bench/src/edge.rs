@@ -150,8 +150,8 @@ pub async fn edge(env: &Env, knobs: &Knobs) -> anyhow::Result<Edge> {
         built.display()
     );
     let m = crate::scenario::machine();
-    let redis = Redis::start()?;
-    let (public, admin) = (free_addr()?, free_addr()?);
+    let redis = Redis::start();
+    let (public, admin) = (free_addr(), free_addr());
     let worker_env = [
         ("BENCH_COORDINATOR", public.to_string()),
         ("BENCH_ORIGIN_URL", format!("http://{}", env.axum.addr)),
@@ -170,7 +170,13 @@ pub async fn edge(env: &Env, knobs: &Knobs) -> anyhow::Result<Edge> {
         ("ANTEROOM_PUBLISH_INTERVAL_MS", PUBLISH_MS.to_string()),
     ];
     let coord = tokio::task::block_in_place(|| {
-        Coordinator::start_at(&knobs.coordinator, &redis.url(), public, admin, &coord_env)
+        crate::procs::start_coordinator_at(
+            &knobs.coordinator,
+            &redis.url(),
+            public,
+            admin,
+            &coord_env,
+        )
     })?
     .context("the edge scenario's coordinator did not start")?;
     eprintln!(

@@ -1,9 +1,8 @@
 //! The processes a run starts on loopback: `redis-server`, the coordinator binary and this
 //! binary's own baseline servers; each is killed when its guard drops.
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,157 +11,7 @@ use anyhow::Context as _;
 /// Bearer key the harness gives the coordinators it starts.
 pub const ADMIN_KEY: &str = "bench-admin-key-0123456789";
 
-/// A port nobody listens on right now.
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// A loopback address nobody listens on right now.
-pub fn free_addr() -> anyhow::Result<SocketAddr> {
-    Ok(SocketAddr::from(([127, 0, 0, 1], free_port()?)))
-}
-
-/// A child process, killed and reaped on drop.
-#[derive(Debug)]
-pub struct Guard {
-    /// The process.
-    pub child: Child,
-    /// What it is, for messages.
-    pub name: String,
-}
-
-impl Guard {
-    /// Its process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Sends one inline command to a Redis port and returns the raw reply.
-pub fn redis_raw(port: u16, cmd: &str) -> anyhow::Result<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    s.write_all(format!("{cmd}\r\n").as_bytes())?;
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 65536];
-    loop {
-        let n = s.read(&mut buf)?;
-        out.extend_from_slice(&buf[..n]);
-        // Bulk replies announce their length; read until it has all arrived.
-        let text = String::from_utf8_lossy(&out);
-        if let Some(rest) = text.strip_prefix('$')
-            && let Some((len, _)) = rest.split_once("\r\n")
-        {
-            let len: i64 = len.trim().parse().unwrap_or(-1);
-            let whole = usize::try_from(len).map_or(0, |l| l + 2) + 3 + len.to_string().len();
-            if out.len() >= whole || n == 0 {
-                break;
-            }
-            continue;
-        }
-        if n == 0 || text.ends_with("\r\n") {
-            break;
-        }
-    }
-    Ok(String::from_utf8_lossy(&out).into_owned())
-}
-
-/// A real redis-server on a free loopback port, without persistence.
-#[derive(Debug)]
-pub struct Redis {
-    /// Its port.
-    pub port: u16,
-    guard: Guard,
-    dir: PathBuf,
-}
-
-impl Redis {
-    /// Starts one (retrying on another port if the first is taken meanwhile).
-    pub fn start() -> anyhow::Result<Self> {
-        for _ in 0..5 {
-            let port = free_port()?;
-            let dir =
-                std::env::temp_dir().join(format!("anteroom-bench-{}-{port}", std::process::id()));
-            std::fs::create_dir_all(&dir)?;
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--maxclients", "10000"])
-                .arg("--dir")
-                .arg(&dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .context("redis-server must be installed (apt-get install redis-server)")?;
-            let mut r = Redis { port, guard: Guard { child, name: "redis-server".into() }, dir };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if redis_raw(port, "PING").is_ok_and(|s| s.starts_with("+PONG")) {
-                    return Ok(r);
-                }
-                if let Ok(Some(_)) = r.guard.child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        anyhow::bail!("could not start redis-server")
-    }
-
-    /// Its URL.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    /// Its process id.
-    pub fn pid(&self) -> u32 {
-        self.guard.pid()
-    }
-
-    /// One field of `INFO`, as an integer.
-    pub fn info_u64(&self, section: &str, field: &str) -> anyhow::Result<u64> {
-        let info = redis_raw(self.port, &format!("INFO {section}"))?;
-        info.lines()
-            .find_map(|l| l.strip_prefix(&format!("{field}:")))
-            .and_then(|v| v.trim().parse().ok())
-            .with_context(|| format!("INFO {section} has no {field}"))
-    }
-
-    /// `used_memory` from `INFO memory`.
-    pub fn used_memory(&self) -> anyhow::Result<u64> {
-        self.info_u64("memory", "used_memory")
-    }
-
-    /// `MEMORY USAGE key` (0 when the key does not exist).
-    pub fn key_usage(&self, key: &str) -> anyhow::Result<u64> {
-        let r = redis_raw(self.port, &format!("MEMORY USAGE {key} SAMPLES 0"))?;
-        Ok(r.trim().strip_prefix(':').and_then(|v| v.parse().ok()).unwrap_or(0))
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.guard.child.kill();
-        let _ = self.guard.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Status of a plain GET, or `None` if nothing answers.
-pub fn http_get_status(addr: SocketAddr, path: &str) -> Option<u16> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    buf.split_whitespace().nth(1)?.parse().ok()
-}
+pub use testkit::{Guard, Redis, free_addr, http_get_status, redis_raw};
 
 fn wait_healthy(guard: &mut Guard, addrs: &[SocketAddr]) -> anyhow::Result<bool> {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -178,61 +27,45 @@ fn wait_healthy(guard: &mut Guard, addrs: &[SocketAddr]) -> anyhow::Result<bool>
     Ok(false)
 }
 
-/// A coordinator process (the real binary) on free loopback ports.
-#[derive(Debug)]
-pub struct Coordinator {
-    /// Public API.
-    pub public: SocketAddr,
-    /// Private API.
-    pub admin: SocketAddr,
-    /// The process.
-    pub guard: Guard,
+/// A coordinator process (the real binary, `testkit::Coordinator`) on loopback, on Redis.
+pub type Coordinator = testkit::Coordinator;
+
+/// Starts `bin` against `redis_url` with the harness's admin key.
+pub fn start_coordinator(bin: &Path, redis_url: &str) -> anyhow::Result<Coordinator> {
+    ensure_built(bin)?;
+    Ok(testkit::Coordinator::start(bin, &coordinator_env(redis_url, &[])))
 }
 
-impl Coordinator {
-    /// Starts `bin` against `redis_url`.
-    pub fn start(bin: &Path, redis_url: &str) -> anyhow::Result<Self> {
-        for _ in 0..5 {
-            if let Some(c) = Self::start_at(bin, redis_url, free_addr()?, free_addr()?, &[])? {
-                return Ok(c);
-            }
-        }
-        anyhow::bail!("coordinator did not start")
-    }
+/// Starts `bin` on the given addresses with extra `ANTEROOM_*` settings (the edge scenario
+/// must name the coordinator's address to the worker before starting it); `None` if it did not
+/// become healthy (e.g. the port was taken meanwhile).
+pub fn start_coordinator_at(
+    bin: &Path,
+    redis_url: &str,
+    public: SocketAddr,
+    admin: SocketAddr,
+    env: &[(&str, String)],
+) -> anyhow::Result<Option<Coordinator>> {
+    ensure_built(bin)?;
+    Ok(testkit::Coordinator::start_at(bin, public, admin, &coordinator_env(redis_url, env)))
+}
 
-    /// Starts `bin` on the given addresses with extra `ANTEROOM_*` settings (the edge
-    /// scenario must name the coordinator's address to the worker before starting it);
-    /// `None` if it did not become healthy (e.g. the port was taken meanwhile).
-    pub fn start_at(
-        bin: &Path,
-        redis_url: &str,
-        public: SocketAddr,
-        admin: SocketAddr,
-        env: &[(&str, String)],
-    ) -> anyhow::Result<Option<Self>> {
-        anyhow::ensure!(
-            bin.exists(),
-            "{} not found: build it first (cargo build --release -p coordinator)",
-            bin.display()
-        );
-        let child = Command::new(bin)
-            .env("ANTEROOM_LISTEN", public.to_string())
-            .env("ANTEROOM_ADMIN_LISTEN", admin.to_string())
-            .env("ANTEROOM_ADMIN_KEY", ADMIN_KEY)
-            .env("ANTEROOM_REDIS_URL", redis_url)
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("spawn {}", bin.display()))?;
-        let mut guard = Guard { child, name: "coordinator".into() };
-        Ok(wait_healthy(&mut guard, &[public, admin])?.then_some(Coordinator {
-            public,
-            admin,
-            guard,
-        }))
-    }
+fn ensure_built(bin: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        bin.exists(),
+        "{} not found: build it first (cargo build --release -p coordinator)",
+        bin.display()
+    );
+    Ok(())
+}
+
+fn coordinator_env<'a>(redis_url: &str, env: &[(&'a str, String)]) -> Vec<(&'a str, String)> {
+    let mut all = vec![
+        ("ANTEROOM_ADMIN_KEY", ADMIN_KEY.to_string()),
+        ("ANTEROOM_REDIS_URL", redis_url.to_string()),
+    ];
+    all.extend(env.iter().cloned());
+    all
 }
 
 /// One of this binary's baseline servers, run as its own process like the coordinator.
@@ -249,7 +82,7 @@ impl Baseline {
     pub fn start(sub: &str, extra: &[String]) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?;
         for _ in 0..5 {
-            let addr = free_addr()?;
+            let addr = free_addr();
             let child = Command::new(&exe)
                 .arg(sub)
                 .arg("--listen")

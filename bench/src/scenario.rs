@@ -295,8 +295,8 @@ pub struct Env {
 impl Env {
     /// Starts everything on loopback.
     pub fn start(knobs: &Knobs) -> anyhow::Result<Self> {
-        let redis = Redis::start()?;
-        let coord = Coordinator::start(&knobs.coordinator, &redis.url())?;
+        let redis = Redis::start();
+        let coord = crate::procs::start_coordinator(&knobs.coordinator, &redis.url())?;
         let axum = Baseline::start("serve-axum", &[])?;
         let onecall = Baseline::start("serve-redis", &["--redis-url".into(), redis.url()])?;
         eprintln!(
@@ -578,13 +578,13 @@ impl Seen {
 /// Memory per queued visitor and per session, with the enqueue and token-issue rates, on a
 /// Redis and coordinator of its own (so nothing else is counted).
 pub async fn memory(env: &Env, knobs: &Knobs) -> anyhow::Result<Memory> {
-    let redis = Redis::start()?;
-    let coord = Coordinator::start(&knobs.coordinator, &redis.url())?;
+    let redis = Redis::start();
+    let coord = crate::procs::start_coordinator(&knobs.coordinator, &redis.url())?;
     eprintln!("  memory pids: redis {} coordinator {}", redis.pid(), coord.guard.pid());
     let id = create_queue(&coord, "mem", "").await?;
     // Let the coordinator's registry refresh settle, then take the baseline.
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let before = redis.used_memory()?;
+    let before = redis.used_memory();
     let n = knobs.enqueues;
     let k = knobs.sessions.min(n);
     let seen = Arc::new(Seen::new(n));
@@ -645,7 +645,7 @@ pub async fn memory(env: &Env, knobs: &Knobs) -> anyhow::Result<Memory> {
         enqueue.failures()
     );
     let enqueue_cpu_us = per(c0, cpu(), enqueue.ok);
-    let after_enqueue = redis.used_memory()?;
+    let after_enqueue = redis.used_memory();
     let position_faults = seen.dups.load(Ordering::Relaxed)
         + seen.out_of_range.load(Ordering::Relaxed)
         + seen.missing(n);
@@ -681,11 +681,11 @@ pub async fn memory(env: &Env, knobs: &Knobs) -> anyhow::Result<Memory> {
         claim.failures()
     );
     let claim_cpu_us = per(c1, cpu(), claim.ok);
-    let after_sessions = redis.used_memory()?;
+    let after_sessions = redis.used_memory();
     let mut keys = Vec::new();
     for what in ["ctr", "srv", "claimed", "nclaimed", "sess", "sinfo", "rev", "hist", "arr"] {
         let key = format!("aq:{{q{id}}}:{what}");
-        let u = redis.key_usage(&key)?;
+        let u = redis.key_usage(&key);
         keys.push((key, u));
     }
     drop(coord);

@@ -318,8 +318,8 @@ async fn health_strategy_converges_below_the_knee_and_recovers() {
 async fn two_processes_advance_the_serving_position_as_one() {
     let redis = common::Redis::start();
     let env = [("ANTEROOM_REDIS_URL", redis.url())];
-    let a = common::Process::start(&env);
-    let b = common::Process::start(&env);
+    let a = common::process(&env);
+    let b = common::process(&env);
     let c = reqwest::Client::new();
     let r = c
         .post(format!("http://{}/api/queue", a.admin))

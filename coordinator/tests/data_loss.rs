@@ -79,7 +79,7 @@ async fn wait_for(what: &str, mut f: impl AsyncFnMut() -> bool) {
 }
 
 fn start(redis: &Redis) -> Process {
-    Process::start(&[("ANTEROOM_REDIS_URL", redis.url()), ("ANTEROOM_EDGE_ONLY", "false".into())])
+    common::process(&[("ANTEROOM_REDIS_URL", redis.url()), ("ANTEROOM_EDGE_ONLY", "false".into())])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
-use common::{ADMIN_KEY, Process, Redis};
+use common::{ADMIN_KEY, Redis};
 use serde_json::{Value, json};
 use shared::ticket::{Ticket, parse_keys};
 
@@ -45,8 +45,8 @@ async fn twenty_thousand_enqueues_over_two_processes_get_each_position_once() {
     let redis = Redis::start();
     let env =
         [("ANTEROOM_REDIS_URL", redis.url()), ("ANTEROOM_TICKET_KEYS", TICKET_KEYS.to_string())];
-    let a = Process::start(&env);
-    let b = Process::start(&env);
+    let a = common::process(&env);
+    let b = common::process(&env);
     let c = client();
     create_queue(&c, a.admin, json!({"queue_id": "drop"})).await;
 
@@ -93,7 +93,7 @@ async fn restart_keeps_tickets_and_tokens_valid() {
     let redis = Redis::start();
     // No keys in config: generated on first start and persisted in Redis.
     let env = [("ANTEROOM_REDIS_URL", redis.url())];
-    let p = Process::start(&env);
+    let p = common::process(&env);
     let c = client();
     create_queue(&c, p.admin, json!({"queue_id": "shop", "token_validity_second": 600})).await;
     let rid = enqueue(&c, p.public, "shop").await["request_id"].as_str().unwrap().to_string();
@@ -118,7 +118,7 @@ async fn restart_keeps_tickets_and_tokens_valid() {
     let token = tok["access_token"].as_str().unwrap().to_string();
     p.stop();
 
-    let p = Process::start(&env);
+    let p = common::process(&env);
     let r: Value = c
         .get(format!("http://{}/queue_pos/shop/{rid2}", p.public))
         .send()
@@ -175,8 +175,8 @@ async fn restart_keeps_tickets_and_tokens_valid() {
 async fn one_solution_buys_one_place_across_processes_in_every_path() {
     let redis = Redis::start();
     let env = [("ANTEROOM_REDIS_URL", redis.url()), ("ANTEROOM_EDGE_KEY", common::EDGE_KEY.into())];
-    let a = Process::start(&env);
-    let b = Process::start(&env);
+    let a = common::process(&env);
+    let b = common::process(&env);
     let c = client();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let pre = create_queue(

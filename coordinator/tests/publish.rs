@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use common::{ADMIN_KEY, EDGE_KEY, EDGE_KEY_BYTES, Process, Redis};
+use common::{ADMIN_KEY, EDGE_KEY, EDGE_KEY_BYTES, Redis};
 use serde_json::json;
 use shared::sync::{SIGNATURE_HEADER, SyncBatch, TIMESTAMP_HEADER};
 
@@ -81,8 +81,8 @@ async fn publisher_is_single_writer_rate_limited_and_prompt() {
         ("ANTEROOM_EDGE_SYNC_URL", url),
         ("ANTEROOM_PUBLISH_INTERVAL_MS", "2000".to_string()),
     ];
-    let a = Process::start(&env);
-    let b = Process::start(&env);
+    let a = common::process(&env);
+    let b = common::process(&env);
     let c = reqwest::Client::new();
     let created: serde_json::Value = c
         .post(format!("http://{}/api/queue", a.admin))
@@ -174,7 +174,7 @@ async fn data_loss_is_announced_as_lost_never_as_removed() {
         ("ANTEROOM_EDGE_SYNC_URL", url),
         ("ANTEROOM_PUBLISH_INTERVAL_MS", "1000".to_string()),
     ];
-    let p = Process::start(&env);
+    let p = common::process(&env);
     let c = reqwest::Client::new();
     let created: serde_json::Value = c
         .post(format!("http://{}/api/queue", p.admin))

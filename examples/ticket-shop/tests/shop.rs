@@ -2,11 +2,7 @@
 //! (in-process, both listeners on loopback) and the shop, talking HTTP to each other.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use clap::Parser as _;
@@ -23,74 +19,7 @@ const ORIGIN_KEY: &str = "shop-test-origin-key-0123456789";
 const SEED: [u8; 32] = [0x5a; 32];
 const QUEUE: &str = "demo";
 
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn redis_ping(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 16];
-    matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
-}
-
-/// A real redis-server on a free loopback port, killed (and its directory removed) on drop.
-struct Redis {
-    port: u16,
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Redis {
-    fn start() -> Self {
-        for _ in 0..5 {
-            let port = free_port();
-            let n = SEQ.fetch_add(1, Ordering::SeqCst);
-            let dir = std::env::temp_dir().join(format!("shop-redis-{}-{n}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            let mut child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-                .args(["--appendonly", "no", "--dir"])
-                .arg(&dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server must be installed (the README's test command installs it)");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if redis_ping(port) {
-                    return Redis { port, child, dir };
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        panic!("could not start redis-server");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use testkit::Redis;
 
 /// Polls `f` until it returns `Some`, or panics after `secs`.
 async fn wait_for<T, F: std::future::Future<Output = Option<T>>>(
