@@ -15,9 +15,7 @@ use axum::http::{Request, header};
 use coordinator::state::{AppState, Clock};
 use coordinator::store::memory::MemoryStore;
 use coordinator::{Limits, control};
-use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
 
 const T0: u64 = 1_800_000_000;
 
@@ -28,10 +26,8 @@ struct Rig {
 }
 
 async fn call(router: &Router, req: Request<Body>) -> (u16, Value) {
-    let resp = router.clone().oneshot(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    let (status, _, body) = common::call(router, req).await;
+    (status, body)
 }
 
 fn form(uri: &str, body: String) -> Request<Body> {

@@ -13,9 +13,7 @@ use axum::body::Body;
 use axum::http::{Request, header};
 use coordinator::Limits;
 use coordinator::store::memory::MemoryStore;
-use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
 
 const T0: u64 = 1_800_000_000;
 
@@ -25,13 +23,7 @@ struct Stack {
     clock: Arc<AtomicU64>,
 }
 
-async fn call(router: &Router, req: Request<Body>) -> (u16, axum::http::HeaderMap, Value) {
-    let resp = router.clone().oneshot(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-}
+use common::call;
 
 impl Stack {
     async fn new(extra: &[&str]) -> Self {

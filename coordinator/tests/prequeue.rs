@@ -9,26 +9,17 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, header};
 use coordinator::Limits;
 use coordinator::store::Store;
 use coordinator::store::memory::MemoryStore;
 use coordinator::store::redis::RedisStore;
-use http_body_util::BodyExt as _;
-use serde_json::{Value, json};
-use tower::ServiceExt as _;
+use serde_json::json;
 
 const T0: u64 = 1_800_000_000;
 
-async fn call(router: &Router, req: Request<Body>) -> (u16, axum::http::HeaderMap, Value) {
-    let resp = router.clone().oneshot(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-}
+use common::call;
 
 fn enqueue_req() -> Request<Body> {
     Request::post("/assign_queue_pos")

@@ -13,21 +13,7 @@ use shared::ticket::{Ticket, parse_keys};
 
 const TICKET_KEYS: &str = "5:0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a090807060504030201000";
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap()
-}
-
-async fn create_queue(c: &reqwest::Client, admin: SocketAddr, body: Value) -> Value {
-    let r = c
-        .post(format!("http://{admin}/api/queue"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
-}
+use common::{client, create_queue};
 
 async fn enqueue(c: &reqwest::Client, public: SocketAddr, q: &str) -> Value {
     let r = c

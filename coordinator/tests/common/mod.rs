@@ -2,7 +2,15 @@
 //! cluster, coordinator processes) plus coordinators started in-process with test settings.
 #![allow(dead_code, clippy::unwrap_used, reason = "shared by several test binaries")]
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request};
+use http_body_util::BodyExt as _;
+use serde_json::Value;
+use tower::ServiceExt as _;
 
 use coordinator::state::{AppState, Clock};
 use coordinator::store::Store;
@@ -77,4 +85,31 @@ pub fn process(envs: &[(&str, String)]) -> Process {
     let mut all = vec![("ANTEROOM_ADMIN_KEY", ADMIN_KEY.to_string())];
     all.extend(envs.iter().cloned());
     testkit::Coordinator::start(std::path::Path::new(env!("CARGO_BIN_EXE_coordinator")), &all)
+}
+
+/// Sends `req` to `router` (no socket): status, headers, the JSON body (`null` if none).
+pub async fn call(router: &Router, req: Request<Body>) -> (u16, HeaderMap, Value) {
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// An HTTP client for tests against real processes.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap()
+}
+
+/// Creates a queue through a process's private API; panics unless it answers 200.
+pub async fn create_queue(c: &reqwest::Client, admin: SocketAddr, body: Value) -> Value {
+    let r = c
+        .post(format!("http://{admin}/api/queue"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
 }
