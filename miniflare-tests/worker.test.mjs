@@ -543,6 +543,18 @@ describe("protected paths", () => {
     assert.equal(origin.seen.length, before);
   });
 
+  test("the page script's rules give the texts the Rust side renders (shared vectors)", () => {
+    const rules = require("../edge-worker/assets/app.js");
+    const table = require("../shared/test-vectors/page-rules.json");
+    for (const c of table.eta) {
+      const S = table.strings[c.lang];
+      const t = (key, n) => (S[key] || key).replace("{n}", n);
+      assert.equal(rules.etaText(t, c.ahead, c.eta), c.text, JSON.stringify(c));
+    }
+    for (const c of table.safe_return) assert.equal(rules.safeReturn(c.path), c.safe, JSON.stringify(c.path.slice(0, 40)));
+    assert.ok(table.eta.length >= 18 && table.safe_return.length >= 12);
+  });
+
   test("the revocation set encodes as shared/src/positions.rs does (shared vectors)", () => {
     const vectors = require("../shared/test-vectors/positions.json");
     for (const v of vectors) assert.equal(positionSet(v.positions), v.encoded, JSON.stringify(v.positions));

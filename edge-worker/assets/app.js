@@ -9,8 +9,35 @@
 // At its turn the page changes the title, optionally notifies and beeps (both off until the
 // visitor ticks them), and shows the deadline to claim. A hidden tab does not claim by itself:
 // it waits until the visitor looks (or clicks), so the token's time is not spent unseen.
-(function () {
+// The rules the edge's Rust renders too (edge-worker/src/page.rs and forms.rs): the same
+// inputs give the same text, checked against shared/test-vectors/page-rules.json, which the
+// Rust side checks as well. `t(key, n)` looks up the page's strings.
+var AnteroomRules = (function () {
   "use strict";
+  function duration(t, secs) {
+    return secs < 60 ? Math.max(1, Math.round(secs)) + " " + t("sec") : Math.round(secs / 60) + " " + t("min");
+  }
+  // "now" when served, "about <expected>" when the band is too wide to mean anything (high >
+  // shared::eta::WIDE_BAND × expected), else the range.
+  var WIDE_BAND = 3;
+  function etaText(t, ahead, e) {
+    if (ahead === 0) return t("now");
+    if (!e) return t("eta_unknown");
+    if (e.high_secs == null || e.high_secs > WIDE_BAND * Math.max(1, e.expected_secs)) return t("about", duration(t, e.expected_secs));
+    return duration(t, e.low_secs) + " – " + duration(t, e.high_secs);
+  }
+  // Same-origin paths only: never an open redirect.
+  function safeReturn(p) {
+    if (typeof p !== "string" || p.charAt(0) !== "/" || p.charAt(1) === "/" || p.charAt(1) === "\\") return "/";
+    if (new TextEncoder().encode(p).length > 2048 || /[\u0000-\u001f\u007f-\u009f]/.test(p)) return "/";
+    return p;
+  }
+  return { duration: duration, etaText: etaText, safeReturn: safeReturn, WIDE_BAND: WIDE_BAND };
+})();
+if (typeof module === "object" && module.exports) module.exports = AnteroomRules;
+else (function () {
+  "use strict";
+  var R = AnteroomRules;
   var root = document.getElementById("anteroom");
   var queue = root.getAttribute("data-queue");
   var prefix = root.getAttribute("data-prefix");
@@ -30,13 +57,7 @@
 
   function t(key, n) { return (S[key] || key).replace("{n}", n); }
 
-  // Same-origin paths only: never an open redirect.
-  function safeReturn(p) {
-    if (typeof p !== "string" || p.charAt(0) !== "/" || p.charAt(1) === "/" || p.charAt(1) === "\\") return "/";
-    if (/[\u0000-\u001f]/.test(p)) return "/";
-    return p;
-  }
-  var returnTo = safeReturn(root.getAttribute("data-return"));
+  var returnTo = R.safeReturn(root.getAttribute("data-return"));
 
   function say(main, sub) {
     status.textContent = main;
@@ -167,9 +188,6 @@
     return tk;
   }
 
-  function duration(secs) {
-    return secs < 60 ? Math.max(1, Math.round(secs)) + " " + t("sec") : Math.round(secs / 60) + " " + t("min");
-  }
 
   // The ETA band to show. Each bound counts down from the one shown and follows a fresh
   // estimate down, so the wait shown does not grow back on every poll. A bound that counted
@@ -196,15 +214,6 @@
     };
   }
 
-  // As the edge renders it (page::eta_text): "now" when served, "about <expected>" when the
-  // band is too wide to mean anything (high > 3 × expected, shared::eta::WIDE_BAND), else
-  // the range.
-  function etaText(ahead, e) {
-    if (ahead === 0) return t("now");
-    if (!e) return t("eta_unknown");
-    if (e.high_secs == null || e.high_secs > 3 * Math.max(1, e.expected_secs)) return t("about", duration(e.expected_secs));
-    return duration(e.low_secs) + " – " + duration(e.high_secs);
-  }
 
   function show(tk, q) {
     if (q.version < shown.version) return false; // another PoP lags: keep what is shown
@@ -224,7 +233,7 @@
     $("anteroom-prefs").hidden = false;
     $("anteroom-position").textContent = String(q.position);
     $("anteroom-ahead").textContent = String(ahead);
-    $("anteroom-eta").textContent = etaText(ahead, shown.eta);
+    $("anteroom-eta").textContent = R.etaText(t, ahead, shown.eta);
     $("anteroom-progress").value = tk.start_ahead > 0 ? Math.round(100 * (tk.start_ahead - ahead) / tk.start_ahead) : 100;
     if (ahead > 0) say(t("title"), t("ahead_detail", ahead));
     tick();
@@ -234,7 +243,7 @@
   function tick() {
     if (updatedAt) $("anteroom-updated").textContent = t("updated", Math.round((Date.now() - updatedAt) / 1000));
     if (turned && claimDeadline) {
-      detail.textContent = t("claim_within", duration(Math.max(0, (claimDeadline - Date.now()) / 1000)));
+      detail.textContent = t("claim_within", R.duration(t, Math.max(0, (claimDeadline - Date.now()) / 1000)));
     }
   }
   setInterval(tick, 1000);

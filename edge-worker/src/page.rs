@@ -196,14 +196,14 @@ fn duration(lang: Lang, secs: f64) -> String {
     }
 }
 
-/// An ETA band in words, as the page script writes it: a range, or "about <expected>" when
-/// the range is too wide to say anything (`shared::eta::too_wide`), "now" when served.
-pub fn eta_text(lang: Lang, eta: Option<&EtaBand>) -> String {
+/// An ETA band in words, as the page script writes it (`AnteroomRules.etaText` in
+/// `assets/app.js`; both checked against `shared/test-vectors/page-rules.json`): "now" when
+/// nobody is ahead, a range, or "about <expected>" when the range is too wide to say anything
+/// (`shared::eta::too_wide`).
+pub fn eta_text(lang: Lang, ahead: u64, eta: Option<&EtaBand>) -> String {
     match eta {
+        _ if ahead == 0 => text(lang, "now").to_owned(),
         None => text(lang, "eta_unknown").to_owned(),
-        Some(e) if e.expected_secs <= 0.0 && e.high_secs.is_some_and(|h| h <= 0.0) => {
-            text(lang, "now").to_owned()
-        }
         Some(e) if shared::eta::too_wide(e) => {
             text(lang, "about").replace("{n}", &duration(lang, e.expected_secs))
         }
@@ -328,7 +328,7 @@ fn render(
         ("ticket", r.visit.ticket().unwrap_or("").to_owned()),
         ("position", num(place.map(|p| p.position))),
         ("ahead", num(place.map(|p| p.ahead))),
-        ("eta", place.map_or_else(|| "–".to_owned(), |p| eta_text(lang, p.eta.as_ref()))),
+        ("eta", place.map_or_else(|| "–".to_owned(), |p| eta_text(lang, p.ahead, p.eta.as_ref()))),
         ("claim_by", place.and_then(|p| p.claim_by).map(|c| c.to_string()).unwrap_or_default()),
         ("refresh", refresh_secs(&r.visit).to_string()),
         ("serving_pos", num(r.state.map(|s| s.serving_pos))),
@@ -435,19 +435,56 @@ mod tests {
         assert!(page.contains(r#"action="/aq/__anteroom/claim""#), "{page}");
     }
 
+    /// The rules the page script shares with this file, from one table: its ETA texts and the
+    /// same-origin check (`forms::safe_return`). `ANTEROOM_WRITE_VECTORS=1` rewrites the
+    /// table from this implementation; the JS test reads it too.
     #[test]
-    fn eta_texts_are_ranges_unless_too_wide_or_served() {
-        let b = |low, expected, high| EtaBand {
-            low_secs: low,
-            expected_secs: expected,
-            high_secs: high,
-        };
-        assert_eq!(eta_text(Lang::En, None), "estimating…");
-        assert_eq!(eta_text(Lang::En, Some(&b(30.0, 60.0, Some(150.0)))), "30 s – 3 min");
-        assert_eq!(eta_text(Lang::En, Some(&b(0.2, 90.0, Some(400_000.0)))), "about 2 min");
-        assert_eq!(eta_text(Lang::En, Some(&b(0.2, 50.0, None))), "about 50 s");
-        assert_eq!(eta_text(Lang::Zh, Some(&b(0.2, 50.0, None))), "约 50 秒");
-        assert_eq!(eta_text(Lang::En, Some(&b(0.0, 0.0, Some(0.0)))), "now");
+    fn the_page_rules_match_their_vectors() {
+        const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/test-vectors/page-rules.json");
+        let b = |low, expected, high| EtaBand { low_secs: low, expected_secs: expected, high_secs: high };
+        let etas = [
+            (0, Some(b(0.0, 0.0, Some(0.0)))),
+            (0, Some(b(5.0, 10.0, Some(20.0)))),
+            (3, None),
+            (3, Some(b(30.0, 60.0, Some(150.0)))),
+            (3, Some(b(0.2, 90.0, Some(400_000.0)))),
+            (3, Some(b(0.2, 50.0, None))),
+            (3, Some(b(0.4, 0.6, Some(1.4)))),
+            (900, Some(b(59.4, 61.0, Some(119.0)))),
+            (900, Some(b(600.0, 3599.0, Some(7200.0)))),
+        ];
+        let returns = [
+            "/", "/shop?x=1", "//evil.example", "/\\evil", "https://evil.example/", "", "shop",
+            "/a\u{7}b", "/caf\u{e9}", "/a\u{85}b",
+        ];
+        let long = format!("/{}", "a".repeat(2047));
+        let too_long = format!("/{}", "a".repeat(2048));
+        let mut cases: Vec<serde_json::Value> = Vec::new();
+        for lang in [Lang::En, Lang::Zh] {
+            for (ahead, e) in &etas {
+                cases.push(serde_json::json!({
+                    "lang": if lang == Lang::En { "en" } else { "zh" },
+                    "ahead": ahead, "eta": e, "text": eta_text(lang, *ahead, e.as_ref()),
+                }));
+            }
+        }
+        let safe: Vec<serde_json::Value> = returns
+            .iter()
+            .map(|s| s.to_string())
+            .chain([long, too_long])
+            .map(|p| serde_json::json!({"path": p, "safe": crate::forms::safe_return(&p)}))
+            .collect();
+        let strings: serde_json::Value = serde_json::json!({
+            "en": serde_json::from_str::<serde_json::Value>(&strings_json(Lang::En)).unwrap(),
+            "zh": serde_json::from_str::<serde_json::Value>(&strings_json(Lang::Zh)).unwrap(),
+        });
+        let table = serde_json::json!({"strings": strings, "eta": cases, "safe_return": safe});
+        let text = serde_json::to_string_pretty(&table).unwrap() + "\n";
+        if std::env::var_os("ANTEROOM_WRITE_VECTORS").is_some() {
+            std::fs::write(PATH, &text).unwrap();
+        }
+        let committed = std::fs::read_to_string(PATH).unwrap_or_default();
+        assert_eq!(committed, text, "{PATH} is stale: rerun with ANTEROOM_WRITE_VECTORS=1");
     }
 
     #[test]

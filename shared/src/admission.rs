@@ -597,9 +597,10 @@ fn increase(h: &HealthPolicy, s: &mut HealthState, dt: f64) -> f64 {
     next
 }
 
-/// A simulated origin and a closed loop around [`tick`], shared by the tests, the
-/// coordinator's integration test and the plot in `docs/admission.md`.
-pub mod sim {
+/// A simulated origin and a closed loop around [`tick`], for the tests of this crate (the
+/// plot in `docs/admission.md` was drawn from the same loop). Test-only: nothing ships it.
+#[cfg(test)]
+pub(crate) mod sim {
     use super::{
         AdmissionConfig, AdmissionPolicy, ControllerState, HealthPolicy, HealthReading, TickInputs,
         tick,

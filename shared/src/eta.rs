@@ -17,8 +17,6 @@ pub const MIN_OBSERVED_SECS: f64 = 5.0;
 pub const Z: f64 = 2.0;
 /// How far the rate may drift during a wait without breaking the band, as a share.
 pub const DRIFT: f64 = 0.10;
-/// A shown ETA may go up only after the rate estimate fell by more than this share.
-pub const RATE_DROP: f64 = 0.10;
 
 /// Running estimate of a queue's admission rate; stored with the queue and synced to the
 /// edges.
@@ -109,49 +107,6 @@ pub const WIDE_BAND: f64 = 3.0;
 /// Whether `band` is too wide to be worth showing as a range (see [`WIDE_BAND`]).
 pub fn too_wide(band: &EtaBand) -> bool {
     band.high_secs.is_none_or(|h| h > WIDE_BAND * band.expected_secs.max(1.0))
-}
-
-/// What a visitor's page last showed, kept by the page between polls.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct ShownEta {
-    /// The band shown.
-    pub band: EtaBand,
-    /// When it was shown, unix milliseconds.
-    pub at_ms: u64,
-    /// The highest rate estimate since the band last went up: the reference a fall of the
-    /// rate is measured against.
-    pub ref_rate: f64,
-}
-
-/// The band to show now, given the previous one and a fresh [`eta`].
-///
-/// Rule: each bound is the smaller of the fresh bound and the previous shown bound minus
-/// the time elapsed (never below zero), so the shown ETA counts down and never goes up,
-/// unless the rate estimate has fallen below $(1 - \text{RATE\_DROP})$ times the reference
-/// rate: then the fresh band is shown as it is and becomes the new reference.
-pub fn shown_eta(prev: Option<&ShownEta>, now_ms: u64, fresh: EtaBand, rate: f64) -> ShownEta {
-    let reset = ShownEta { band: fresh, at_ms: now_ms, ref_rate: rate };
-    let Some(prev) = prev else {
-        return reset;
-    };
-    if rate < prev.ref_rate * (1.0 - RATE_DROP) {
-        return reset;
-    }
-    let elapsed = now_ms.saturating_sub(prev.at_ms) as f64 / 1000.0;
-    let down = |old: f64, new: f64| new.min((old - elapsed).max(0.0));
-    ShownEta {
-        band: EtaBand {
-            low_secs: down(prev.band.low_secs, fresh.low_secs),
-            expected_secs: down(prev.band.expected_secs, fresh.expected_secs),
-            high_secs: match (prev.band.high_secs, fresh.high_secs) {
-                (Some(old), Some(new)) => Some(down(old, new)),
-                (Some(old), None) => Some((old - elapsed).max(0.0)),
-                (None, new) => new,
-            },
-        },
-        at_ms: now_ms.max(prev.at_ms),
-        ref_rate: prev.ref_rate.max(rate),
-    }
 }
 
 #[cfg(test)]
@@ -307,58 +262,7 @@ mod tests {
         assert!(!too_wide(&band(0.0, 0.0, Some(0.0))));
     }
 
-    #[test]
-    fn the_shown_eta_counts_down_unless_the_rate_falls() {
-        let first = ShownEta { band: band(100.0, 120.0, Some(150.0)), at_ms: 0, ref_rate: 10.0 };
-        // (fresh band at 10 s, rate now, expected shown band, expected reference rate)
-        let table = [
-            // Faster than the countdown: the fresh band shows.
-            (band(80.0, 100.0, Some(120.0)), 10.0, band(80.0, 100.0, Some(120.0)), 10.0),
-            // Slower, rate steady: the countdown holds.
-            (band(95.0, 115.0, Some(145.0)), 10.0, band(90.0, 110.0, Some(140.0)), 10.0),
-            (band(300.0, 400.0, None), 9.5, band(90.0, 110.0, Some(140.0)), 10.0),
-            // The rate rose: it becomes the reference.
-            (band(95.0, 115.0, Some(145.0)), 12.0, band(90.0, 110.0, Some(140.0)), 12.0),
-            // The rate fell by more than 10%: the ETA may go up.
-            (band(300.0, 400.0, None), 8.9, band(300.0, 400.0, None), 8.9),
-        ];
-        for (fresh, rate, expected, ref_rate) in table {
-            let shown = shown_eta(Some(&first), 10_000, fresh, rate);
-            assert_eq!(shown.band, expected, "{fresh:?} at rate {rate}");
-            assert_eq!((shown.at_ms, shown.ref_rate), (10_000, ref_rate));
-        }
-        // Overdue: the countdown stops at zero ("any moment").
-        let late = shown_eta(Some(&first), 500_000, band(30.0, 40.0, Some(50.0)), 10.0);
-        assert_eq!(late.band, band(0.0, 0.0, Some(0.0)));
-        // The first band is shown as computed.
-        let new = shown_eta(None, 5, band(1.0, 2.0, None), 3.0);
-        assert_eq!((new.band, new.at_ms, new.ref_rate), (band(1.0, 2.0, None), 5, 3.0));
-    }
-
     proptest! {
-        #[test]
-        fn the_shown_eta_never_rises_while_the_rate_holds(
-            start in (1.0f64..1000.0, 1.0f64..2.0, proptest::option::of(1.0f64..3.0)),
-            steps in proptest::collection::vec((0u64..20_000, 0.0f64..2000.0, 0.0f64..2.0, 0.9f64..2.0), 1..50),
-        ) {
-            let ref_rate = 10.0;
-            let mut shown = shown_eta(None, 0, band(start.0, start.0 * start.1, start.2.map(|h| h * start.0 * start.1)), ref_rate);
-            let mut now = 0;
-            for (dt, low, spread, rate_share) in steps {
-                now += dt;
-                let fresh = band(low, low * (1.0 + spread), Some(low * (1.0 + 2.0 * spread)));
-                let rate = shown.ref_rate * rate_share.max(1.0 - RATE_DROP);
-                let next = shown_eta(Some(&shown), now, fresh, rate);
-                let elapsed = dt as f64 / 1000.0;
-                prop_assert!(next.band.low_secs <= (shown.band.low_secs - elapsed).max(0.0) + 1e-9);
-                prop_assert!(next.band.expected_secs <= (shown.band.expected_secs - elapsed).max(0.0) + 1e-9);
-                if let Some(h) = shown.band.high_secs {
-                    prop_assert!(next.band.high_secs.unwrap() <= (h - elapsed).max(0.0) + 1e-9);
-                }
-                shown = next;
-            }
-        }
-
         #[test]
         fn estimates_stay_finite_and_non_negative(
             ticks in proptest::collection::vec((0u64..100_000, 0u64..10_000), 1..100),
