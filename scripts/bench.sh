@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The full benchmark run (issue 6): builds release, runs every scenario against a real
+# The full benchmark run: builds release, runs every scenario against a real
 # redis-server and the coordinator binary on loopback, then rewrites the generated part of
 # BENCHMARKS.md and the plots under docs/. Takes about 15 minutes; bounded, stops by itself.
 #

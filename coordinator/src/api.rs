@@ -1,4 +1,4 @@
-//! The public API (`seeds/002`): enqueue, place and serving status, token issue, JWKS.
+//! The public API (`docs/api.md`): enqueue, place and serving status, token issue, JWKS.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};

@@ -126,12 +126,33 @@ async fn registry(s: &dyn Store) {
     assert!(s.list_queues().await.unwrap().contains(&updated));
     assert!(!s.update_queue(QueueConfig { id: 999_999, ..a.clone() }).await.unwrap());
 
+    // Give the queue something in every kind of key, then delete it: Redis must forget all
+    // of it, as the memory store does.
     assign_n(s, a.id, 5, 1000, 600).await;
     s.next_version(a.id, 7).await.unwrap();
+    s.increment_serving(a.id, 3, 1001, 600).await.unwrap();
+    assert!(matches!(s.claim(a.id, 1, 1002, 300, 0).await.unwrap(), Claim::Issued(_)));
+    assert!(matches!(s.claim(a.id, 2, 1002, 300, 0).await.unwrap(), Claim::Issued(_)));
+    s.end_session(a.id, 2, format!("{}.2", a.id), 1003).await.unwrap();
+    s.put_meta(a.id, "health", "{}".into()).await.unwrap();
+    s.init_meta(a.id, "seed", "ab".into()).await.unwrap();
+    s.add_pause(a.id, 1000, 1001).await.unwrap();
+    assert_eq!(s.assign_prequeue(a.id, None).await.unwrap(), PreQueued::Arrival(1));
+    s.draw(a.id).await.unwrap();
+    assert!(s.lease(a.id, "publish", "x".into(), 60_000).await.unwrap());
     assert!(s.delete_queue(a.id, None, 5000).await.unwrap());
     assert!(!s.delete_queue(a.id, None, 5001).await.unwrap());
     assert_eq!(s.counters(a.id).await.unwrap(), Counters::default(), "state deleted");
     assert_eq!(s.next_version(a.id, 0).await.unwrap(), 1, "every key of the queue deleted");
+    assert_eq!(s.active_sessions(a.id, 1004).await.unwrap(), 0);
+    assert_eq!(s.revoked(a.id, 1004).await.unwrap(), Vec::<String>::new());
+    assert_eq!(s.serving_history(a.id, 10).await.unwrap(), vec![]);
+    assert_eq!(s.pauses(a.id).await.unwrap(), vec![]);
+    assert_eq!(s.drawn(a.id).await.unwrap(), None);
+    assert_eq!(s.get_meta(a.id, "health").await.unwrap(), None);
+    assert_eq!(s.get_meta(a.id, "seed").await.unwrap(), None);
+    assert!(s.lease(a.id, "publish", "y".into(), 60_000).await.unwrap(), "leases gone too");
+    assert_eq!(s.place(a.id, 1).await.unwrap().claimed, false, "the claimed bitmap gone");
     let again = create(s, "reg-a").await;
     assert!(again.id != a.id && again.id != b.id, "a re-created queue gets a new id");
     // The deletion leaves a tombstone naming the id, the explicit act the edge waits for.

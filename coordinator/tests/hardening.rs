@@ -1,4 +1,4 @@
-//! The coordinator's own gate (issue "no way around the gate"): edge-only mode refuses public
+//! The coordinator's own gate: edge-only mode refuses public
 //! calls that did not come through the edge, and a closed, draining, paused or not yet open
 //! queue refuses enqueues and claims here, not only at the edge.
 #![allow(clippy::unwrap_used, reason = "tests")]

@@ -1,6 +1,6 @@
 //! Wire types: every JSON and form body that crosses the network, in one place.
 //!
-//! Field names follow the API contract (`seeds/002`). Fields marked *extension* are additions
+//! Field names follow the API contract (`docs/api.md`). Fields marked *extension* are additions
 //! listed in the README's extension table; clients written against the contract ignore them.
 
 use serde::{Deserialize, Serialize};
