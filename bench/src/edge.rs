@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use serde::{Deserialize, Serialize};
 
+use crate::harness::{Env, compare_made, create_queue, increment_serving};
 use crate::load::{self, Call, MakeCall};
 use crate::procs::{Coordinator, Redis, Workerd, free_addr};
-use crate::scenario::{Compare, Env, Knobs, compare_made, create_queue, increment_serving};
+use crate::results::{Compare, Edge, Knobs};
 
 /// Route prefix the worker is given.
 const PREFIX: &str = "/anteroom";
@@ -24,8 +24,6 @@ const QUEUE: &str = "edge";
 pub const PUBLISH_MS: u64 = 2000;
 /// The worker's isolate cache of synced state (`CACHE_MS` in edge-worker/src/store.rs).
 pub const CACHE_MS: u64 = 1000;
-/// Slack of the staleness target, milliseconds.
-pub const SLACK_MS: u64 = 300;
 /// Distinct tokens of the fresh-token run, cycled. More than twice the worker's token cache
 /// (4,096 entries, emptied when full), so a token is always gone from the cache before it
 /// comes round again: every request pays a full verification.
@@ -47,59 +45,6 @@ pub const BYPASS: &str = "bypass path (no verification)";
 pub const CACHED: &str = "token, same one repeatedly";
 /// A protected path with a different valid token every time (full verification).
 pub const FRESH: &str = "token, fresh each request";
-
-/// What the edge scenario measured.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-pub struct Edge {
-    /// UTC date of this scenario's run (it may be merged into an older run's results).
-    pub date: String,
-    /// Git commit measured.
-    pub commit: String,
-    /// 1-minute load average when it started.
-    pub load_avg: String,
-    /// Keep-alive connections of the closed-loop runs.
-    pub concurrency: usize,
-    /// Status polls: trivial worker, `serving_pos`, `queue_pos`. Server CPU is workerd's.
-    pub status: Compare,
-    /// Protected pass-through: bypass path, cached token, fresh tokens. Server CPU is
-    /// workerd's; the origin (bare axum) is not counted.
-    pub pass: Compare,
-    /// Status polls sent to the worker (warm-up included).
-    pub polls: u64,
-    /// Requests the worker sent to the coordinator during those polls.
-    pub coordinator_requests: u64,
-    /// Requests the worker sent to the coordinator during the whole scenario after setup
-    /// (status, pass-through and staleness).
-    pub coordinator_requests_total: u64,
-    /// CPU of the node process (Miniflare, not on the request path) per request over the
-    /// closed-loop runs, microseconds: shows that node does not serve the requests.
-    pub node_cpu_us: f64,
-    /// Milliseconds from a serving-position change at the coordinator (just before the
-    /// private API call) to the worker first answering the new position, one per change.
-    pub staleness_ms: Vec<f64>,
-    /// The coordinator's publish interval, milliseconds.
-    pub publish_ms: u64,
-    /// The worker's isolate cache TTL, milliseconds.
-    pub cache_ms: u64,
-}
-
-impl Edge {
-    /// Percentile `q` (0..=1) of the staleness samples, nearest rank.
-    pub fn staleness(&self, q: f64) -> f64 {
-        let mut s = self.staleness_ms.clone();
-        if s.is_empty() {
-            return 0.0;
-        }
-        s.sort_by(f64::total_cmp);
-        let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
-        s[rank - 1]
-    }
-
-    /// The staleness target: p99 at most publish interval + isolate cache TTL + 0.3 s.
-    pub fn staleness_target_ms(&self) -> f64 {
-        (self.publish_ms + self.cache_ms + SLACK_MS) as f64
-    }
-}
 
 /// A closed-loop request maker that counts what it makes.
 fn counted(call: Call, n: Arc<AtomicU64>) -> MakeCall {
@@ -149,176 +94,29 @@ pub async fn edge(env: &Env, knobs: &Knobs) -> anyhow::Result<Edge> {
         "{} is missing: build the worker first (scripts/build-worker.sh)",
         built.display()
     );
-    let m = crate::scenario::machine();
-    let redis = Redis::start();
-    let (public, admin) = (free_addr(), free_addr());
-    let worker_env = [
-        ("BENCH_COORDINATOR", public.to_string()),
-        ("BENCH_ORIGIN_URL", format!("http://{}", env.axum.addr)),
-        ("BENCH_PREFIX", PREFIX.to_string()),
-        ("BENCH_EDGE_KEY", EDGE_KEY_HEX.to_string()),
-        ("BENCH_TICKET_KEYS", TICKET_KEYS.to_string()),
-    ];
-    let worker = tokio::task::block_in_place(|| Workerd::start(&root, "worker", &worker_env))?;
-    let trivial = tokio::task::block_in_place(|| Workerd::start(&root, "trivial", &[]))?;
-    let seed_hex: String = SIGNING_SEED.iter().map(|b| format!("{b:02x}")).collect();
-    let coord_env = [
-        ("ANTEROOM_TICKET_KEYS", TICKET_KEYS.to_string()),
-        ("ANTEROOM_SIGNING_KEY", seed_hex),
-        ("ANTEROOM_EDGE_KEY", EDGE_KEY_HEX.to_string()),
-        ("ANTEROOM_EDGE_SYNC_URL", format!("http://{}{PREFIX}/__anteroom/sync", worker.addr)),
-        ("ANTEROOM_PUBLISH_INTERVAL_MS", PUBLISH_MS.to_string()),
-    ];
-    let coord = tokio::task::block_in_place(|| {
-        crate::procs::start_coordinator_at(
-            &knobs.coordinator,
-            &redis.url(),
-            public,
-            admin,
-            &coord_env,
-        )
-    })?
-    .context("the edge scenario's coordinator did not start")?;
-    eprintln!(
-        "  edge pids: workerd {} (node {}), trivial workerd {} (node {}), coordinator {}, redis {}",
-        worker.workerd_pid,
-        worker.node_pid(),
-        trivial.workerd_pid,
-        trivial.node_pid(),
-        coord.guard.pid(),
-        redis.pid()
-    );
-    create_queue(
-        &coord,
-        QUEUE,
-        r#","paths":["/shop"],"bypass":["/shop/open"],"token_validity_second":3600"#,
-    )
-    .await?;
-    let serving_path = format!("{PREFIX}/serving_pos/{QUEUE}");
-    wait_for("the first publish to reach the worker", 30, || async {
-        get_json(worker.addr, &serving_path).await.is_ok()
-    })
-    .await?;
-
-    // A real ticket: enqueue through the worker, which forwards to the coordinator through
-    // the counting proxy (so the count is seen to work: one request).
-    let assigned = load::once_ok(
-        worker.addr,
-        &Call::form(format!("{PREFIX}/assign_queue_pos"), format!("queue_id={QUEUE}")),
-    )
-    .await?;
-    let ticket = assigned
-        .get("request_id")
-        .and_then(serde_json::Value::as_str)
-        .context("assign_queue_pos at the edge gave no request_id")?
-        .to_string();
-    let forwarded = count(worker.counter).await?;
-    anyhow::ensure!(forwarded == 1, "the counting proxy saw {forwarded} requests, not 1");
-    let queue_pos_path = format!("{PREFIX}/queue_pos/{QUEUE}/{ticket}");
-    // The place is known at the edge once a publish after the enqueue has arrived.
-    wait_for("the ticket's place at the edge", 30, || async {
-        get_json(worker.addr, &queue_pos_path).await.is_ok()
-    })
-    .await?;
+    let m = crate::harness::machine();
+    let stack = Stack::start(env, knobs, &root)?;
+    let paths = stack.setup().await?;
 
     let c = knobs.concurrency.iter().copied().min().unwrap_or(64);
-    let node_pid = worker.node_pid();
+    let node_pid = stack.worker.node_pid();
     let node0 = cpu(node_pid);
-    let counted_from = count(worker.counter).await?;
+    let counted_from = count(stack.worker.counter).await?;
 
     eprintln!("== status at the edge ({c} connections)");
-    let polls = Arc::new(AtomicU64::new(0));
-    let status_targets = [
-        (
-            TRIVIAL,
-            trivial.addr,
-            trivial.workerd_pid,
-            counted(Call::get(&serving_path), Arc::default()),
-        ),
-        (
-            SERVING,
-            worker.addr,
-            worker.workerd_pid,
-            counted(Call::get(&serving_path), polls.clone()),
-        ),
-        (
-            QUEUE_POS,
-            worker.addr,
-            worker.workerd_pid,
-            counted(Call::get(&queue_pos_path), polls.clone()),
-        ),
-    ];
-    let status = Compare {
-        rows: compare_made(knobs, c, redis.pid(), &status_targets).await?,
-        ..Compare::default()
-    };
-    let coordinator_requests = count(worker.counter).await? - counted_from;
-    let polls = polls.load(Ordering::Relaxed);
+    let (status, polls) = stack.status(knobs, c, &paths).await?;
+    let coordinator_requests = count(stack.worker.counter).await? - counted_from;
     eprintln!("  {polls} polls at the edge caused {coordinator_requests} coordinator requests");
 
     eprintln!("== protected pass-through ({c} connections)");
-    let key = shared::token::SigningKey::from_seed(SIGNING_SEED);
-    let now = i64::try_from(std::time::UNIX_EPOCH.elapsed()?.as_secs())?;
-    let token = |i: usize| {
-        let claims = shared::token::AccessClaims {
-            iss: "anteroom".into(),
-            aud: QUEUE.into(),
-            sub: format!("bench-visitor-{i}"),
-            qpos: i as u64 + 1,
-            jti: format!("bench-session-{i}"),
-        };
-        key.issue(&claims, now, now + 3600)
-    };
-    let fresh: Arc<Vec<String>> = Arc::new((0..FRESH_TOKENS).map(token).collect());
-    let bearer = |t: &str| {
-        let mut call = Call::get("/shop/page");
-        call.bearer = Some(t.to_string());
-        call
-    };
-    let cached_call = bearer(&token(FRESH_TOKENS));
-    // The token must admit (and the bypass must be proxied) before anything is measured.
-    for call in [&cached_call, &Call::get("/shop/open/page")] {
-        let (status, body) = load::once(worker.addr, call).await?;
-        anyhow::ensure!(
-            status.is_success(),
-            "{} through the worker answered {status}: {}",
-            call.path,
-            String::from_utf8_lossy(&body)
-        );
-    }
-    let next = Arc::new(AtomicUsize::new(0));
-    let fresh_make: MakeCall = {
-        let next = next.clone();
-        Arc::new(move |_| {
-            let i = next.fetch_add(1, Ordering::Relaxed) % fresh.len();
-            Some(bearer(&fresh[i]))
-        })
-    };
-    let (bypass_n, cached_n) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let pass_targets = [
-        (
-            BYPASS,
-            worker.addr,
-            worker.workerd_pid,
-            counted(Call::get("/shop/open/page"), bypass_n.clone()),
-        ),
-        (CACHED, worker.addr, worker.workerd_pid, counted(cached_call, cached_n.clone())),
-        (FRESH, worker.addr, worker.workerd_pid, fresh_make),
-    ];
-    let pass = Compare {
-        rows: compare_made(knobs, c, redis.pid(), &pass_targets).await?,
-        ..Compare::default()
-    };
-    let requests = polls
-        + bypass_n.load(Ordering::Relaxed)
-        + cached_n.load(Ordering::Relaxed)
-        + next.load(Ordering::Relaxed) as u64;
+    let (pass, pass_requests) = stack.pass(knobs, c).await?;
+    let requests = polls + pass_requests;
     let node_cpu_us = 1e6 * (cpu(node_pid) - node0) / requests.max(1) as f64;
 
     let n = if knobs.smoke { 3 } else { 60 };
     eprintln!("== sync staleness ({n} serving-position changes)");
-    let staleness_ms = staleness(&coord, worker.addr, &serving_path, n).await?;
-    let coordinator_requests_total = count(worker.counter).await? - counted_from;
+    let staleness_ms = staleness(&stack.coord, stack.worker.addr, &paths.serving, n).await?;
+    let coordinator_requests_total = count(stack.worker.counter).await? - counted_from;
     let e = Edge {
         date: m.date,
         commit: m.commit,
@@ -340,11 +138,218 @@ pub async fn edge(env: &Env, knobs: &Knobs) -> anyhow::Result<Edge> {
         e.staleness(0.99),
         e.staleness_target_ms()
     );
-    drop(coord);
-    drop(worker);
-    drop(trivial);
-    drop(redis);
+    drop(stack);
     Ok(e)
+}
+
+/// The processes of the edge scenario, stopped in this order when dropped: the coordinator,
+/// the worker, the trivial worker, Redis.
+struct Stack {
+    coord: Coordinator,
+    worker: Workerd,
+    trivial: Workerd,
+    redis: Redis,
+}
+
+/// The status paths of the scenario's queue at the edge.
+struct Paths {
+    /// `serving_pos`.
+    serving: String,
+    /// `queue_pos` of the ticket enqueued through the worker.
+    queue_pos: String,
+}
+
+impl Stack {
+    /// Starts Redis, the worker (told the coordinator's address, reserved first), the trivial
+    /// worker, and the coordinator publishing to the worker.
+    fn start(env: &Env, knobs: &Knobs, root: &Path) -> anyhow::Result<Self> {
+        let redis = Redis::start();
+        let (public, admin) = (free_addr(), free_addr());
+        let worker_env = [
+            ("BENCH_COORDINATOR", public.to_string()),
+            ("BENCH_ORIGIN_URL", format!("http://{}", env.axum.addr)),
+            ("BENCH_PREFIX", PREFIX.to_string()),
+            ("BENCH_EDGE_KEY", EDGE_KEY_HEX.to_string()),
+            ("BENCH_TICKET_KEYS", TICKET_KEYS.to_string()),
+        ];
+        let worker = tokio::task::block_in_place(|| Workerd::start(root, "worker", &worker_env))?;
+        let trivial = tokio::task::block_in_place(|| Workerd::start(root, "trivial", &[]))?;
+        let seed_hex: String = SIGNING_SEED.iter().map(|b| format!("{b:02x}")).collect();
+        let coord_env = [
+            ("ANTEROOM_TICKET_KEYS", TICKET_KEYS.to_string()),
+            ("ANTEROOM_SIGNING_KEY", seed_hex),
+            ("ANTEROOM_EDGE_KEY", EDGE_KEY_HEX.to_string()),
+            ("ANTEROOM_EDGE_SYNC_URL", format!("http://{}{PREFIX}/__anteroom/sync", worker.addr)),
+            ("ANTEROOM_PUBLISH_INTERVAL_MS", PUBLISH_MS.to_string()),
+        ];
+        let coord = tokio::task::block_in_place(|| {
+            crate::procs::start_coordinator_at(
+                &knobs.coordinator,
+                &redis.url(),
+                public,
+                admin,
+                &coord_env,
+            )
+        })?
+        .context("the edge scenario's coordinator did not start")?;
+        eprintln!(
+            "  edge pids: workerd {} (node {}), trivial workerd {} (node {}), coordinator {}, redis {}",
+            worker.workerd_pid,
+            worker.node_pid(),
+            trivial.workerd_pid,
+            trivial.node_pid(),
+            coord.guard.pid(),
+            redis.pid()
+        );
+        Ok(Stack { coord, worker, trivial, redis })
+    }
+
+    /// Creates the queue, waits for the first publish, enqueues one visitor through the
+    /// worker and waits until its place is known at the edge.
+    async fn setup(&self) -> anyhow::Result<Paths> {
+        let worker = &self.worker;
+        create_queue(
+            &self.coord,
+            QUEUE,
+            r#","paths":["/shop"],"bypass":["/shop/open"],"token_validity_second":3600"#,
+        )
+        .await?;
+        let serving_path = format!("{PREFIX}/serving_pos/{QUEUE}");
+        wait_for("the first publish to reach the worker", 30, || async {
+            get_json(worker.addr, &serving_path).await.is_ok()
+        })
+        .await?;
+
+        // A real ticket: enqueue through the worker, which forwards to the coordinator through
+        // the counting proxy (so the count is seen to work: one request).
+        let assigned = load::once_ok(
+            worker.addr,
+            &Call::form(format!("{PREFIX}/assign_queue_pos"), format!("queue_id={QUEUE}")),
+        )
+        .await?;
+        let ticket = assigned
+            .get("request_id")
+            .and_then(serde_json::Value::as_str)
+            .context("assign_queue_pos at the edge gave no request_id")?
+            .to_string();
+        let forwarded = count(worker.counter).await?;
+        anyhow::ensure!(forwarded == 1, "the counting proxy saw {forwarded} requests, not 1");
+        let queue_pos_path = format!("{PREFIX}/queue_pos/{QUEUE}/{ticket}");
+        // The place is known at the edge once a publish after the enqueue has arrived.
+        wait_for("the ticket's place at the edge", 30, || async {
+            get_json(worker.addr, &queue_pos_path).await.is_ok()
+        })
+        .await?;
+        Ok(Paths { serving: serving_path, queue_pos: queue_pos_path })
+    }
+
+    /// Status polls through the worker against the trivial worker, at `c` connections;
+    /// returns the comparison and the polls sent to the worker.
+    async fn status(
+        &self,
+        knobs: &Knobs,
+        c: usize,
+        paths: &Paths,
+    ) -> anyhow::Result<(Compare, u64)> {
+        let (worker, trivial) = (&self.worker, &self.trivial);
+        let polls = Arc::new(AtomicU64::new(0));
+        let status_targets = [
+            (
+                TRIVIAL,
+                trivial.addr,
+                trivial.workerd_pid,
+                counted(Call::get(&paths.serving), Arc::default()),
+            ),
+            (
+                SERVING,
+                worker.addr,
+                worker.workerd_pid,
+                counted(Call::get(&paths.serving), polls.clone()),
+            ),
+            (
+                QUEUE_POS,
+                worker.addr,
+                worker.workerd_pid,
+                counted(Call::get(&paths.queue_pos), polls.clone()),
+            ),
+        ];
+        let status = Compare {
+            rows: compare_made(knobs, c, self.redis.pid(), &status_targets).await?,
+            ..Compare::default()
+        };
+        Ok((status, polls.load(Ordering::Relaxed)))
+    }
+
+    /// Protected pass-through at `c` connections: the bypass path, the same valid token
+    /// repeatedly and a fresh one each request; returns the comparison and the requests sent.
+    async fn pass(&self, knobs: &Knobs, c: usize) -> anyhow::Result<(Compare, u64)> {
+        let worker = &self.worker;
+        let (fresh, cached) = tokens()?;
+        let cached_call = bearer(&cached);
+        // The token must admit (and the bypass must be proxied) before anything is measured.
+        for call in [&cached_call, &Call::get("/shop/open/page")] {
+            let (status, body) = load::once(worker.addr, call).await?;
+            anyhow::ensure!(
+                status.is_success(),
+                "{} through the worker answered {status}: {}",
+                call.path,
+                String::from_utf8_lossy(&body)
+            );
+        }
+        let next = Arc::new(AtomicUsize::new(0));
+        let fresh_make: MakeCall = {
+            let next = next.clone();
+            Arc::new(move |_| {
+                let i = next.fetch_add(1, Ordering::Relaxed) % fresh.len();
+                Some(bearer(&fresh[i]))
+            })
+        };
+        let (bypass_n, cached_n) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let pass_targets = [
+            (
+                BYPASS,
+                worker.addr,
+                worker.workerd_pid,
+                counted(Call::get("/shop/open/page"), bypass_n.clone()),
+            ),
+            (CACHED, worker.addr, worker.workerd_pid, counted(cached_call, cached_n.clone())),
+            (FRESH, worker.addr, worker.workerd_pid, fresh_make),
+        ];
+        let pass = Compare {
+            rows: compare_made(knobs, c, self.redis.pid(), &pass_targets).await?,
+            ..Compare::default()
+        };
+        let requests = bypass_n.load(Ordering::Relaxed)
+            + cached_n.load(Ordering::Relaxed)
+            + next.load(Ordering::Relaxed) as u64;
+        Ok((pass, requests))
+    }
+}
+
+/// Valid tokens for the scenario's queue: [`FRESH_TOKENS`] distinct ones, and one more (the
+/// one repeated).
+fn tokens() -> anyhow::Result<(Arc<Vec<String>>, String)> {
+    let key = shared::token::SigningKey::from_seed(SIGNING_SEED);
+    let now = i64::try_from(std::time::UNIX_EPOCH.elapsed()?.as_secs())?;
+    let token = |i: usize| {
+        let claims = shared::token::AccessClaims {
+            iss: "anteroom".into(),
+            aud: QUEUE.into(),
+            sub: format!("bench-visitor-{i}"),
+            qpos: i as u64 + 1,
+            jti: format!("bench-session-{i}"),
+        };
+        key.issue(&claims, now, now + 3600)
+    };
+    let fresh: Arc<Vec<String>> = Arc::new((0..FRESH_TOKENS).map(token).collect());
+    Ok((fresh, token(FRESH_TOKENS)))
+}
+
+/// `GET /shop/page` (a protected path) with token `t`.
+fn bearer(t: &str) -> Call {
+    let mut call = Call::get("/shop/page");
+    call.bearer = Some(t.to_string());
+    call
 }
 
 /// Moves the serving position by one, `n` times at pseudo-random points of the publisher's

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -14,7 +14,8 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
-use serde::{Deserialize, Serialize};
+
+use crate::results::Outcome;
 
 /// One request to send.
 #[derive(Debug, Clone)]
@@ -134,39 +135,6 @@ impl Plan {
     }
 }
 
-/// What a run measured.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-pub struct Outcome {
-    /// Connections used.
-    pub connections: usize,
-    /// 2xx responses in the window.
-    pub ok: u64,
-    /// Answers during the warm-up (not in the rates; CPU per request counts them).
-    #[serde(default)]
-    pub warm_ok: u64,
-    /// Other statuses in the window, by code.
-    pub statuses: BTreeMap<u16, u64>,
-    /// Transport errors (connect, reset, timeout).
-    pub errors: u64,
-    /// Length of the measured window, seconds.
-    pub secs: f64,
-    /// 2xx responses per second.
-    pub rps: f64,
-    /// Latency percentiles, milliseconds.
-    pub p50_ms: f64,
-    /// 99th percentile latency, milliseconds.
-    pub p99_ms: f64,
-    /// Largest latency, milliseconds.
-    pub max_ms: f64,
-}
-
-impl Outcome {
-    /// Responses that were not 2xx, plus transport errors.
-    pub fn failures(&self) -> u64 {
-        self.errors + self.statuses.values().sum::<u64>()
-    }
-}
-
 /// Largest latency the histograms track, microseconds (larger ones saturate).
 const HIST_MAX_US: u64 = 120_000_000;
 
@@ -193,8 +161,11 @@ impl Tally {
     }
 }
 
+/// The request side of one keep-alive HTTP/1.1 connection.
+pub type Sender = SendRequest<Full<Bytes>>;
+
 /// Opens one keep-alive connection.
-pub async fn connect(addr: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+pub async fn connect(addr: SocketAddr) -> anyhow::Result<Sender> {
     let stream =
         tokio::net::TcpStream::connect(addr).await.with_context(|| format!("connect {addr}"))?;
     stream.set_nodelay(true)?;
@@ -206,10 +177,7 @@ pub async fn connect(addr: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>
 }
 
 /// Sends one request on a connection and reads the whole body.
-pub async fn send(
-    sender: &mut SendRequest<Full<Bytes>>,
-    call: &Call,
-) -> anyhow::Result<(StatusCode, Bytes)> {
+pub async fn send(sender: &mut Sender, call: &Call) -> anyhow::Result<(StatusCode, Bytes)> {
     sender.ready().await?;
     let resp = sender.send_request(call.build()?).await?;
     let status = resp.status();
@@ -244,132 +212,208 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs a plan to completion and returns what it measured.
 pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
-    let plan = Arc::new(plan);
-    // Open every connection first (a few at a time, so the accept backlog never overflows).
-    let mut senders = Vec::with_capacity(plan.connections);
-    for chunk in 0..plan.connections.div_ceil(128) {
-        let n = (plan.connections - chunk * 128).min(128);
+    let senders = open_all(plan.addr, plan.connections).await?;
+    let begin = Instant::now();
+    let window_start = begin + plan.warmup;
+    let window_end = plan.duration.map(|d| window_start + d);
+    let shared = Arc::new(Shared {
+        plan,
+        seq: AtomicU64::new(0),
+        done: AtomicBool::new(false),
+        begin,
+        window_start,
+        window_end,
+    });
+    let mut set = tokio::task::JoinSet::new();
+    for (k, sender) in senders.into_iter().enumerate() {
+        set.spawn(drive(shared.clone(), k, sender));
+    }
+    let mut tallies = Vec::with_capacity(shared.plan.connections);
+    while let Some(r) = set.join_next().await {
+        tallies.push(r??);
+    }
+    summarize(&shared, tallies)
+}
+
+/// Opens every connection of a run first (128 at a time, so the accept backlog never
+/// overflows).
+async fn open_all(addr: SocketAddr, connections: usize) -> anyhow::Result<Vec<Sender>> {
+    let mut senders = Vec::with_capacity(connections);
+    for chunk in 0..connections.div_ceil(128) {
+        let n = (connections - chunk * 128).min(128);
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..n {
-            let addr = plan.addr;
             set.spawn(async move { connect(addr).await });
         }
         while let Some(r) = set.join_next().await {
             senders.push(r??);
         }
     }
-    let seq = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let begin = Instant::now();
-    let window_start = begin + plan.warmup;
-    let window_end = plan.duration.map(|d| window_start + d);
-    let tallies = Arc::new(Mutex::new(Vec::new()));
-    let mut set = tokio::task::JoinSet::new();
-    let n_conn = plan.connections;
-    for (k, sender) in senders.into_iter().enumerate() {
-        let plan = plan.clone();
-        let seq = seq.clone();
-        let done = done.clone();
-        let tallies = tallies.clone();
-        set.spawn(async move {
-            let mut tally = Tally::new()?;
-            let mut sender = Some(sender);
-            let per_conn = plan.rate.map(|r| r / n_conn as f64);
-            let mut next_at =
-                per_conn.map(|r| begin + Duration::from_secs_f64(k as f64 / (r * n_conn as f64)));
-            let mut sent: u64 = 0;
-            loop {
-                if done.load(Ordering::Relaxed) {
-                    break;
-                }
-                let mut scheduled = None;
-                if let (Some(at), Some(r)) = (next_at, per_conn) {
-                    let now = Instant::now();
-                    if at > now {
-                        tokio::time::sleep_until(at.into()).await;
-                    }
-                    scheduled = Some(at);
-                    next_at = Some(at + Duration::from_secs_f64(1.0 / r));
-                }
-                let now = Instant::now();
-                if window_end.is_some_and(|e| now >= e) {
-                    break;
-                }
-                let in_window = now >= window_start;
-                let i = if in_window {
-                    let i = seq.fetch_add(1, Ordering::Relaxed);
-                    if plan.max_requests.is_some_and(|m| i >= m) {
-                        done.store(true, Ordering::Relaxed);
-                        break;
-                    }
-                    i
-                } else {
-                    // Warm-up calls reuse index 0's shape; nobody inspects them.
-                    u64::MAX
-                };
-                let Some(call) = (plan.make)(if in_window { i } else { sent }) else {
+    Ok(senders)
+}
+
+/// What every connection of a run shares: the plan, the clock and the request counter.
+struct Shared {
+    plan: Plan,
+    /// Index of the next request of the measured window.
+    seq: AtomicU64,
+    /// Set when the plan has no more work (its count reached, or `make` gave `None`).
+    done: AtomicBool,
+    /// When the run began (the open-loop schedule starts here).
+    begin: Instant,
+    /// End of the warm-up.
+    window_start: Instant,
+    /// End of the measured window, when it is bounded in time.
+    window_end: Option<Instant>,
+}
+
+impl Shared {
+    /// The index of a request sent now: the next one of the window, `u64::MAX` during the
+    /// warm-up, or `None` once the plan's request count is reached (which ends the run).
+    fn index(&self, in_window: bool) -> Option<u64> {
+        if !in_window {
+            // Warm-up calls reuse index 0's shape; nobody inspects them.
+            return Some(u64::MAX);
+        }
+        let i = self.seq.fetch_add(1, Ordering::Relaxed);
+        if self.plan.max_requests.is_some_and(|m| i >= m) {
+            self.done.store(true, Ordering::Relaxed);
+            return None;
+        }
+        Some(i)
+    }
+}
+
+/// One connection of a run: its sender (reopened after a failure), schedule and tally.
+struct Conn {
+    shared: Arc<Shared>,
+    sender: Option<Sender>,
+    tally: Tally,
+    /// Open loop: this connection's share of the rate, requests per second.
+    per_conn: Option<f64>,
+    /// Open loop: when the next request is due.
+    next_at: Option<Instant>,
+    /// Requests made so far (the index given to `make` for warm-up calls).
+    sent: u64,
+}
+
+/// Sends on the `k`-th connection until the window ends or the plan runs out of work.
+async fn drive(shared: Arc<Shared>, k: usize, sender: Sender) -> anyhow::Result<Tally> {
+    let n_conn = shared.plan.connections;
+    let per_conn = shared.plan.rate.map(|r| r / n_conn as f64);
+    let next_at =
+        per_conn.map(|r| shared.begin + Duration::from_secs_f64(k as f64 / (r * n_conn as f64)));
+    let mut conn =
+        Conn { shared, sender: Some(sender), tally: Tally::new()?, per_conn, next_at, sent: 0 };
+    let sh = conn.shared.clone();
+    loop {
+        if sh.done.load(Ordering::Relaxed) {
+            break;
+        }
+        let scheduled = conn.pace().await;
+        let now = Instant::now();
+        if sh.window_end.is_some_and(|e| now >= e) {
+            break;
+        }
+        let in_window = now >= sh.window_start;
+        let Some(i) = sh.index(in_window) else {
+            break;
+        };
+        let Some(call) = (sh.plan.make)(if in_window { i } else { conn.sent }) else {
+            if in_window {
+                sh.done.store(true, Ordering::Relaxed);
+            }
+            break;
+        };
+        conn.sent += 1;
+        let t0 = scheduled.map_or(now, |at| at.min(now));
+        let Some(s) = conn.connected(in_window).await else {
+            continue;
+        };
+        let r = tokio::time::timeout(REQUEST_TIMEOUT, send(s, &call)).await;
+        let end = Instant::now();
+        let answer = match r {
+            Ok(Ok(answer)) => Some(answer),
+            _ => None,
+        };
+        if in_window {
+            conn.record(i, answer, t0, end);
+        } else {
+            conn.warm(answer.is_some());
+        }
+    }
+    Ok(conn.tally)
+}
+
+impl Conn {
+    /// Open loop: waits until the next request is due and returns its scheduled time.
+    async fn pace(&mut self) -> Option<Instant> {
+        let (Some(at), Some(r)) = (self.next_at, self.per_conn) else {
+            return None;
+        };
+        let now = Instant::now();
+        if at > now {
+            tokio::time::sleep_until(at.into()).await;
+        }
+        self.next_at = Some(at + Duration::from_secs_f64(1.0 / r));
+        Some(at)
+    }
+
+    /// The sender, reconnecting after a failure; `None` (after a short pause, with an error
+    /// counted inside the window) when the connection cannot be opened.
+    async fn connected(&mut self, in_window: bool) -> Option<&mut Sender> {
+        if self.sender.is_none() {
+            match connect(self.shared.plan.addr).await {
+                Ok(s) => self.sender = Some(s),
+                Err(_) => {
                     if in_window {
-                        done.store(true, Ordering::Relaxed);
+                        self.tally.errors += 1;
                     }
-                    break;
-                };
-                sent += 1;
-                let t0 = scheduled.map_or(now, |at| at.min(now));
-                let s = match sender.as_mut() {
-                    Some(s) => s,
-                    None => match connect(plan.addr).await {
-                        Ok(s) => sender.insert(s),
-                        Err(_) => {
-                            if in_window {
-                                tally.errors += 1;
-                            }
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                            continue;
-                        }
-                    },
-                };
-                let r = tokio::time::timeout(REQUEST_TIMEOUT, send(s, &call)).await;
-                let end = Instant::now();
-                if !in_window {
-                    if matches!(r, Ok(Ok(_))) {
-                        tally.warm += 1;
-                    } else {
-                        sender = None;
-                    }
-                    continue;
-                }
-                match r {
-                    Ok(Ok((status, body))) => {
-                        if status.is_success() {
-                            tally.ok += 1;
-                        } else {
-                            *tally.statuses.entry(status.as_u16()).or_default() += 1;
-                        }
-                        let us = end.saturating_duration_since(t0).as_micros();
-                        tally.hist.saturating_record(u64::try_from(us).unwrap_or(u64::MAX));
-                        tally.last_end = Some(end);
-                        if let Some(f) = &plan.inspect {
-                            f(i, status, &body, t0, end);
-                        }
-                    }
-                    _ => {
-                        tally.errors += 1;
-                        sender = None;
-                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    return None;
                 }
             }
-            tallies.lock().map_err(|_| anyhow::anyhow!("tally lock poisoned"))?.push(tally);
-            anyhow::Ok(())
-        });
+        }
+        self.sender.as_mut()
     }
-    while let Some(r) = set.join_next().await {
-        r??;
+
+    /// Counts a warm-up answer; a failed one drops the connection.
+    fn warm(&mut self, answered: bool) {
+        if answered {
+            self.tally.warm += 1;
+        } else {
+            self.sender = None;
+        }
     }
-    let tallies =
-        std::mem::take(&mut *tallies.lock().map_err(|_| anyhow::anyhow!("tally lock poisoned"))?);
-    let mut out = Outcome { connections: plan.connections, ..Outcome::default() };
+
+    /// Records the `i`-th answer of the window (`None`: a transport error or a timeout,
+    /// which drops the connection) and shows it to the plan's hook.
+    fn record(&mut self, i: u64, answer: Option<(StatusCode, Bytes)>, t0: Instant, end: Instant) {
+        let Some((status, body)) = answer else {
+            self.tally.errors += 1;
+            self.sender = None;
+            return;
+        };
+        let tally = &mut self.tally;
+        if status.is_success() {
+            tally.ok += 1;
+        } else {
+            *tally.statuses.entry(status.as_u16()).or_default() += 1;
+        }
+        let us = end.saturating_duration_since(t0).as_micros();
+        tally.hist.saturating_record(u64::try_from(us).unwrap_or(u64::MAX));
+        tally.last_end = Some(end);
+        if let Some(f) = &self.shared.plan.inspect {
+            f(i, status, &body, t0, end);
+        }
+    }
+}
+
+/// Merges the connections' tallies into what the run measured.
+fn summarize(sh: &Shared, tallies: Vec<Tally>) -> anyhow::Result<Outcome> {
+    let mut out = Outcome { connections: sh.plan.connections, ..Outcome::default() };
     let mut hist = Histogram::<u64>::new_with_bounds(1, HIST_MAX_US, 2)?;
-    let mut last_end = window_start;
+    let mut last_end = sh.window_start;
     for t in tallies {
         out.ok += t.ok;
         out.warm_ok += t.warm;
@@ -382,9 +426,9 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
             last_end = last_end.max(e);
         }
     }
-    let secs = match (window_end, plan.max_requests) {
-        (Some(e), _) if !done.load(Ordering::Relaxed) => e - window_start,
-        _ => last_end.saturating_duration_since(window_start),
+    let secs = match (sh.window_end, sh.plan.max_requests) {
+        (Some(e), _) if !sh.done.load(Ordering::Relaxed) => e - sh.window_start,
+        _ => last_end.saturating_duration_since(sh.window_start),
     }
     .as_secs_f64()
     .max(1e-6);

@@ -4,9 +4,11 @@
 
 mod baseline;
 mod edge;
+mod harness;
 mod load;
 mod procs;
 mod report;
+mod results;
 mod scenario;
 mod surge;
 
@@ -16,7 +18,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use scenario::{Env, Knobs, Results};
+use harness::Env;
+use results::{Knobs, Results};
 
 #[derive(Debug, Parser)]
 #[command(name = "bench", about = "Anteroom benchmark harness")]
@@ -123,20 +126,7 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(baseline::serve_redis(listen, &redis_url))
         }
         Cmd::Load { addr, path, form, connections, secs } => {
-            let call = match form {
-                Some(f) => load::Call::form(path, f),
-                None => load::Call::get(path),
-            };
-            let plan = load::Plan::fixed(
-                addr,
-                connections,
-                std::time::Duration::from_secs(1),
-                std::time::Duration::from_secs_f64(secs),
-                call,
-            );
-            let o = rt.block_on(load::run(plan))?;
-            println!("{}", serde_json::to_string(&o)?);
-            Ok(())
+            calibrate(&rt, addr, path, form, connections, secs)
         }
         Cmd::Run {
             scenario,
@@ -150,18 +140,7 @@ fn main() -> anyhow::Result<()> {
             surge_by_harness,
         } => {
             let knobs = if smoke {
-                Knobs {
-                    secs: 1.0,
-                    warmup: 0.2,
-                    rounds: 1,
-                    concurrency: vec![16, 128],
-                    enqueues: 20_000,
-                    sessions: 2_000,
-                    surge_secs: 3.0,
-                    coordinator,
-                    smoke: true,
-                    surge_by_harness,
-                }
+                smoke_knobs(coordinator, surge_by_harness)
             } else {
                 Knobs {
                     secs,
@@ -176,25 +155,7 @@ fn main() -> anyhow::Result<()> {
                     surge_by_harness,
                 }
             };
-            // On SIGINT or SIGTERM the run's future is dropped, and with it every guard of
-            // the processes it started (Redis, coordinators, baselines, workerd).
-            let results = rt.block_on(async {
-                tokio::select! {
-                    r = run(scenario, &knobs, &out) => r,
-                    s = interrupted() => anyhow::bail!("stopped by {s}"),
-                }
-            })?;
-            if smoke {
-                let problems = report::smoke_problems(&results);
-                if !problems.is_empty() {
-                    for p in &problems {
-                        eprintln!("smoke: {p}");
-                    }
-                    anyhow::bail!("{} smoke check(s) failed", problems.len());
-                }
-                eprintln!("smoke: all checks passed");
-            }
-            Ok(())
+            run_and_check(&rt, scenario, &knobs, &out)
         }
         Cmd::Report { results, markdown, svg_dir } => {
             let text = std::fs::read_to_string(&results)
@@ -203,6 +164,76 @@ fn main() -> anyhow::Result<()> {
             report::write(&r, &markdown, &svg_dir)
         }
     }
+}
+
+/// `bench load`: loads one address with GET or a form POST and prints what was measured.
+fn calibrate(
+    rt: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    path: String,
+    form: Option<String>,
+    connections: usize,
+    secs: f64,
+) -> anyhow::Result<()> {
+    let call = match form {
+        Some(f) => load::Call::form(path, f),
+        None => load::Call::get(path),
+    };
+    let plan = load::Plan::fixed(
+        addr,
+        connections,
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs_f64(secs),
+        call,
+    );
+    let o = rt.block_on(load::run(plan))?;
+    println!("{}", serde_json::to_string(&o)?);
+    Ok(())
+}
+
+/// The seconds-long sizes of the CI smoke run.
+fn smoke_knobs(coordinator: PathBuf, surge_by_harness: bool) -> Knobs {
+    Knobs {
+        secs: 1.0,
+        warmup: 0.2,
+        rounds: 1,
+        concurrency: vec![16, 128],
+        enqueues: 20_000,
+        sessions: 2_000,
+        surge_secs: 3.0,
+        coordinator,
+        smoke: true,
+        surge_by_harness,
+    }
+}
+
+/// `bench run`: runs the scenarios (stopped by SIGINT or SIGTERM) and, in a smoke run, fails
+/// unless the numbers are sane.
+fn run_and_check(
+    rt: &tokio::runtime::Runtime,
+    scenario: Scenario,
+    knobs: &Knobs,
+    out: &PathBuf,
+) -> anyhow::Result<()> {
+    // On SIGINT or SIGTERM the run's future is dropped, and with it every guard of
+    // the processes it started (Redis, coordinators, baselines, workerd).
+    let results = rt.block_on(async {
+        tokio::select! {
+            r = run(scenario, knobs, out) => r,
+            s = interrupted() => anyhow::bail!("stopped by {s}"),
+        }
+    })?;
+    if knobs.smoke {
+        let problems = report::smoke_problems(&results);
+        if !problems.is_empty() {
+            for p in &problems {
+                eprintln!("smoke: {p}");
+            }
+            anyhow::bail!("{} smoke check(s) failed", problems.len());
+        }
+        eprintln!("smoke: all checks passed");
+    }
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM with the signal's name.
@@ -240,7 +271,7 @@ fn save(path: &PathBuf, r: &Results) -> anyhow::Result<()> {
 
 async fn run(scenario: Scenario, knobs: &Knobs, out: &PathBuf) -> anyhow::Result<Results> {
     let mut r = load_results(out);
-    let now = scenario::machine();
+    let now = harness::machine();
     r.machine = Some(match r.machine.take() {
         // A single scenario merged into earlier results: keep the run's record, note the re-run.
         Some(mut m) if scenario != Scenario::All => {

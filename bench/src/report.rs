@@ -4,9 +4,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::edge::{self, Edge};
-use crate::scenario::{Compare, Memory, Results, Row};
-use crate::surge::Surge;
+use crate::edge;
+use crate::results::{Compare, Edge, Memory, Results, Row, Surge};
 
 /// Start of the generated part of BENCHMARKS.md.
 pub const BEGIN: &str =
@@ -218,9 +217,15 @@ fn memory_section(out: &mut String, m: &Memory, bare_hi: Option<f64>) {
 }
 
 fn surge_section(out: &mut String, s: &Surge) {
+    surge_streams(out, s);
+    surge_invariants(out, s);
+}
+
+/// The surge's sizes, how admission was done, and what the two streams got.
+fn surge_streams(out: &mut String, s: &Surge) {
     let admission = if s.by_coordinator {
         format!(
-            "Admission is the coordinator's own controller (issue 4): the queue is created with `\"admission\": {{\"policy\": {{\"strategy\": \"fixed_rate\", \"rate_per_sec\": {:.1}, \"burst\": 0, \"max_active\": {}}}}}`. Every 100 ms the harness reads the serving position, claims the tokens of newly admitted places in position order (a 202 because the session cap is full is claimed again later: {} times), ends each session 2 s after its token (`update_token_status` 1), and probes that a place two controller ticks beyond the serving position still gets 202.",
+            "Admission is the coordinator's own controller: the queue is created with `\"admission\": {{\"policy\": {{\"strategy\": \"fixed_rate\", \"rate_per_sec\": {:.1}, \"burst\": 0, \"max_active\": {}}}}}`. Every 100 ms the harness reads the serving position, claims the tokens of newly admitted places in position order (a 202 because the session cap is full is claimed again later: {} times), ends each session 2 s after its token (`update_token_status` 1), and probes that a place two controller ticks beyond the serving position still gets 202.",
             s.capacity, s.cap, s.deferred
         )
     } else {
@@ -249,6 +254,10 @@ fn surge_section(out: &mut String, s: &Surge) {
         );
     }
     out.push_str("\nLatency is counted from each request's scheduled time (open loop), so queueing in the client counts.\n\n");
+}
+
+/// The invariants checked over the surge's recorded history.
+fn surge_invariants(out: &mut String, s: &Surge) {
     out.push_str("| invariant over the recorded history | result |\n|---|---|\n");
     let check = |ok: bool, detail: String| {
         if ok { format!("held ({detail})") } else { format!("**violated** ({detail})") }
@@ -445,6 +454,17 @@ pub fn markdown(r: &Results) -> String {
     let mut out = String::new();
     out.push_str(BEGIN);
     out.push('\n');
+    run_header(&mut out, r);
+    let conc = r.knobs.as_ref().map_or(vec![64, 1024], |k| k.concurrency.clone());
+    summary(&mut out, r, &conc);
+    details(&mut out, r, &conc);
+    out.push('\n');
+    out.push_str(END);
+    out
+}
+
+/// Where and with which sizes the run happened.
+fn run_header(out: &mut String, r: &Results) {
     if let Some(m) = &r.machine {
         let _ = writeln!(
             out,
@@ -455,7 +475,7 @@ pub fn markdown(r: &Results) -> String {
     if let Some(k) = &r.knobs {
         let _ = writeln!(
             out,
-            "Sizes: {} s measured per closed-loop run after {} s warm-up, {} round(s) per comparison with targets interleaved (median shown), clients {:?}, {} enqueues, surge {} s. Coordinator binary `{}` (release), PoW off (not implemented yet).\n",
+            "Sizes: {} s measured per closed-loop run after {} s warm-up, {} round(s) per comparison with targets interleaved (median shown), clients {:?}, {} enqueues, surge {} s. Coordinator binary `{}` (release); these scenarios call the coordinator directly, so no proof-of-work (the edge checks it, see the edge scenario).\n",
             k.secs,
             k.warmup,
             k.rounds,
@@ -465,146 +485,167 @@ pub fn markdown(r: &Results) -> String {
             k.coordinator.display()
         );
     }
-    let conc = r.knobs.as_ref().map_or(vec![64, 1024], |k| k.concurrency.clone());
+}
+
+/// The summary table: each scenario's numbers against its target.
+fn summary(out: &mut String, r: &Results, conc: &[usize]) {
     let hi = conc.iter().copied().max().unwrap_or(1024);
     let lo = conc.iter().copied().min().unwrap_or(64);
-    out.push_str("### Summary against the targets of issue 6\n\nRates are the median round; each ratio is the median over rounds of the ratio measured within one round (targets run back to back), which cancels most of the drift caused by other work on the machine. The detail tables also give CPU time per request of each process, the steadiest measure here.\n\n");
+    out.push_str("### Summary against the targets\n\nRates are the median round; each ratio is the median over rounds of the ratio measured within one round (targets run back to back), which cancels most of the drift caused by other work on the machine. The detail tables also give CPU time per request of each process, the steadiest measure here.\n\n");
     out.push_str("| scenario | measured | baseline (same run) | ratio | target | verdict |\n|---|---|---|---:|---|---|\n");
     match &r.storm {
-        Some(s) => storm_summary(&mut out, s, &conc),
+        Some(s) => storm_summary(out, s, conc),
         None => out.push_str("| enqueue storm | not measured yet | | | | |\n"),
     }
     match &r.status {
-        Some(s) => {
-            for c in [hi, lo] {
-                let a = rps_of(s, "coordinator", c);
-                let b = rps_of(s, "bare axum", c);
-                let r = paired(s, "coordinator", "bare axum", c);
-                let _ = writeln!(
-                    out,
-                    "| status at the coordinator, {c} clients | `serving_pos` {} req/s | bare axum {} req/s | {:.2}× | ≥ 0.9× | {} |",
-                    fmt_rps(a),
-                    fmt_rps(b),
-                    r,
-                    verdict(r >= 0.9)
-                );
-            }
-        }
+        Some(s) => status_summary(out, s, hi, lo),
         None => out.push_str("| status at the coordinator | not measured yet | | | | |\n"),
     }
     match &r.edge {
-        Some(e) => edge_summary(&mut out, e),
+        Some(e) => edge_summary(out, e),
         None => {
             out.push_str("| status at the edge | not measured yet (`scripts/bench.sh edge`) | a trivial worker | | ≥ 0.8×, zero coordinator requests | — |\n");
             out.push_str("| protected pass-through | not measured yet | the route without verification | | ≥ 0.7× | — |\n");
         }
     }
     match &r.memory {
-        Some(m) => {
-            let (v, s) = mem_numbers(m);
-            let _ = writeln!(
-                out,
-                "| token issue, 64 clients | `generate_token` {} req/s (new sessions) | bare axum {} req/s | {:.2}× | report | reported |",
-                fmt_rps(m.claim.rps),
-                fmt_rps(m.claim_baseline.rps),
-                ratio(m.claim.rps, m.claim_baseline.rps)
-            );
-            let _ = writeln!(
-                out,
-                "| memory per queued visitor | {v:.3} B at {} queued | — | | ≤ 1 B | {} |",
-                m.enqueues,
-                verdict(v <= 1.0)
-            );
-            let _ = writeln!(
-                out,
-                "| memory per active session | {s:.1} B ({} sessions) | — | | report | reported |",
-                m.sessions
-            );
-        }
+        Some(m) => memory_summary(out, m),
         None => out.push_str("| token issue / memory | not measured yet | | | | |\n"),
     }
     match &r.edge {
-        Some(e) => {
-            let (p50, p99, target) = (e.staleness(0.5), e.staleness(0.99), e.staleness_target_ms());
-            let _ = writeln!(
-                out,
-                "| sync staleness | p50 {p50:.0} ms, p99 {p99:.0} ms over {} serving-position changes | — | | p99 ≤ publish interval {} ms + isolate cache TTL {} ms + 300 ms = {target:.0} ms | {} |",
-                e.staleness_ms.len(),
-                e.publish_ms,
-                e.cache_ms,
-                verdict(!e.staleness_ms.is_empty() && p99 <= target)
-            );
-        }
+        Some(e) => staleness_summary(out, e),
         None => out.push_str("| sync staleness | not measured yet | — | | p99 ≤ publish interval + isolate cache TTL + 0.3 s | — |\n"),
     }
     match &r.surge {
-        Some(s) => {
-            let _ = writeln!(
-                out,
-                "| surge (scaled seed profile) | {} req/s offered, {} + {} answered; {} | — | | no errors, no position lost or duplicated, admission never above capacity | {} |",
-                fmt_rps(s.offered_rps),
-                fmt_rps(s.arrivals.rps),
-                fmt_rps(s.polls.rps),
-                if s.by_coordinator {
-                    "admission by the coordinator's fixed-rate controller"
-                } else {
-                    "admission driven by the harness"
-                },
-                if s.clean() && s.sustained() {
-                    "**met**".to_string()
-                } else if s.clean() {
-                    "**missed**: invariants held, but the offered rate was not sustained"
-                        .to_string()
-                } else {
-                    "**missed**".to_string()
-                }
-            );
-        }
+        Some(s) => surge_summary(out, s),
         None => out.push_str("| surge | not measured yet | | | | |\n"),
     }
-    if let Some(s) = &r.storm {
-        out.push_str("\n### Enqueue storm\n\n`POST /assign_queue_pos` (form `queue_id=storm`), closed loop over keep-alive HTTP/1.1 connections, against: the coordinator on Redis; a bare axum handler returning a constant of the same size; an axum handler doing one EVALSHA of `return redis.call('INCR', KEYS[1])` per request over one multiplexed connection; and `redis-benchmark` EVALSHA of the same script, unpipelined, on the same Redis.\n\n");
-        compare_table(&mut out, s, "bare axum");
-        out.push_str("\n| clients | `redis-benchmark` EVALSHA calls/s | p50 ms | p99 ms | coordinator ÷ it | command |\n|---:|---:|---:|---:|---:|---|\n");
-        for rb in &s.redis_bench {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {:.3} | {:.3} | {:.2}× | `{}` |",
-                rb.clients,
-                fmt_rps(rb.rps),
-                rb.p50_ms,
-                rb.p99_ms,
-                ratio(rps_of(s, "coordinator", rb.clients), rb.rps),
-                rb.command
-            );
+}
+
+/// The summary rows of the status scenario, at the highest and the lowest concurrency.
+fn status_summary(out: &mut String, s: &Compare, hi: usize, lo: usize) {
+    for c in [hi, lo] {
+        let a = rps_of(s, "coordinator", c);
+        let b = rps_of(s, "bare axum", c);
+        let r = paired(s, "coordinator", "bare axum", c);
+        let _ = writeln!(
+            out,
+            "| status at the coordinator, {c} clients | `serving_pos` {} req/s | bare axum {} req/s | {:.2}× | ≥ 0.9× | {} |",
+            fmt_rps(a),
+            fmt_rps(b),
+            r,
+            verdict(r >= 0.9)
+        );
+    }
+}
+
+/// The summary rows of token issue and memory.
+fn memory_summary(out: &mut String, m: &Memory) {
+    let (v, s) = mem_numbers(m);
+    let _ = writeln!(
+        out,
+        "| token issue, 64 clients | `generate_token` {} req/s (new sessions) | bare axum {} req/s | {:.2}× | report | reported |",
+        fmt_rps(m.claim.rps),
+        fmt_rps(m.claim_baseline.rps),
+        ratio(m.claim.rps, m.claim_baseline.rps)
+    );
+    let _ = writeln!(
+        out,
+        "| memory per queued visitor | {v:.3} B at {} queued | — | | ≤ 1 B | {} |",
+        m.enqueues,
+        verdict(v <= 1.0)
+    );
+    let _ = writeln!(
+        out,
+        "| memory per active session | {s:.1} B ({} sessions) | — | | report | reported |",
+        m.sessions
+    );
+}
+
+/// The summary row of the edge's sync staleness.
+fn staleness_summary(out: &mut String, e: &Edge) {
+    let (p50, p99, target) = (e.staleness(0.5), e.staleness(0.99), e.staleness_target_ms());
+    let _ = writeln!(
+        out,
+        "| sync staleness | p50 {p50:.0} ms, p99 {p99:.0} ms over {} serving-position changes | — | | p99 ≤ publish interval {} ms + isolate cache TTL {} ms + 300 ms = {target:.0} ms | {} |",
+        e.staleness_ms.len(),
+        e.publish_ms,
+        e.cache_ms,
+        verdict(!e.staleness_ms.is_empty() && p99 <= target)
+    );
+}
+
+/// The summary row of the surge.
+fn surge_summary(out: &mut String, s: &Surge) {
+    let _ = writeln!(
+        out,
+        "| surge (scaled seed profile) | {} req/s offered, {} + {} answered; {} | — | | no errors, no position lost or duplicated, admission never above capacity | {} |",
+        fmt_rps(s.offered_rps),
+        fmt_rps(s.arrivals.rps),
+        fmt_rps(s.polls.rps),
+        if s.by_coordinator {
+            "admission by the coordinator's fixed-rate controller"
+        } else {
+            "admission driven by the harness"
+        },
+        if s.clean() && s.sustained() {
+            "**met**".to_string()
+        } else if s.clean() {
+            "**missed**: invariants held, but the offered rate was not sustained".to_string()
+        } else {
+            "**missed**".to_string()
         }
-        wrk_table(&mut out, s);
-        out.push_str("\n![enqueue storm throughput](docs/bench-storm.svg)\n![enqueue storm p99 latency](docs/bench-storm-p99.svg)\n");
+    );
+}
+
+/// The detail sections, one per scenario measured.
+fn details(out: &mut String, r: &Results, conc: &[usize]) {
+    let hi = conc.iter().copied().max().unwrap_or(1024);
+    if let Some(s) = &r.storm {
+        storm_section(out, s);
     }
     if let Some(s) = &r.status {
         out.push_str("\n### Status at the coordinator\n\n`GET /serving_pos/status` against the bare axum handler.\n\n");
-        compare_table(&mut out, s, "bare axum");
-        wrk_table(&mut out, s);
+        compare_table(out, s, "bare axum");
+        wrk_table(out, s);
         out.push_str("\n![status throughput](docs/bench-status.svg)\n");
     }
     if let Some(m) = &r.memory {
         out.push_str("\n### Memory and token issue\n\n");
         let bare_hi =
             r.storm.as_ref().and_then(|s| s.get("bare axum", hi)).map(|row| row.outcome.rps);
-        memory_section(&mut out, m, bare_hi);
+        memory_section(out, m, bare_hi);
         out.push_str("![redis memory](docs/bench-memory.svg)\n");
     }
     if let Some(s) = &r.surge {
         out.push_str("\n### Surge\n\n");
-        surge_section(&mut out, s);
+        surge_section(out, s);
     }
     if let Some(e) = &r.edge {
         out.push_str("\n### At the edge (the worker in workerd)\n\n");
-        edge_section(&mut out, e);
+        edge_section(out, e);
     }
-    out.push('\n');
-    out.push_str(END);
-    out
+}
+
+/// The enqueue storm's detail section.
+fn storm_section(out: &mut String, s: &Compare) {
+    out.push_str("\n### Enqueue storm\n\n`POST /assign_queue_pos` (form `queue_id=storm`), closed loop over keep-alive HTTP/1.1 connections, against: the coordinator on Redis; a bare axum handler returning a constant of the same size; an axum handler doing one EVALSHA of `return redis.call('INCR', KEYS[1])` per request over one multiplexed connection; and `redis-benchmark` EVALSHA of the same script, unpipelined, on the same Redis.\n\n");
+    compare_table(out, s, "bare axum");
+    out.push_str("\n| clients | `redis-benchmark` EVALSHA calls/s | p50 ms | p99 ms | coordinator ÷ it | command |\n|---:|---:|---:|---:|---:|---|\n");
+    for rb in &s.redis_bench {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.3} | {:.3} | {:.2}× | `{}` |",
+            rb.clients,
+            fmt_rps(rb.rps),
+            rb.p50_ms,
+            rb.p99_ms,
+            ratio(rps_of(s, "coordinator", rb.clients), rb.rps),
+            rb.command
+        );
+    }
+    wrk_table(out, s);
+    out.push_str("\n![enqueue storm throughput](docs/bench-storm.svg)\n![enqueue storm p99 latency](docs/bench-storm-p99.svg)\n");
 }
 
 fn esc(s: &str) -> String {
@@ -623,12 +664,16 @@ pub fn bar_chart(
     let (w, h) = (720.0, 360.0);
     let (left, right, top, bottom) = (70.0, 20.0, 40.0, 70.0);
     let max = series.iter().flat_map(|s| s.1.iter().copied()).fold(0.0_f64, f64::max).max(1e-9);
-    // A round axis top: 1, 2 or 5 times a power of ten.
-    let mag = 10f64.powf(max.log10().floor());
-    let top_val =
-        [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * mag).find(|v| *v >= max).unwrap_or(10.0 * mag);
-    let plot_w = w - left - right;
-    let plot_h = h - top - bottom;
+    let f = Frame {
+        w,
+        h,
+        left,
+        right,
+        top,
+        plot_w: w - left - right,
+        plot_h: h - top - bottom,
+        top_val: axis_top(max),
+    };
     let mut s = String::new();
     let _ = write!(
         s,
@@ -639,6 +684,35 @@ pub fn bar_chart(
         w / 2.0,
         esc(title)
     );
+    y_axis(&mut s, &f, unit);
+    bars(&mut s, &f, groups, series);
+    legend(&mut s, &f, series);
+    s.push_str("</svg>\n");
+    s
+}
+
+/// A bar chart's geometry (SVG units) and the value at the top of its axis.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    w: f64,
+    h: f64,
+    left: f64,
+    right: f64,
+    top: f64,
+    plot_w: f64,
+    plot_h: f64,
+    top_val: f64,
+}
+
+/// A round axis top at or above `max`: 1, 2 or 5 times a power of ten.
+fn axis_top(max: f64) -> f64 {
+    let mag = 10f64.powf(max.log10().floor());
+    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * mag).find(|v| *v >= max).unwrap_or(10.0 * mag)
+}
+
+/// The value axis: five grid lines with their labels, and the unit.
+fn y_axis(s: &mut String, f: &Frame, unit: &str) {
+    let Frame { w, left, right, top, plot_h, top_val, .. } = *f;
     for i in 0..=5 {
         let v = top_val * f64::from(i) / 5.0;
         let y = top + plot_h - plot_h * f64::from(i) / 5.0;
@@ -664,6 +738,11 @@ pub fn bar_chart(
         top + plot_h / 2.0,
         esc(unit)
     );
+}
+
+/// The bars, each with its value above it, and the group labels under them.
+fn bars(s: &mut String, f: &Frame, groups: &[String], series: &[(String, Vec<f64>)]) {
+    let Frame { left, top, plot_w, plot_h, top_val, .. } = *f;
     let ng = groups.len().max(1) as f64;
     let ns = series.len().max(1) as f64;
     let gw = plot_w / ng;
@@ -682,13 +761,7 @@ pub fn bar_chart(
                 COLORS[si % COLORS.len()],
                 x + bw * 0.46,
                 y - 3.0,
-                if v >= 10_000.0 {
-                    format!("{:.0}k", v / 1000.0)
-                } else if v >= 10.0 || v == 0.0 {
-                    format!("{v:.0}")
-                } else {
-                    format!("{v:.2}")
-                }
+                bar_label(v)
             );
         }
         let _ = writeln!(
@@ -699,6 +772,22 @@ pub fn bar_chart(
             esc(g)
         );
     }
+}
+
+/// The value printed above a bar.
+fn bar_label(v: f64) -> String {
+    if v >= 10_000.0 {
+        format!("{:.0}k", v / 1000.0)
+    } else if v >= 10.0 || v == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// One colour swatch and name per series, along the bottom.
+fn legend(s: &mut String, f: &Frame, series: &[(String, Vec<f64>)]) {
+    let Frame { h, left, .. } = *f;
     let mut lx = left;
     for (si, (name, _)) in series.iter().enumerate() {
         let _ = writeln!(
@@ -712,8 +801,6 @@ pub fn bar_chart(
         );
         lx += 24.0 + 7.0 * name.len() as f64;
     }
-    s.push_str("</svg>\n");
-    s
 }
 
 fn series_of(
@@ -730,43 +817,12 @@ fn series_of(
 
 /// Writes the markdown (replacing the generated part, or appending it) and the plots.
 pub fn write(r: &Results, md_path: &Path, svg_dir: &Path) -> anyhow::Result<()> {
-    let generated = markdown(r);
-    let old = std::fs::read_to_string(md_path).unwrap_or_default();
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(b), Some(e)) if e > b => {
-            format!("{}{}{}", &old[..b], generated, &old[e + END.len()..])
-        }
-        _ => format!("{old}\n{generated}\n"),
-    };
-    std::fs::write(md_path, new)?;
+    write_markdown(r, md_path)?;
     std::fs::create_dir_all(svg_dir)?;
     let conc = r.knobs.as_ref().map_or(vec![64, 1024], |k| k.concurrency.clone());
     let groups: Vec<String> = conc.iter().map(|c| format!("{c} clients")).collect();
     if let Some(s) = &r.storm {
-        let mut series =
-            series_of(s, &["bare axum", "one redis call", "coordinator"], &conc, |row| {
-                row.outcome.rps
-            });
-        series.insert(
-            2,
-            (
-                "redis-benchmark EVALSHA".into(),
-                conc.iter()
-                    .map(|c| s.redis_bench.iter().find(|b| b.clients == *c).map_or(0.0, |b| b.rps))
-                    .collect(),
-            ),
-        );
-        std::fs::write(
-            svg_dir.join("bench-storm.svg"),
-            bar_chart("Enqueue storm: requests per second", "req/s", &groups, &series),
-        )?;
-        let p99 = series_of(s, &["bare axum", "one redis call", "coordinator"], &conc, |row| {
-            row.outcome.p99_ms
-        });
-        std::fs::write(
-            svg_dir.join("bench-storm-p99.svg"),
-            bar_chart("Enqueue storm: p99 latency", "ms", &groups, &p99),
-        )?;
+        storm_charts(s, &conc, &groups, svg_dir)?;
     }
     if let Some(s) = &r.status {
         let series = series_of(s, &["bare axum", "coordinator"], &conc, |row| row.outcome.rps);
@@ -776,43 +832,101 @@ pub fn write(r: &Results, md_path: &Path, svg_dir: &Path) -> anyhow::Result<()> 
         )?;
     }
     if let Some(e) = &r.edge {
-        let n = e.concurrency;
-        let mut groups = Vec::new();
-        let mut vals = Vec::new();
-        for (c, t, label) in [
-            (&e.status, edge::TRIVIAL, "trivial worker"),
-            (&e.status, edge::SERVING, "serving_pos"),
-            (&e.status, edge::QUEUE_POS, "queue_pos"),
-            (&e.pass, edge::BYPASS, "bypass path"),
-            (&e.pass, edge::CACHED, "token cached"),
-            (&e.pass, edge::FRESH, "token fresh"),
-        ] {
-            groups.push(label.to_string());
-            vals.push(rps_of(c, t, n));
-        }
-        let series = vec![(format!("req/s through workerd, {n} connections"), vals)];
-        std::fs::write(
-            svg_dir.join("bench-edge.svg"),
-            bar_chart(
-                "At the edge: status polls and protected pass-through",
-                "req/s",
-                &groups,
-                &series,
-            ),
-        )?;
+        edge_chart(e, svg_dir)?;
     }
     if let Some(m) = &r.memory {
-        let groups: Vec<String> =
-            m.keys.iter().map(|(k, _)| k.rsplit(':').next().unwrap_or(k).to_string()).collect();
-        let series = vec![(
-            format!("bytes per key after {} enqueues and {} sessions", m.enqueues, m.sessions),
-            m.keys.iter().map(|(_, v)| *v as f64).collect(),
-        )];
-        std::fs::write(
-            svg_dir.join("bench-memory.svg"),
-            bar_chart("Redis memory by key of the queue", "bytes", &groups, &series),
-        )?;
+        memory_chart(m, svg_dir)?;
     }
+    Ok(())
+}
+
+/// Puts the generated part into the markdown file: between its markers, or appended.
+fn write_markdown(r: &Results, md_path: &Path) -> anyhow::Result<()> {
+    let generated = markdown(r);
+    let old = std::fs::read_to_string(md_path).unwrap_or_default();
+    let new = match (old.find(BEGIN), old.find(END)) {
+        (Some(b), Some(e)) if e > b => {
+            format!("{}{}{}", &old[..b], generated, &old[e + END.len()..])
+        }
+        _ => format!("{old}\n{generated}\n"),
+    };
+    std::fs::write(md_path, new)?;
+    Ok(())
+}
+
+/// The enqueue storm's plots: throughput (with `redis-benchmark`) and p99 latency.
+fn storm_charts(
+    s: &Compare,
+    conc: &[usize],
+    groups: &[String],
+    svg_dir: &Path,
+) -> anyhow::Result<()> {
+    let mut series =
+        series_of(s, &["bare axum", "one redis call", "coordinator"], conc, |row| row.outcome.rps);
+    series.insert(
+        2,
+        (
+            "redis-benchmark EVALSHA".into(),
+            conc.iter()
+                .map(|c| s.redis_bench.iter().find(|b| b.clients == *c).map_or(0.0, |b| b.rps))
+                .collect(),
+        ),
+    );
+    std::fs::write(
+        svg_dir.join("bench-storm.svg"),
+        bar_chart("Enqueue storm: requests per second", "req/s", groups, &series),
+    )?;
+    let p99 = series_of(s, &["bare axum", "one redis call", "coordinator"], conc, |row| {
+        row.outcome.p99_ms
+    });
+    std::fs::write(
+        svg_dir.join("bench-storm-p99.svg"),
+        bar_chart("Enqueue storm: p99 latency", "ms", groups, &p99),
+    )?;
+    Ok(())
+}
+
+/// The edge's plot: every target's rate through workerd.
+fn edge_chart(e: &Edge, svg_dir: &Path) -> anyhow::Result<()> {
+    let n = e.concurrency;
+    let mut groups = Vec::new();
+    let mut vals = Vec::new();
+    for (c, t, label) in [
+        (&e.status, edge::TRIVIAL, "trivial worker"),
+        (&e.status, edge::SERVING, "serving_pos"),
+        (&e.status, edge::QUEUE_POS, "queue_pos"),
+        (&e.pass, edge::BYPASS, "bypass path"),
+        (&e.pass, edge::CACHED, "token cached"),
+        (&e.pass, edge::FRESH, "token fresh"),
+    ] {
+        groups.push(label.to_string());
+        vals.push(rps_of(c, t, n));
+    }
+    let series = vec![(format!("req/s through workerd, {n} connections"), vals)];
+    std::fs::write(
+        svg_dir.join("bench-edge.svg"),
+        bar_chart(
+            "At the edge: status polls and protected pass-through",
+            "req/s",
+            &groups,
+            &series,
+        ),
+    )?;
+    Ok(())
+}
+
+/// The memory plot: bytes per key of the queue.
+fn memory_chart(m: &Memory, svg_dir: &Path) -> anyhow::Result<()> {
+    let groups: Vec<String> =
+        m.keys.iter().map(|(k, _)| k.rsplit(':').next().unwrap_or(k).to_string()).collect();
+    let series = vec![(
+        format!("bytes per key after {} enqueues and {} sessions", m.enqueues, m.sessions),
+        m.keys.iter().map(|(_, v)| *v as f64).collect(),
+    )];
+    std::fs::write(
+        svg_dir.join("bench-memory.svg"),
+        bar_chart("Redis memory by key of the queue", "bytes", &groups, &series),
+    )?;
     Ok(())
 }
 

@@ -2,21 +2,20 @@
 //! recorded and checked (positions unique and contiguous, admission in position order,
 //! serving never decreasing, active sessions never above the cap).
 //!
-//! Until the coordinator admits by itself (issue 4), the harness plays the admission
-//! controller: every tick it ends the sessions whose fixed checkout time is over, moves the
+//! By default the coordinator's own admission controller admits; with `--surge-by-harness`
+//! the harness plays the controller instead: every tick it ends the sessions whose fixed checkout time is over, moves the
 //! serving position towards `capacity × elapsed` without letting open sessions exceed the cap,
 //! and claims the newly admitted tokens in position order.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-use crate::load::{self, Call, Outcome, Plan};
-use crate::procs::ADMIN_KEY;
-use crate::scenario::{Env, Knobs, Seen, create_queue, increment_serving};
+use crate::harness::{Env, Seen, Tickets, create_queue, increment_serving, record_assigned};
+use crate::load::{self, Call, Plan};
+use crate::procs::{ADMIN_KEY, Coordinator};
+use crate::results::{Knobs, Surge};
 
 /// Requests per second of the seed's first profile.
 pub const SEED_RPS: f64 = 500_000.0;
@@ -26,83 +25,6 @@ pub const SEED_CAPACITY: f64 = 2_500.0;
 const CHECKOUT: Duration = Duration::from_secs(2);
 /// Admission tick.
 const TICK: Duration = Duration::from_millis(100);
-
-/// What the surge measured and checked.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-pub struct Surge {
-    /// Bare axum requests per second this run scales by.
-    pub bare_rps: f64,
-    /// Scale factor s = bare ÷ 500,000.
-    pub scale: f64,
-    /// Offered requests per second (arrivals plus polls).
-    pub offered_rps: f64,
-    /// Admissions per second.
-    pub capacity: f64,
-    /// Seconds of load.
-    pub secs: f64,
-    /// `assign_queue_pos` (half the offered load).
-    pub arrivals: Outcome,
-    /// `serving_pos` polls (the other half).
-    pub polls: Outcome,
-    /// Tokens issued.
-    pub admitted: u64,
-    /// Token claims that failed (non-2xx for an admitted position).
-    pub token_failures: u64,
-    /// Probes for the position right after the serving one that were wrongly granted.
-    pub early_grants: u64,
-    /// Probes made.
-    pub probes: u64,
-    /// Positions answered twice.
-    pub dup_positions: u64,
-    /// Positions in `1..=max` never answered.
-    pub missing_positions: u64,
-    /// Poll pairs where a later poll saw a smaller serving position.
-    pub serving_decreases: u64,
-    /// The largest such drop, in positions.
-    #[serde(default)]
-    pub serving_drop: u64,
-    /// Largest `active_token_num` seen.
-    pub max_active: u64,
-    /// The cap on open sessions: capacity × checkout, rounded up; the harness admits no one
-    /// while this many sessions are open.
-    pub cap: u64,
-    /// Samples above the cap.
-    pub active_over_cap: u64,
-    /// Final serving position.
-    pub serving: u64,
-    /// Whether the coordinator's own admission controller admitted (fixed rate with a session
-    /// cap) rather than the harness.
-    #[serde(default)]
-    pub by_coordinator: bool,
-    /// Claims answered 202 because the session cap was full (claimed again later).
-    #[serde(default)]
-    pub deferred: u64,
-    /// Windows of at least 1 s in which the serving position grew faster than capacity
-    /// (allowing one controller tick of slack).
-    #[serde(default)]
-    pub rate_violations: u64,
-}
-
-impl Surge {
-    /// Whether both streams were answered at (nearly) the offered rate.
-    pub fn sustained(&self) -> bool {
-        let half = self.offered_rps / 2.0;
-        self.arrivals.rps >= 0.95 * half && self.polls.rps >= 0.95 * half
-    }
-
-    /// Whether every invariant held and nothing failed.
-    pub fn clean(&self) -> bool {
-        self.arrivals.failures() == 0
-            && self.polls.failures() == 0
-            && self.token_failures == 0
-            && self.early_grants == 0
-            && self.dup_positions == 0
-            && self.missing_positions == 0
-            && self.serving_decreases == 0
-            && self.active_over_cap == 0
-            && self.rate_violations == 0
-    }
-}
 
 /// Sends calls concurrently (at most 64 at a time, one connection each) and returns each
 /// answer's status in order (`None`: no answer).
@@ -172,240 +94,22 @@ pub async fn surge(
     bare_rps: f64,
     by_coordinator: bool,
 ) -> anyhow::Result<Surge> {
-    let scale = bare_rps / SEED_RPS;
-    let offered = SEED_RPS * scale;
-    let capacity = SEED_CAPACITY * scale;
-    let secs = knobs.surge_secs;
-    let cap = (capacity * CHECKOUT.as_secs_f64()).ceil() as u64;
-    let admission = if by_coordinator {
-        format!(
-            r#","enable_queue_position_expiry":true,"position_expiry_second":600,"admission":{{"policy":{{"strategy":"fixed_rate","rate_per_sec":{capacity:.3},"burst":0,"max_active":{cap}}}}}"#
-        )
-    } else {
-        String::new()
-    };
-    create_queue(&env.coord, "surge", &format!(r#","token_validity_second":60{admission}"#))
-        .await?;
-    let max_pos = (offered * secs) as u64 + 1;
-    let admit_max = (capacity * (secs + 5.0)) as usize + 16;
-    let seen = Arc::new(Seen::new(max_pos));
-    let tickets: Arc<Mutex<Vec<Option<String>>>> = Arc::new(Mutex::new(vec![None; admit_max + 2]));
-    let polls_log: Arc<Mutex<Vec<(Instant, Instant, u64)>>> = Arc::new(Mutex::new(Vec::new()));
-    let conns = if knobs.secs < 2.0 { 64 } else { 512 };
-    let arrivals = {
-        let seen = seen.clone();
-        let tickets = tickets.clone();
-        Plan {
-            addr: env.coord.public,
-            connections: conns,
-            warmup: Duration::ZERO,
-            duration: Some(Duration::from_secs_f64(secs)),
-            max_requests: Some(max_pos),
-            rate: Some(offered / 2.0),
-            make: Arc::new(|_| Some(Call::form("/assign_queue_pos", "queue_id=surge"))),
-            inspect: Some(Arc::new(move |_i, status, body, _t0, _t1| {
-                if !status.is_success() {
-                    return;
-                }
-                #[derive(Deserialize)]
-                struct Assigned {
-                    request_id: String,
-                    position: u64,
-                }
-                let Ok(a) = serde_json::from_slice::<Assigned>(body) else {
-                    seen.out_of_range.fetch_add(1, Ordering::Relaxed);
-                    return;
-                };
-                seen.mark(a.position);
-                if let Ok(mut t) = tickets.lock()
-                    && let Some(slot) = usize::try_from(a.position).ok().and_then(|p| t.get_mut(p))
-                {
-                    *slot = Some(a.request_id);
-                }
-            })),
-        }
-    };
-    let polls = {
-        let log = polls_log.clone();
-        Plan {
-            addr: env.coord.public,
-            connections: conns,
-            warmup: Duration::ZERO,
-            duration: Some(Duration::from_secs_f64(secs)),
-            max_requests: Some(max_pos),
-            rate: Some(offered / 2.0),
-            make: Arc::new(|_| Some(Call::get("/serving_pos/surge"))),
-            inspect: Some(Arc::new(move |_i, status, body, t0, t1| {
-                if !status.is_success() {
-                    return;
-                }
-                let v = serde_json::from_slice::<serde_json::Value>(body)
-                    .ok()
-                    .and_then(|v| v.get("position").and_then(serde_json::Value::as_u64));
-                if let (Some(v), Ok(mut l)) = (v, log.lock()) {
-                    l.push((t0, t1, v));
-                }
-            })),
-        }
-    };
+    let z = Sizes::new(knobs, bare_rps);
+    create_queue(&env.coord, "surge", &z.queue_settings(by_coordinator)).await?;
+    let seen = Arc::new(Seen::new(z.max_pos));
+    let tickets: Tickets = Arc::new(Mutex::new(vec![None; z.admit_max + 2]));
+    let polls_log: PollLog = Arc::new(Mutex::new(Vec::new()));
+    let arrivals = arrivals(env, &z, record_assigned(seen.clone(), tickets.clone(), None));
+    let polls = polls(env, &z, polls_log.clone());
     let a = tokio::spawn(load::run(arrivals));
     let p = tokio::spawn(load::run(polls));
 
     // The admission controller the coordinator does not have yet.
-    let start = Instant::now();
-    let mut out = Surge {
-        bare_rps,
-        scale,
-        offered_rps: offered,
-        capacity,
-        secs,
-        cap,
-        by_coordinator,
-        ..Surge::default()
-    };
-    let coord = &env.coord;
-    let mut serving = 0u64;
-    // (seconds since start, serving position) as the harness saw or set it.
-    let mut history: Vec<(f64, u64)> = Vec::new();
-    // Positions whose token the harness holds, so a retried range is not claimed twice.
-    let mut done = std::collections::HashSet::new();
-    // The coordinator's serving position as last read (coordinator mode).
-    let mut coord_serving = 0u64;
-    let mut ending: VecDeque<(Instant, u64)> = VecDeque::new();
-    let mut public = load::connect(coord.public).await?;
-    let ticket = |p: u64| -> Option<String> {
-        tickets.lock().ok().and_then(|t| t.get(usize::try_from(p).ok()?).cloned().flatten())
-    };
-    while start.elapsed().as_secs_f64() < secs {
-        tokio::time::sleep(TICK).await;
-        let elapsed = start.elapsed().as_secs_f64().min(secs);
-        // End the sessions whose checkout is over.
-        let mut due = Vec::new();
-        while ending.front().is_some_and(|e| e.0 <= Instant::now()) {
-            let Some((_, pos)) = ending.pop_front() else {
-                break;
-            };
-            due.push(pos);
-        }
-        let calls: Vec<Call> = due
-            .iter()
-            .filter_map(|p| ticket(*p))
-            .map(|t| {
-                Call::form(
-                    "/api/queue/update_token_status",
-                    format!("queue_id=surge&request_id={t}&status=1"),
-                )
-                .bearer(ADMIN_KEY)
-            })
-            .collect();
-        for r in all_at_once(coord.admin, calls).await {
-            if !r.is_some_and(|st| st.is_success()) {
-                out.token_failures += 1;
-            }
-        }
-        // Serve only places whose tickets the harness holds (arrived and answered).
-        // Admit at the capacity rate, and never more than the cap of open sessions.
-        let room = out.cap.saturating_sub(ending.len() as u64);
-        let mut target = if by_coordinator {
-            // The coordinator admits; follow its serving position and claim up to it.
-            let (st, body) = load::once(coord.public, &Call::get("/serving_pos/surge")).await?;
-            let seen_serving = if st.is_success() {
-                serde_json::from_slice::<serde_json::Value>(&body)
-                    .ok()
-                    .and_then(|v| v.get("position").and_then(serde_json::Value::as_u64))
-                    .unwrap_or(0)
-            } else {
-                0
-            };
-            history.push((start.elapsed().as_secs_f64(), seen_serving));
-            coord_serving = seen_serving;
-            seen_serving.min(admit_max as u64)
-        } else {
-            ((capacity * elapsed) as u64).min(admit_max as u64).min(serving + room)
-        };
-        while target > serving && ticket(target).is_none() {
-            target -= 1;
-        }
-        if target > serving {
-            if !by_coordinator {
-                let s = increment_serving(coord, "surge", target - serving).await?;
-                anyhow::ensure!(s == target, "serving moved by someone else: {s} != {target}");
-                history.push((start.elapsed().as_secs_f64(), s));
-            }
-            let mut admitted = Vec::new();
-            let mut calls = Vec::new();
-            for pos in serving + 1..=target {
-                if done.contains(&pos) {
-                    continue;
-                }
-                match ticket(pos) {
-                    Some(t) => {
-                        admitted.push(pos);
-                        calls.push(Call::form(
-                            "/generate_token",
-                            format!("queue_id=surge&request_id={t}"),
-                        ));
-                    }
-                    None => out.token_failures += 1,
-                }
-            }
-            let answers = all_at_once(coord.public, calls).await;
-            let mut claimed_upto = serving;
-            let mut blocked = false;
-            for (pos, r) in admitted.iter().zip(answers) {
-                if r == Some(hyper::StatusCode::OK) {
-                    done.insert(*pos);
-                    out.admitted += 1;
-                    ending.push_back((Instant::now() + CHECKOUT, *pos));
-                    if !blocked {
-                        claimed_upto = *pos;
-                    }
-                } else if by_coordinator && r == Some(hyper::StatusCode::ACCEPTED) {
-                    // Admitted but the session cap is full: claim again next tick.
-                    out.deferred += 1;
-                    blocked = true;
-                } else {
-                    out.token_failures += 1;
-                    blocked = true;
-                }
-            }
-            if by_coordinator {
-                target = claimed_upto;
-            }
-            serving = target;
-        }
-        // Probe: the place right after the serving one must still be queued (202).
-        // In coordinator mode the controller may admit between a read and the probe, so probe
-        // beyond two of its ticks.
-        let probe = if by_coordinator {
-            coord_serving + (2.0 * capacity).ceil() as u64 + 1
-        } else {
-            serving + 1
-        };
-        if let Some(t) = ticket(probe) {
-            let call = Call::form("/generate_token", format!("queue_id=surge&request_id={t}"));
-            out.probes += 1;
-            if let Ok((st, _)) = load::send(&mut public, &call).await
-                && st == hyper::StatusCode::OK
-            {
-                out.early_grants += 1;
-            }
-        }
-        let call = Call::get("/api/queue/surge/active_token_num").bearer(ADMIN_KEY);
-        if let Ok((st, body)) = load::once(coord.admin, &call).await
-            && st.is_success()
-            && let Some(n) = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("active_num").and_then(serde_json::Value::as_u64))
-        {
-            out.max_active = out.max_active.max(n);
-            if n > out.cap {
-                out.active_over_cap += 1;
-            }
-        }
+    let mut ctl = Controller::start(&env.coord, z, by_coordinator, bare_rps, tickets).await?;
+    while ctl.start.elapsed().as_secs_f64() < z.secs {
+        ctl.tick().await?;
     }
-    out.serving = serving;
-    out.rate_violations = rate_violations(&history, capacity);
+    let mut out = ctl.result();
     out.arrivals = a.await??;
     out.polls = p.await??;
     let assigned = out.arrivals.ok;
@@ -417,4 +121,340 @@ pub async fn surge(
     );
     (out.serving_decreases, out.serving_drop) = decreases(log);
     Ok(out)
+}
+
+/// Every `serving_pos` poll answered: when it was sent, when it ended, what it said.
+type PollLog = Arc<Mutex<Vec<(Instant, Instant, u64)>>>;
+
+/// The surge's sizes, all scaled from the bare-axum rate.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    /// Scale factor s = bare ÷ 500,000.
+    scale: f64,
+    /// Offered requests per second (arrivals plus polls).
+    offered: f64,
+    /// Admissions per second.
+    capacity: f64,
+    /// Seconds of load.
+    secs: f64,
+    /// The cap on open sessions: capacity × checkout, rounded up.
+    cap: u64,
+    /// Upper bound on the arrivals (and so on the positions given).
+    max_pos: u64,
+    /// Upper bound on admissions over the run (the ticket slots).
+    admit_max: usize,
+    /// Connections of each stream.
+    conns: usize,
+}
+
+impl Sizes {
+    /// The sizes for a machine whose bare axum serves `bare_rps`.
+    fn new(knobs: &Knobs, bare_rps: f64) -> Self {
+        let scale = bare_rps / SEED_RPS;
+        let offered = SEED_RPS * scale;
+        let capacity = SEED_CAPACITY * scale;
+        let secs = knobs.surge_secs;
+        Sizes {
+            scale,
+            offered,
+            capacity,
+            secs,
+            cap: (capacity * CHECKOUT.as_secs_f64()).ceil() as u64,
+            max_pos: (offered * secs) as u64 + 1,
+            admit_max: (capacity * (secs + 5.0)) as usize + 16,
+            conns: if knobs.secs < 2.0 { 64 } else { 512 },
+        }
+    }
+
+    /// The queue's settings after its id: the token validity and, when the coordinator
+    /// admits, its fixed-rate controller with the session cap.
+    fn queue_settings(&self, by_coordinator: bool) -> String {
+        let (capacity, cap) = (self.capacity, self.cap);
+        let admission = if by_coordinator {
+            format!(
+                r#","enable_queue_position_expiry":true,"position_expiry_second":600,"admission":{{"policy":{{"strategy":"fixed_rate","rate_per_sec":{capacity:.3},"burst":0,"max_active":{cap}}}}}"#
+            )
+        } else {
+            String::new()
+        };
+        format!(r#","token_validity_second":60{admission}"#)
+    }
+}
+
+/// Half the offered load: `assign_queue_pos`, open loop, each answer shown to `inspect`.
+fn arrivals(env: &Env, z: &Sizes, inspect: load::Inspect) -> Plan {
+    Plan {
+        addr: env.coord.public,
+        connections: z.conns,
+        warmup: Duration::ZERO,
+        duration: Some(Duration::from_secs_f64(z.secs)),
+        max_requests: Some(z.max_pos),
+        rate: Some(z.offered / 2.0),
+        make: Arc::new(|_| Some(Call::form("/assign_queue_pos", "queue_id=surge"))),
+        inspect: Some(inspect),
+    }
+}
+
+/// The other half: `serving_pos` polls, open loop, each answer logged with its times.
+fn polls(env: &Env, z: &Sizes, log: PollLog) -> Plan {
+    Plan {
+        addr: env.coord.public,
+        connections: z.conns,
+        warmup: Duration::ZERO,
+        duration: Some(Duration::from_secs_f64(z.secs)),
+        max_requests: Some(z.max_pos),
+        rate: Some(z.offered / 2.0),
+        make: Arc::new(|_| Some(Call::get("/serving_pos/surge"))),
+        inspect: Some(Arc::new(move |_i, status, body, t0, t1| {
+            if !status.is_success() {
+                return;
+            }
+            let v = serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v.get("position").and_then(serde_json::Value::as_u64));
+            if let (Some(v), Ok(mut l)) = (v, log.lock()) {
+                l.push((t0, t1, v));
+            }
+        })),
+    }
+}
+
+/// The harness's side of the surge, once per tick: it ends the sessions whose checkout is
+/// over, admits (or follows the coordinator's admissions) and claims the tokens in position
+/// order, probes that nobody further back is admitted, and samples the open sessions.
+struct Controller<'a> {
+    coord: &'a Coordinator,
+    z: Sizes,
+    by_coordinator: bool,
+    tickets: Tickets,
+    /// When the load started.
+    start: Instant,
+    /// What is counted along the way.
+    out: Surge,
+    /// The serving position up to which the harness has admitted.
+    serving: u64,
+    /// (seconds since start, serving position) as the harness saw or set it.
+    history: Vec<(f64, u64)>,
+    /// Positions whose token the harness holds, so a retried range is not claimed twice.
+    done: HashSet<u64>,
+    /// The coordinator's serving position as last read (coordinator mode).
+    coord_serving: u64,
+    /// Open sessions: when each one's checkout is over, and its position.
+    ending: VecDeque<(Instant, u64)>,
+    /// The keep-alive connection of the probes.
+    public: load::Sender,
+}
+
+impl<'a> Controller<'a> {
+    /// Starts the clock and opens the probes' connection.
+    async fn start(
+        coord: &'a Coordinator,
+        z: Sizes,
+        by_coordinator: bool,
+        bare_rps: f64,
+        tickets: Tickets,
+    ) -> anyhow::Result<Self> {
+        let start = Instant::now();
+        let out = Surge {
+            bare_rps,
+            scale: z.scale,
+            offered_rps: z.offered,
+            capacity: z.capacity,
+            secs: z.secs,
+            cap: z.cap,
+            by_coordinator,
+            ..Surge::default()
+        };
+        let public = load::connect(coord.public).await?;
+        Ok(Controller {
+            coord,
+            z,
+            by_coordinator,
+            tickets,
+            start,
+            out,
+            serving: 0,
+            history: Vec::new(),
+            done: HashSet::new(),
+            coord_serving: 0,
+            ending: VecDeque::new(),
+            public,
+        })
+    }
+
+    /// The ticket of place `p`, once its arrival has been answered.
+    fn ticket(&self, p: u64) -> Option<String> {
+        self.tickets.lock().ok().and_then(|t| t.get(usize::try_from(p).ok()?).cloned().flatten())
+    }
+
+    /// One tick of the controller.
+    async fn tick(&mut self) -> anyhow::Result<()> {
+        tokio::time::sleep(TICK).await;
+        let elapsed = self.start.elapsed().as_secs_f64().min(self.z.secs);
+        self.end_sessions().await;
+        let target = self.target(elapsed).await?;
+        self.admit(target).await?;
+        self.probe().await;
+        self.sample_active().await;
+        Ok(())
+    }
+
+    /// Ends the sessions whose checkout is over (`update_token_status` 1).
+    async fn end_sessions(&mut self) {
+        let mut due = Vec::new();
+        while self.ending.front().is_some_and(|e| e.0 <= Instant::now()) {
+            let Some((_, pos)) = self.ending.pop_front() else {
+                break;
+            };
+            due.push(pos);
+        }
+        let calls: Vec<Call> = due
+            .iter()
+            .filter_map(|p| self.ticket(*p))
+            .map(|t| {
+                Call::form(
+                    "/api/queue/update_token_status",
+                    format!("queue_id=surge&request_id={t}&status=1"),
+                )
+                .bearer(ADMIN_KEY)
+            })
+            .collect();
+        for r in all_at_once(self.coord.admin, calls).await {
+            if !r.is_some_and(|st| st.is_success()) {
+                self.out.token_failures += 1;
+            }
+        }
+    }
+
+    /// Where to serve up to this tick, before looking at the tickets held.
+    async fn target(&mut self, elapsed: f64) -> anyhow::Result<u64> {
+        // Serve only places whose tickets the harness holds (arrived and answered).
+        // Admit at the capacity rate, and never more than the cap of open sessions.
+        let room = self.out.cap.saturating_sub(self.ending.len() as u64);
+        let admit_max = self.z.admit_max as u64;
+        if !self.by_coordinator {
+            let at_rate = (self.z.capacity * elapsed) as u64;
+            return Ok(at_rate.min(admit_max).min(self.serving + room));
+        }
+        // The coordinator admits; follow its serving position and claim up to it.
+        let (st, body) = load::once(self.coord.public, &Call::get("/serving_pos/surge")).await?;
+        let seen_serving = if st.is_success() {
+            serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("position").and_then(serde_json::Value::as_u64))
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        self.history.push((self.start.elapsed().as_secs_f64(), seen_serving));
+        self.coord_serving = seen_serving;
+        Ok(seen_serving.min(admit_max))
+    }
+
+    /// Serves up to `target`, lowered to the last place whose ticket the harness holds: moves
+    /// the serving position (harness mode) and claims the new places' tokens.
+    async fn admit(&mut self, mut target: u64) -> anyhow::Result<()> {
+        while target > self.serving && self.ticket(target).is_none() {
+            target -= 1;
+        }
+        if target <= self.serving {
+            return Ok(());
+        }
+        if !self.by_coordinator {
+            let s = increment_serving(self.coord, "surge", target - self.serving).await?;
+            anyhow::ensure!(s == target, "serving moved by someone else: {s} != {target}");
+            self.history.push((self.start.elapsed().as_secs_f64(), s));
+        }
+        let claimed_upto = self.claim(target).await;
+        self.serving = if self.by_coordinator { claimed_upto } else { target };
+        Ok(())
+    }
+
+    /// Claims the tokens of places `serving + 1..=target` not held yet, in position order;
+    /// returns the last place claimed before the first one that was not.
+    async fn claim(&mut self, target: u64) -> u64 {
+        let mut admitted = Vec::new();
+        let mut calls = Vec::new();
+        for pos in self.serving + 1..=target {
+            if self.done.contains(&pos) {
+                continue;
+            }
+            match self.ticket(pos) {
+                Some(t) => {
+                    admitted.push(pos);
+                    calls.push(Call::form(
+                        "/generate_token",
+                        format!("queue_id=surge&request_id={t}"),
+                    ));
+                }
+                None => self.out.token_failures += 1,
+            }
+        }
+        let answers = all_at_once(self.coord.public, calls).await;
+        let mut claimed_upto = self.serving;
+        let mut blocked = false;
+        for (pos, r) in admitted.iter().zip(answers) {
+            if r == Some(hyper::StatusCode::OK) {
+                self.done.insert(*pos);
+                self.out.admitted += 1;
+                self.ending.push_back((Instant::now() + CHECKOUT, *pos));
+                if !blocked {
+                    claimed_upto = *pos;
+                }
+            } else if self.by_coordinator && r == Some(hyper::StatusCode::ACCEPTED) {
+                // Admitted but the session cap is full: claim again next tick.
+                self.out.deferred += 1;
+                blocked = true;
+            } else {
+                self.out.token_failures += 1;
+                blocked = true;
+            }
+        }
+        claimed_upto
+    }
+
+    /// Probe: the place right after the serving one must still be queued (202).
+    async fn probe(&mut self) {
+        // In coordinator mode the controller may admit between a read and the probe, so probe
+        // beyond two of its ticks.
+        let probe = if self.by_coordinator {
+            self.coord_serving + (2.0 * self.z.capacity).ceil() as u64 + 1
+        } else {
+            self.serving + 1
+        };
+        if let Some(t) = self.ticket(probe) {
+            let call = Call::form("/generate_token", format!("queue_id=surge&request_id={t}"));
+            self.out.probes += 1;
+            if let Ok((st, _)) = load::send(&mut self.public, &call).await
+                && st == hyper::StatusCode::OK
+            {
+                self.out.early_grants += 1;
+            }
+        }
+    }
+
+    /// Samples the open sessions (`active_token_num`) against the cap.
+    async fn sample_active(&mut self) {
+        let call = Call::get("/api/queue/surge/active_token_num").bearer(ADMIN_KEY);
+        if let Ok((st, body)) = load::once(self.coord.admin, &call).await
+            && st.is_success()
+            && let Some(n) = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("active_num").and_then(serde_json::Value::as_u64))
+        {
+            self.out.max_active = self.out.max_active.max(n);
+            if n > self.out.cap {
+                self.out.active_over_cap += 1;
+            }
+        }
+    }
+
+    /// What the controller counted, with the final serving position and the rate check of
+    /// its history.
+    fn result(&self) -> Surge {
+        let mut out = self.out.clone();
+        out.serving = self.serving;
+        out.rate_violations = rate_violations(&self.history, self.z.capacity);
+        out
+    }
 }

@@ -440,8 +440,13 @@ mod tests {
     /// table from this implementation; the JS test reads it too.
     #[test]
     fn the_page_rules_match_their_vectors() {
-        const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/test-vectors/page-rules.json");
-        let b = |low, expected, high| EtaBand { low_secs: low, expected_secs: expected, high_secs: high };
+        const PATH: &str =
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/test-vectors/page-rules.json");
+        let b = |low, expected, high| EtaBand {
+            low_secs: low,
+            expected_secs: expected,
+            high_secs: high,
+        };
         let etas = [
             (0, Some(b(0.0, 0.0, Some(0.0)))),
             (0, Some(b(5.0, 10.0, Some(20.0)))),
@@ -454,8 +459,16 @@ mod tests {
             (900, Some(b(600.0, 3599.0, Some(7200.0)))),
         ];
         let returns = [
-            "/", "/shop?x=1", "//evil.example", "/\\evil", "https://evil.example/", "", "shop",
-            "/a\u{7}b", "/caf\u{e9}", "/a\u{85}b",
+            "/",
+            "/shop?x=1",
+            "//evil.example",
+            "/\\evil",
+            "https://evil.example/",
+            "",
+            "shop",
+            "/a\u{7}b",
+            "/caf\u{e9}",
+            "/a\u{85}b",
         ];
         let long = format!("/{}", "a".repeat(2047));
         let too_long = format!("/{}", "a".repeat(2048));
@@ -475,13 +488,13 @@ mod tests {
             .map(|p| serde_json::json!({"path": p, "safe": crate::forms::safe_return(&p)}))
             .collect();
         let strings: serde_json::Value = serde_json::json!({
-            "en": serde_json::from_str::<serde_json::Value>(&strings_json(Lang::En)).unwrap(),
-            "zh": serde_json::from_str::<serde_json::Value>(&strings_json(Lang::Zh)).unwrap(),
+            "en": serde_json::from_str::<serde_json::Value>(&strings_json(Lang::En)).expect("strings are JSON"),
+            "zh": serde_json::from_str::<serde_json::Value>(&strings_json(Lang::Zh)).expect("strings are JSON"),
         });
         let table = serde_json::json!({"strings": strings, "eta": cases, "safe_return": safe});
-        let text = serde_json::to_string_pretty(&table).unwrap() + "\n";
+        let text = serde_json::to_string_pretty(&table).expect("table serialises") + "\n";
         if std::env::var_os("ANTEROOM_WRITE_VECTORS").is_some() {
-            std::fs::write(PATH, &text).unwrap();
+            std::fs::write(PATH, &text).expect("vectors written");
         }
         let committed = std::fs::read_to_string(PATH).unwrap_or_default();
         assert_eq!(committed, text, "{PATH} is stale: rerun with ANTEROOM_WRITE_VECTORS=1");
