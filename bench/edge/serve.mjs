@@ -64,7 +64,8 @@ let worker;
 if (which === "worker") {
   if (env.BENCH_COORDINATOR) proxy = await countingProxy(env.BENCH_COORDINATOR);
   worker = {
-    scriptPath: `${ROOT}/edge-worker/build/index.js`,
+    // BENCH_WORKER_SCRIPT serves another build (e.g. an older commit's, for a before/after).
+    scriptPath: env.BENCH_WORKER_SCRIPT ?? `${ROOT}/edge-worker/build/index.js`,
     modules: true,
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
     kvNamespaces: ["ANTEROOM_KV"],
