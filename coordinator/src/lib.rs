@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod keys;
 pub mod publish;
+pub mod pull;
 pub mod queue;
 pub mod recovery;
 pub mod state;
@@ -105,7 +106,7 @@ fn harden(router: Router<AppState>, state: AppState, body_limit: usize, limits: 
 
 /// The public router.
 pub fn public_app(state: AppState, limits: Limits) -> Router {
-    harden(api::routes(state.clone()), state, PUBLIC_BODY_LIMIT, limits)
+    harden(api::routes(state.clone()).merge(pull::routes()), state, PUBLIC_BODY_LIMIT, limits)
 }
 
 /// The private router.

@@ -37,7 +37,7 @@ pub async fn queue_pos(ctx: &Ctx, queue_id: &str, request_id: &str) -> EdgeResul
                 version: s.state.version,
                 next_poll_ms: p.next_poll_ms,
             };
-            Ok(json_response(200, &body))
+            s.stamp(json_response(200, &body))
         }
     }
 }
@@ -53,7 +53,7 @@ pub async fn serving_pos(ctx: &Ctx, queue_id: &str) -> EdgeResult {
         version: Some(s.state.version),
         next_poll_ms: Some(next_poll_ms(None, ctx.jitter.next())),
     };
-    Ok(json_response(200, &body))
+    s.stamp(json_response(200, &body))
 }
 
 /// `GET {prefix}/waiting_num/{queue_id}`.
@@ -64,7 +64,7 @@ pub async fn waiting_num(ctx: &Ctx, queue_id: &str) -> EdgeResult {
         version: Some(s.state.version),
         next_poll_ms: Some(next_poll_ms(None, ctx.jitter.next())),
     };
-    Ok(json_response(200, &body))
+    s.stamp(json_response(200, &body))
 }
 
 /// `GET {prefix}/pow/challenge?queue_id=`: a fresh stateless challenge.
@@ -167,7 +167,7 @@ pub async fn generate_token(ctx: &Ctx, mut req: Request) -> EdgeResult {
                 next_poll_ms: Some(poll),
                 version: Some(s.state.version),
             };
-            return Ok(json_response(202, &body));
+            return s.stamp(json_response(202, &body));
         }
         // Not decided (pre-queue) and ready: the coordinator knows best.
         TicketStanding::NotDecided | TicketStanding::Ready => {}

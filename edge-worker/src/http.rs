@@ -138,6 +138,15 @@ impl ReqUrl {
         ReqUrl { secure, path_and_query: path.to_owned() }
     }
 
+    /// `scheme://host[:port]` of the request, by string (the `url` crate's parser and its
+    /// IDNA tables would add to the bundle for nothing).
+    pub fn origin(req: &Request) -> String {
+        let url = req.inner().url();
+        let after_scheme = url.find("://").map_or(0, |i| i + 3);
+        let end = url[after_scheme..].find('/').map_or(url.len(), |i| after_scheme + i);
+        url[..end].to_owned()
+    }
+
     /// The query string, without `?`.
     pub fn query(&self) -> Option<&str> {
         self.path_and_query.split_once('?').map(|(_, q)| q)

@@ -20,6 +20,7 @@ mod forms;
 mod gate;
 mod http;
 mod page;
+mod pop;
 mod store;
 mod tokens;
 mod visit;
@@ -42,6 +43,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
 }
 
 async fn route(ctx: &Ctx, req: Request) -> EdgeResult {
+    if !ctx.synced.pop.has_base() {
+        ctx.synced.pop.set_base(&http::ReqUrl::origin(&req));
+    }
     let path = req.path();
     let Some(rest) = path.strip_prefix(ctx.prefix.as_str()).filter(|r| r.starts_with('/')) else {
         return gate::protected(ctx, req).await;
