@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use shared::error::ErrorCode;
 use wasm_bindgen::prelude::wasm_bindgen;
-use worker::{Request, Response};
+use worker::{Request, Response, web_sys};
 
 #[wasm_bindgen]
 extern "C" {
@@ -94,7 +94,11 @@ pub fn bad(message: &'static str) -> EdgeError {
 
 /// A JSON answer with `no-store`; never fails (falls back to an empty 500).
 pub fn json_response(status: u16, body: &impl serde::Serialize) -> Response {
-    let text = serde_json::to_string(body).unwrap_or_default();
+    json_text(status, serde_json::to_string(body).unwrap_or_default())
+}
+
+/// JSON text as an answer with `no-store`.
+fn json_text(status: u16, text: String) -> Response {
     let resp = Response::builder()
         .with_status(status)
         .with_header("content-type", "application/json")
@@ -103,6 +107,58 @@ pub fn json_response(status: u16, body: &impl serde::Serialize) -> Response {
     match resp {
         Ok(b) => b.fixed(text.into_bytes()),
         Err(_) => Response::builder().with_status(500).empty(),
+    }
+}
+
+/// A JSON answer computed from synced state, not yet a response: the router turns it into a
+/// `worker::Response`, the status polls' path (`lib.rs`) straight into a `web_sys::Response`
+/// with the fewest calls into JavaScript.
+#[derive(Debug)]
+pub struct Answer {
+    status: u16,
+    body: String,
+    /// How old the state behind it is, ms (`x-anteroom-age-ms`).
+    age_ms: u64,
+}
+
+thread_local! {
+    /// The headers every JSON answer has, built once per isolate and copied into each answer.
+    static JSON_HEADERS: Option<web_sys::Headers> = json_headers().ok();
+}
+
+fn json_headers() -> Result<web_sys::Headers, wasm_bindgen::JsValue> {
+    let h = web_sys::Headers::new()?;
+    h.set("content-type", "application/json")?;
+    h.set("cache-control", "no-store")?;
+    h.set("x-content-type-options", "nosniff")?;
+    Ok(h)
+}
+
+impl Answer {
+    /// `body` as JSON with `status`, made from state `age_ms` old.
+    pub fn json(status: u16, body: &impl serde::Serialize, age_ms: u64) -> Self {
+        Answer { status, body: serde_json::to_string(body).unwrap_or_default(), age_ms }
+    }
+
+    /// As a `worker::Response` (the router's type).
+    pub fn into_response(self) -> EdgeResult {
+        let mut resp = json_text(self.status, self.body);
+        resp.headers_mut().set(shared::pull::AGE_HEADER, &self.age_ms.to_string())?;
+        Ok(resp)
+    }
+
+    /// As a `web_sys::Response`: the headers copied from the isolate's template in one call,
+    /// the age set, the body passed as a string.
+    pub fn into_web(self) -> Result<web_sys::Response, wasm_bindgen::JsValue> {
+        let headers = JSON_HEADERS.with(|t| match t {
+            Some(t) => web_sys::Headers::new_with_headers(t),
+            None => json_headers(),
+        })?;
+        headers.set(shared::pull::AGE_HEADER, &self.age_ms.to_string())?;
+        let init = web_sys::ResponseInit::new();
+        init.set_status(self.status);
+        init.set_headers(&headers);
+        web_sys::Response::new_with_opt_str_and_init(Some(&self.body), &init)
     }
 }
 
@@ -140,11 +196,17 @@ impl ReqUrl {
 
     /// `scheme://host[:port]` of the request, by string (the `url` crate's parser and its
     /// IDNA tables would add to the bundle for nothing).
-    pub fn origin(req: &Request) -> String {
-        let url = req.inner().url();
+    pub fn origin(url: &str) -> &str {
         let after_scheme = url.find("://").map_or(0, |i| i + 3);
         let end = url[after_scheme..].find('/').map_or(url.len(), |i| after_scheme + i);
-        url[..end].to_owned()
+        &url[..end]
+    }
+
+    /// The path of `url` (no query, no fragment), as `worker::Request::path` gives it.
+    pub fn path(url: &str) -> &str {
+        let after_scheme = url.find("://").map_or(0, |i| i + 3);
+        let path = url[after_scheme..].find('/').map_or("/", |i| &url[after_scheme + i..]);
+        path.split(['?', '#']).next().unwrap_or("/")
     }
 
     /// The query string, without `?`.

@@ -67,9 +67,13 @@ impl Loaded {
     /// `resp`, an answer computed from this state, with the state's age (ms, by the
     /// coordinator's stamp) in `x-anteroom-age-ms`.
     pub fn stamp(&self, mut resp: worker::Response) -> EdgeResult {
-        let age = now_ms().saturating_sub(self.state.published_at_ms);
-        resp.headers_mut().set(shared::pull::AGE_HEADER, &age.to_string())?;
+        resp.headers_mut().set(shared::pull::AGE_HEADER, &self.age_ms().to_string())?;
         Ok(resp)
+    }
+
+    /// How old this state is, ms, by the coordinator's stamp.
+    pub fn age_ms(&self) -> u64 {
+        now_ms().saturating_sub(self.state.published_at_ms)
     }
 
     /// Whether the session `jti` names has ended (or `jti` names no session of this queue).
