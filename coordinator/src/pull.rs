@@ -22,7 +22,7 @@ use shared::sync::{EdgeIndex, EdgeQueue, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::Path;
-use crate::publish::{REMOVAL_SECS, edge_queue, snapshot};
+use crate::publish::{REMOVAL_SECS, snapshot};
 use crate::state::AppState;
 
 const CACHE: Duration = Duration::from_millis(COORDINATOR_CACHE_MS);
@@ -155,7 +155,7 @@ async fn build_index(state: &AppState, cache: &PullCache) -> ApiResult<Vec<u8>> 
     state.refresh_queues_within(CACHE).await?;
     let live = state.cached_queues();
     let mut queues: Vec<EdgeQueue> =
-        live.iter().chain(state.lost_queues().iter()).map(|q| edge_queue(q)).collect();
+        live.iter().chain(state.lost_queues().iter()).map(|q| EdgeQueue::from(&**q)).collect();
     let since = state.now().saturating_sub(REMOVAL_SECS);
     for t in state.store().tombstones(since).await? {
         if !queues.iter().any(|q| q.id == t.id) {

@@ -42,15 +42,28 @@ pub(crate) fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> Hmac<Sha256> {
 }
 
 /// Compares `m` with the base64url `sig` in constant time.
-pub(crate) fn check(m: Hmac<Sha256>, sig: &str) -> Result<(), SyncError> {
+fn check(m: Hmac<Sha256>, sig: &str) -> Result<(), SyncError> {
     let sig = crate::b64::decode(sig).ok_or(SyncError::Malformed)?;
     m.verify_slice(&sig).map_err(|_| SyncError::BadSignature)
 }
 
 /// Whether `ts_ms` is within [`WINDOW_MS`] of `now_ms`.
-pub(crate) fn fresh(ts_ms: u64, now_ms: u64) -> Result<(), SyncError> {
+fn fresh(ts_ms: u64, now_ms: u64) -> Result<(), SyncError> {
     if ts_ms.abs_diff(now_ms) > WINDOW_MS {
         return Err(SyncError::Stale);
     }
     Ok(())
+}
+
+/// Checks a labelled MAC: `ts_ms` within [`WINDOW_MS`] of `now_ms`, then `sig` over `parts`
+/// (constant-time).
+pub(crate) fn verify(
+    key: &[u8; 32],
+    ts_ms: u64,
+    now_ms: u64,
+    sig: &str,
+    parts: &[&[u8]],
+) -> Result<(), SyncError> {
+    fresh(ts_ms, now_ms)?;
+    check(hmac(key, parts), sig)
 }

@@ -21,7 +21,7 @@
 
 use hmac::Mac;
 
-use crate::mac::{SyncError, check, fresh, hmac};
+use crate::mac::{SyncError, hmac};
 
 /// Header of a pull request: `<unix ms>|<mac>`.
 pub const PULL_HEADER: &str = "x-anteroom-pull";
@@ -76,8 +76,13 @@ pub fn verify_request(
 ) -> Result<(), SyncError> {
     let (ts, sig) = header.split_once('|').ok_or(SyncError::Malformed)?;
     let ts_ms: u64 = ts.parse().map_err(|_| SyncError::Malformed)?;
-    fresh(ts_ms, now_ms)?;
-    check(hmac(key, &[REQUEST_LABEL, path.as_bytes(), b"\n", ts.as_bytes()]), sig)
+    crate::mac::verify(
+        key,
+        ts_ms,
+        now_ms,
+        sig,
+        &[REQUEST_LABEL, path.as_bytes(), b"\n", ts.as_bytes()],
+    )
 }
 
 /// The signature of the answer `body` to a pull of `path`, stamped `ts_ms`.
@@ -96,9 +101,9 @@ pub fn verify_answer(
     sig: &str,
     now_ms: u64,
 ) -> Result<(), SyncError> {
-    fresh(ts_ms, now_ms)?;
     let ts = ts_ms.to_string();
-    check(hmac(key, &[ANSWER_LABEL, path.as_bytes(), b"\n", ts.as_bytes(), b"\n", body]), sig)
+    let parts: [&[u8]; 6] = [ANSWER_LABEL, path.as_bytes(), b"\n", ts.as_bytes(), b"\n", body];
+    crate::mac::verify(key, ts_ms, now_ms, sig, &parts)
 }
 
 #[cfg(test)]

@@ -18,8 +18,8 @@
 use hmac::Mac;
 use serde::{Deserialize, Serialize};
 
+use crate::mac::hmac;
 pub use crate::mac::{SyncError, WINDOW_MS};
-use crate::mac::{check, fresh, hmac};
 use crate::ticket::{Ticket, TicketKind};
 use crate::token::Jwks;
 use crate::wire::QueueMode;
@@ -229,27 +229,40 @@ fn default_waiting_status() -> u16 {
     200
 }
 
+/// The edge's view of a queue's settings.
+impl From<&crate::wire::QueueConfig> for EdgeQueue {
+    fn from(q: &crate::wire::QueueConfig) -> Self {
+        EdgeQueue {
+            id: q.id,
+            queue_id: q.queue_id.clone(),
+            mode: q.mode,
+            paths: q.paths.clone(),
+            bypass: q.bypass.clone(),
+            case_sensitive: q.case_sensitive,
+            pow_difficulty: q.pow_difficulty,
+            fail_open: q.fail_open,
+            waiting_status: q.waiting_status,
+            token_validity_second: q.token_validity_second,
+            enable_queue_position_expiry: q.enable_queue_position_expiry,
+            position_expiry_second: q.position_expiry_second,
+            allow_no_js: q.allow_no_js,
+            forward_token: q.forward_token,
+            created_at: q.created_at,
+            removed_at: 0,
+        }
+    }
+}
+
 impl EdgeQueue {
     /// The index entry of a deleted queue (`removed_at` unix ms): it names the queue by id so
     /// an edge holds that queue's paths closed, and nothing else.
     pub fn removed(id: u32, queue_id: String, removed_at: u64) -> Self {
+        let defaults =
+            crate::wire::QueueConfig { id, ..crate::wire::QueueConfig::with_defaults(queue_id) };
         EdgeQueue {
-            id,
-            queue_id,
             mode: QueueMode::Closed,
-            paths: Vec::new(),
-            bypass: Vec::new(),
-            case_sensitive: false,
-            pow_difficulty: 0,
-            fail_open: false,
-            waiting_status: default_waiting_status(),
-            token_validity_second: 0,
-            enable_queue_position_expiry: false,
-            position_expiry_second: 0,
-            allow_no_js: false,
-            forward_token: false,
-            created_at: 0,
             removed_at: removed_at.max(1),
+            ..EdgeQueue::from(&defaults)
         }
     }
 
@@ -275,9 +288,8 @@ pub fn verify_sync(
     sig: &str,
     now_ms: u64,
 ) -> Result<(), SyncError> {
-    fresh(ts_ms, now_ms)?;
     let ts = ts_ms.to_string();
-    check(hmac(key, &[SYNC_LABEL, ts.as_bytes(), b"\n", body]), sig)
+    crate::mac::verify(key, ts_ms, now_ms, sig, &[SYNC_LABEL, ts.as_bytes(), b"\n", body])
 }
 
 /// The whole [`CLIENT_HEADER`] value: `<ip>|<ts_ms>|<mac>`.
@@ -294,8 +306,13 @@ pub fn verify_client(key: &[u8; 32], header: &str, now_ms: u64) -> Result<String
         return Err(SyncError::Malformed);
     };
     let ts_ms: u64 = ts.parse().map_err(|_| SyncError::Malformed)?;
-    fresh(ts_ms, now_ms)?;
-    check(hmac(key, &[CLIENT_LABEL, ip.as_bytes(), b"\n", ts.as_bytes()]), sig)?;
+    crate::mac::verify(
+        key,
+        ts_ms,
+        now_ms,
+        sig,
+        &[CLIENT_LABEL, ip.as_bytes(), b"\n", ts.as_bytes()],
+    )?;
     Ok(ip.to_owned())
 }
 
