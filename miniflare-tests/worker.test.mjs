@@ -77,6 +77,29 @@ describe("sync endpoint", () => {
     assert.equal(JSON.parse(await kv.get("index")).queues[0].queue_id, "concert");
   });
 
+  test("every status answer has the fixed headers and the age of its own queue's state", async () => {
+    // The worker reuses one headers template per isolate for 200 answers (http::Answer):
+    // interleaved polls of two queues of different ages must never carry each other's age.
+    const now = Date.now();
+    const young = edgeState({ published_at_ms: now, queue: { id: 41, queue_id: "young", paths: ["/young"] } });
+    const old = edgeState({ published_at_ms: now - 60_000, queue: { id: 42, queue_id: "old", paths: ["/old"] } });
+    assert.equal((await postSync(mf, { states: [young, old], removed: [] })).status, 200);
+    for (let i = 0; i < 5; i++) {
+      for (const [slug, lo, hi] of [["young", 0, 30_000], ["old", 60_000, 120_000]]) {
+        for (const path of [`serving_pos/${slug}`, `waiting_num/${slug}`]) {
+          const r = await get(`${PREFIX}/${path}`);
+          assert.equal(r.status, 200);
+          await r.arrayBuffer();
+          const age = Number(r.headers.get("x-anteroom-age-ms"));
+          assert.ok(age >= lo && age < hi, `${path}: age ${age} not in [${lo}, ${hi})`);
+          assert.equal(r.headers.get("content-type"), "application/json");
+          assert.equal(r.headers.get("cache-control"), "no-store");
+          assert.equal(r.headers.get("x-content-type-options"), "nosniff");
+        }
+      }
+    }
+  });
+
   test("a bad MAC, a stale or future timestamp and missing headers are refused", async () => {
     const batch = { states: [edgeState({ serving_pos: 999 })], removed: [] };
     const body = JSON.stringify(batch);

@@ -122,16 +122,23 @@ pub struct Answer {
 }
 
 thread_local! {
-    /// The headers every JSON answer has, built once per isolate and copied into each answer.
-    static JSON_HEADERS: Option<web_sys::Headers> = json_headers().ok();
+    /// The init of every `200` JSON answer, built once per isolate: status 200 and a `Headers`
+    /// with the fixed headers. `new Response` copies the headers, so each answer only sets its
+    /// age on the shared object first (an isolate runs one piece of code at a time).
+    static JSON_OK: Option<(web_sys::ResponseInit, web_sys::Headers)> = json_init(200).ok();
 }
 
-fn json_headers() -> Result<web_sys::Headers, wasm_bindgen::JsValue> {
+fn json_init(
+    status: u16,
+) -> Result<(web_sys::ResponseInit, web_sys::Headers), wasm_bindgen::JsValue> {
     let h = web_sys::Headers::new()?;
     h.set("content-type", "application/json")?;
     h.set("cache-control", "no-store")?;
     h.set("x-content-type-options", "nosniff")?;
-    Ok(h)
+    let init = web_sys::ResponseInit::new();
+    init.set_status(status);
+    init.set_headers(&h);
+    Ok((init, h))
 }
 
 impl Answer {
@@ -147,18 +154,25 @@ impl Answer {
         Ok(resp)
     }
 
-    /// As a `web_sys::Response`: the headers copied from the isolate's template in one call,
-    /// the age set, the body passed as a string.
+    /// As a `web_sys::Response`: for a `200`, two calls into JavaScript (the age on the
+    /// isolate's template, then `new Response`); other statuses build their init.
     pub fn into_web(self) -> Result<web_sys::Response, wasm_bindgen::JsValue> {
-        let headers = JSON_HEADERS.with(|t| match t {
-            Some(t) => web_sys::Headers::new_with_headers(t),
-            None => json_headers(),
-        })?;
-        headers.set(shared::pull::AGE_HEADER, &self.age_ms.to_string())?;
-        let init = web_sys::ResponseInit::new();
-        init.set_status(self.status);
-        init.set_headers(&headers);
-        web_sys::Response::new_with_opt_str_and_init(Some(&self.body), &init)
+        let age = self.age_ms.to_string();
+        let body = Some(self.body.as_str());
+        if self.status == 200 {
+            let ok = JSON_OK.with(|t| {
+                t.as_ref().map(|(init, headers)| {
+                    headers.set(shared::pull::AGE_HEADER, &age)?;
+                    web_sys::Response::new_with_opt_str_and_init(body, init)
+                })
+            });
+            if let Some(resp) = ok {
+                return resp;
+            }
+        }
+        let (init, headers) = json_init(self.status)?;
+        headers.set(shared::pull::AGE_HEADER, &age)?;
+        web_sys::Response::new_with_opt_str_and_init(body, &init)
     }
 }
 
