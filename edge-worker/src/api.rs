@@ -16,6 +16,7 @@ use crate::context::Ctx;
 use crate::forms::{self, field};
 use crate::http::{Answer, EdgeError, EdgeResult, ReqUrl, bad, json_response, now_ms};
 use crate::page::Room;
+use crate::store::Loaded;
 use crate::visit::{Visit, next_poll_ms, open_ticket, visit, visit_of, visitor_seed};
 
 /// Life of a proof-of-work challenge, seconds.
@@ -23,9 +24,9 @@ const CHALLENGE_SECS: u32 = 120;
 /// Largest sync body accepted.
 const MAX_SYNC_BODY: usize = 4 << 20;
 
-/// `GET {prefix}/queue_pos/{queue_id}/{request_id}`, answered from the ticket and synced state.
-pub async fn queue_pos(ctx: &Ctx, queue_id: &str, request_id: &str) -> EdgeResult<Answer> {
-    let s = ctx.synced.queue_state(queue_id).await?;
+/// `GET {prefix}/queue_pos/{queue_id}/{request_id}`, answered from the ticket and the queue's
+/// synced state `s`.
+pub fn queue_pos(ctx: &Ctx, s: &Loaded, request_id: &str) -> EdgeResult<Answer> {
     let ticket = open_ticket(ctx.ticket_keys()?, request_id)?;
     let now = now_ms() / 1000;
     match visit(&s.state, &ticket, request_id, now)? {
@@ -42,9 +43,8 @@ pub async fn queue_pos(ctx: &Ctx, queue_id: &str, request_id: &str) -> EdgeResul
     }
 }
 
-/// `GET {prefix}/serving_pos/{queue_id}`.
-pub async fn serving_pos(ctx: &Ctx, queue_id: &str) -> EdgeResult<Answer> {
-    let s = ctx.synced.queue_state(queue_id).await?;
+/// `GET {prefix}/serving_pos/{queue_id}`, from the queue's synced state `s`.
+pub fn serving_pos(ctx: &Ctx, s: &Loaded) -> Answer {
     let body = PositionResponse {
         position: s.state.serving_pos,
         ahead: None,
@@ -53,18 +53,17 @@ pub async fn serving_pos(ctx: &Ctx, queue_id: &str) -> EdgeResult<Answer> {
         version: Some(s.state.version),
         next_poll_ms: Some(next_poll_ms(None, ctx.jitter.next())),
     };
-    Ok(Answer::json(200, &body, s.age_ms()))
+    Answer::json(200, &body, s.age_ms())
 }
 
-/// `GET {prefix}/waiting_num/{queue_id}`.
-pub async fn waiting_num(ctx: &Ctx, queue_id: &str) -> EdgeResult<Answer> {
-    let s = ctx.synced.queue_state(queue_id).await?;
+/// `GET {prefix}/waiting_num/{queue_id}`, from the queue's synced state `s`.
+pub fn waiting_num(ctx: &Ctx, s: &Loaded) -> Answer {
     let body = WaitingNumResponse {
         waiting_num: s.state.waiting_num,
         version: Some(s.state.version),
         next_poll_ms: Some(next_poll_ms(None, ctx.jitter.next())),
     };
-    Ok(Answer::json(200, &body, s.age_ms()))
+    Answer::json(200, &body, s.age_ms())
 }
 
 /// `GET {prefix}/pow/challenge?queue_id=`: a fresh stateless challenge.

@@ -26,56 +26,93 @@ mod tokens;
 mod visit;
 mod webcrypto;
 
+use std::rc::Rc;
+
 use shared::error::ErrorCode;
-use worker::{Context, Env, Method, Request, event, web_sys};
+use wasm_bindgen::prelude::wasm_bindgen;
+use worker::wasm_bindgen_futures::future_to_promise;
+use worker::{Env, Method, Request, web_sys, worker_sys};
 
 use crate::context::Ctx;
-use crate::http::{EdgeError, EdgeResult};
+use crate::http::{Answer, EdgeError, EdgeResult};
+use crate::store::Loaded;
 
-/// Entry point for every request the worker's route covers. Status polls, the most frequent
-/// requests of a sale, are answered from the raw `web_sys::Request` (`poll`); everything else
-/// goes through the router with the `worker` crate's request.
-#[event(fetch)]
-async fn fetch(
-    req: web_sys::Request,
-    env: Env,
-    _ctx: Context,
-) -> worker::Result<web_sys::Response> {
+/// Entry point for every request the worker's route covers (in place of `#[event(fetch)]`,
+/// whose export is always a `Promise`). A status poll whose state the isolate holds fresh,
+/// the most frequent request of a sale, is answered at once with a `Response`; everything
+/// else gets a `Promise` of one.
+#[wasm_bindgen]
+pub fn fetch(req: web_sys::Request, env: Env, _ctx: worker_sys::Context) -> wasm_bindgen::JsValue {
     let ctx = Ctx::get(&env);
     let url = req.url();
     if !ctx.synced.pop.has_base() {
         ctx.synced.pop.set_base(http::ReqUrl::origin(&url));
     }
-    if let Some(answer) = poll(&ctx, &req, &url).await {
-        return Ok(answer);
+    if let Some(poll) = Poll::of(&ctx, &req, &url)
+        && let Some(state) = ctx.synced.queue_state_now(poll.queue_id)
+    {
+        return respond(state.and_then(|s| poll.answer(&ctx, &s))).into();
     }
-    Ok(match route(&ctx, Request::from(req)).await {
-        Ok(resp) => resp.into(),
-        Err(e) => e.into_response().into(),
-    })
+    future_to_promise(async move { Ok(handle(ctx, req, url).await.into()) }).into()
 }
 
-/// A `GET` of `queue_pos`, `serving_pos` or `waiting_num` under the prefix, answered with two
-/// calls into JavaScript for the request (its URL and method) and a few for the response; the
-/// `worker` crate's request would also fetch the headers and `cf` objects. `None`: not a poll.
-async fn poll(ctx: &Ctx, req: &web_sys::Request, url: &str) -> Option<web_sys::Response> {
-    let rest = http::ReqUrl::path(url).strip_prefix(ctx.prefix.as_str())?.strip_prefix('/')?;
-    let mut parts = rest.split('/');
-    let (first, second, third, more) = (parts.next()?, parts.next()?, parts.next(), parts.next());
-    if more.is_some() || req.method() != "GET" {
-        return None;
+/// What `fetch` does when it has to wait: a poll whose state needs a pull or a KV read, or
+/// any other route.
+async fn handle(ctx: Rc<Ctx>, req: web_sys::Request, url: String) -> web_sys::Response {
+    if let Some(poll) = Poll::of(&ctx, &req, &url) {
+        let answer = match ctx.synced.queue_state(poll.queue_id).await {
+            Ok(s) => poll.answer(&ctx, &s),
+            Err(e) => Err(e),
+        };
+        return respond(answer);
     }
-    let answer = match (first, third) {
-        ("queue_pos", Some(r)) => api::queue_pos(ctx, second, r).await,
-        ("serving_pos", None) => api::serving_pos(ctx, second).await,
-        ("waiting_num", None) => api::waiting_num(ctx, second).await,
-        _ => return None,
-    };
-    let resp = match answer {
-        Ok(a) => a.into_web().map_err(|e| EdgeError::Internal(format!("{e:?}"))),
-        Err(e) => Err(e),
-    };
-    Some(resp.unwrap_or_else(|e| e.into_response().into()))
+    match route(&ctx, Request::from(req)).await {
+        Ok(resp) => resp.into(),
+        Err(e) => e.into_response().into(),
+    }
+}
+
+/// A `GET` of `queue_pos`, `serving_pos` or `waiting_num` under the prefix, read from the raw
+/// `web_sys::Request` with two calls into JavaScript (its URL and method); the `worker`
+/// crate's request would also fetch the headers and `cf` objects.
+struct Poll<'a> {
+    queue_id: &'a str,
+    /// The `request_id` of a `queue_pos`; `None` for the others.
+    request_id: Option<&'a str>,
+    /// `serving_pos` (else `waiting_num`) when there is no `request_id`.
+    serving: bool,
+}
+
+impl<'a> Poll<'a> {
+    fn of(ctx: &Ctx, req: &web_sys::Request, url: &'a str) -> Option<Self> {
+        let rest = http::ReqUrl::path(url).strip_prefix(ctx.prefix.as_str())?.strip_prefix('/')?;
+        let mut parts = rest.split('/');
+        let (first, queue_id, third) = (parts.next()?, parts.next()?, parts.next());
+        if parts.next().is_some() || req.method() != "GET" {
+            return None;
+        }
+        let (request_id, serving) = match (first, third) {
+            ("queue_pos", Some(r)) => (Some(r), false),
+            ("serving_pos", None) => (None, true),
+            ("waiting_num", None) => (None, false),
+            _ => return None,
+        };
+        Some(Poll { queue_id, request_id, serving })
+    }
+
+    fn answer(&self, ctx: &Ctx, s: &Loaded) -> EdgeResult<Answer> {
+        Ok(match self.request_id {
+            Some(r) => api::queue_pos(ctx, s, r)?,
+            None if self.serving => api::serving_pos(ctx, s),
+            None => api::waiting_num(ctx, s),
+        })
+    }
+}
+
+/// `answer` as a `web_sys::Response`; an error as its JSON answer.
+fn respond(answer: EdgeResult<Answer>) -> web_sys::Response {
+    let resp = answer.and_then(|a| a.into_web().map_err(|e| EdgeError::Internal(format!("{e:?}"))));
+    resp.unwrap_or_else(|e| e.into_response().into())
 }
 
 async fn route(ctx: &Ctx, req: Request) -> EdgeResult {
@@ -104,15 +141,15 @@ async fn route(ctx: &Ctx, req: Request) -> EdgeResult {
         // Reached for HEAD (a GET is answered by `poll`).
         ["queue_pos", q, r] => {
             allow(Method::Get)?;
-            api::queue_pos(ctx, q, r).await?.into_response()
+            api::queue_pos(ctx, &*ctx.synced.queue_state(q).await?, r)?.into_response()
         }
         ["serving_pos", q] => {
             allow(Method::Get)?;
-            api::serving_pos(ctx, q).await?.into_response()
+            api::serving_pos(ctx, &*ctx.synced.queue_state(q).await?).into_response()
         }
         ["waiting_num", q] => {
             allow(Method::Get)?;
-            api::waiting_num(ctx, q).await?.into_response()
+            api::waiting_num(ctx, &*ctx.synced.queue_state(q).await?).into_response()
         }
         ["pow", "challenge"] => {
             allow(Method::Get)?;

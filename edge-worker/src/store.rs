@@ -528,6 +528,24 @@ impl Synced {
         }
     }
 
+    /// `queue_state` when it needs no waiting, the common case of a status poll: the index and
+    /// the queue's state are held and fresh, or being refreshed by another request of this
+    /// isolate. `None`: ask `queue_state`, which may pull or read KV.
+    pub fn queue_state_now(&self, queue_id: &str) -> Option<EdgeResult<Rc<Loaded>>> {
+        let now = now_ms();
+        let index = {
+            let i = self.index.borrow();
+            (now < i.slot.fresh_until || i.slot.pulling).then(|| i.slot.value.clone())??
+        };
+        if !shared::valid_slug(queue_id) || !index.knows(queue_id) {
+            return Some(Err(EdgeError::new(ErrorCode::UnknownQueue)));
+        }
+        let states = self.states.borrow();
+        let slot = states.get(queue_id)?;
+        let s = (now < slot.fresh_until || slot.pulling).then(|| slot.value.clone())??;
+        Some(if s.state.lost { Err(EdgeError::new(ErrorCode::QueueLost)) } else { Ok(s) })
+    }
+
     /// Applies a sync batch whose MAC was checked: writes what supersedes KV's, holds removed
     /// queues closed, rewrites the index when a config changed.
     pub async fn apply(&self, batch: &SyncBatch) -> EdgeResult<SyncAnswer> {
