@@ -1,23 +1,26 @@
-//! The private (operator) API, on its own listener; every call needs the bearer key.
+//! The private (operator) API, on its own listener; every call needs a bearer key, and each
+//! route says which kinds (`access::Role`).
 
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use sha2::{Digest, Sha256};
+use axum::routing::{delete, get, post};
+use axum::{Extension, Json, Router};
 use shared::wire::{
-    ActiveNumResponse, IncrementForm, QueueConfig, QueueInput, ServingPosResponse, TokenStatusForm,
+    ActiveNumResponse, EventData, IncrementForm, QueueConfig, QueueInput, ServingEvent,
+    ServingPosResponse, SessionEvent, TokenStatusForm,
 };
-use subtle::ConstantTimeEq as _;
 
+use crate::access::{Caller, Role};
+use crate::audit::{self, change};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{Form, Json as JsonBody, Path};
 use crate::keys::{Keyring, rotate};
+use crate::observe;
 use crate::queue::{jti, open_ticket, place_of, prequeue_seed, token_response};
 use crate::state::AppState;
-use crate::store::{Created, Ended};
+use crate::store::{Created, Ended, Outcome};
 
 /// Upper bounds, so a typo cannot make a session last a year.
 const MAX_TOKEN_VALIDITY: u32 = 86_400;
@@ -28,31 +31,44 @@ const MAX_INCREMENT: u64 = 1_000_000_000;
 /// intervals: every process reloads the key ring once a second.
 pub const ROTATION_LEAD_SECS: u64 = 5;
 
-/// Routes of the private listener. Every route needs the admin key; the two the origin
-/// calls (ending sessions, health telemetry) also accept the origin key.
+/// Routes of the private listener. Operator routes take any admin key; managing the named
+/// keys takes the bootstrap key; the origin's three routes (ending and extending sessions,
+/// health telemetry) also take the origin key; `/metrics` also takes the metrics key.
 pub fn routes(state: AppState) -> Router<AppState> {
+    let guard = |allowed: fn(Role) -> bool| {
+        middleware::from_fn_with_state((state.clone(), allowed), authorize)
+    };
+    let keys = Router::new()
+        .route("/api/admin_keys", get(observe::list_admin_keys).post(observe::add_admin_key))
+        .route("/api/admin_keys/{name}", delete(observe::revoke_admin_key))
+        .route_layer(guard(|r| r == Role::Bootstrap));
     let admin_only = Router::new()
         .route("/api/queue", post(create_queue).put(update_queue))
         .route("/api/queue/{id}", get(get_queue).delete(delete_queue))
         .route("/api/queue/increment_serving_position", post(increment_serving))
         .route("/api/queue/{queue_id}/active_token_num", get(active_token_num))
         .route("/api/queue/{queue_id}/status", get(queue_status))
+        .route("/api/queue/{queue_id}/report", get(observe::report))
+        .route("/api/queue/{queue_id}/pause", post(pause))
+        .route("/api/queue/{queue_id}/resume", post(resume))
+        .route("/api/queue/{queue_id}/drain", post(drain))
+        .route("/api/queue/{queue_id}/open", post(open))
         .route("/api/queues", get(list_queues))
         .route("/api/health", get(health_view))
         .route("/api/keys/rotate", post(rotate_keys))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+        .route("/api/audit", get(observe::audit_log))
+        .route("/api/webhooks", get(observe::list_webhooks).post(observe::add_webhook))
+        .route("/api/webhooks/{id}", delete(observe::remove_webhook))
+        .route_layer(guard(Role::is_admin));
     let origin = Router::new()
         .route("/api/queue/update_token_status", post(update_token_status))
         .route("/api/queue/extend_session", post(extend_session))
         .route("/api/queue/{queue_id}/health", post(report_health))
-        .route_layer(middleware::from_fn_with_state(state, require_admin_or_origin));
-    admin_only.merge(origin)
-}
-
-/// Constant-time comparison of a bearer token with a key (digests, so neither the length
-/// nor the content leaks through timing).
-fn key_matches(given: &str, key: &str) -> bool {
-    bool::from(Sha256::digest(given.as_bytes()).ct_eq(&Sha256::digest(key.as_bytes())))
+        .route_layer(guard(|r| r.is_admin() || r == Role::Origin));
+    let metrics = Router::new()
+        .route("/metrics", get(observe::metrics))
+        .route_layer(guard(|r| r.is_admin() || r == Role::Metrics));
+    keys.merge(admin_only).merge(origin).merge(metrics)
 }
 
 fn bearer(req: &Request) -> &str {
@@ -63,26 +79,27 @@ fn bearer(req: &Request) -> &str {
         .unwrap_or("")
 }
 
-async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if key_matches(bearer(&req), &state.settings().admin_key) {
-        next.run(req).await
-    } else {
-        ApiError::new(ErrorCode::Unauthorized).into_response()
-    }
-}
+/// The state of a route guard: the app state and which roles may pass.
+type Guarded = (AppState, fn(Role) -> bool);
 
-async fn require_admin_or_origin(
-    State(state): State<AppState>,
-    req: Request,
+/// Lets the request through when its bearer is a key of an allowed role, with the
+/// [`Caller`] for the handler (its name and the peer address); 401 otherwise.
+async fn authorize(
+    State((state, allowed)): State<Guarded>,
+    mut req: Request,
     next: Next,
 ) -> Response {
-    let given = bearer(&req);
-    let origin_ok = state.settings().origin_key.as_deref().is_some_and(|k| key_matches(given, k));
-    if key_matches(given, &state.settings().admin_key) || origin_ok {
-        next.run(req).await
-    } else {
-        ApiError::new(ErrorCode::Unauthorized).into_response()
-    }
+    let Some((key, role)) = state.access().identify(bearer(&req)).filter(|(_, r)| allowed(*r))
+    else {
+        return ApiError::new(ErrorCode::Unauthorized).into_response();
+    };
+    let from = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    req.extensions_mut().insert(Caller { key, role, from });
+    next.run(req).await
 }
 
 /// Applies `input` over `base`, checking every bound.
@@ -181,6 +198,7 @@ fn merge(base: QueueConfig, input: &QueueInput) -> ApiResult<QueueConfig> {
 
 async fn create_queue(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     JsonBody(input): JsonBody<QueueInput>,
 ) -> ApiResult<Json<QueueConfig>> {
     if input.id.is_some() {
@@ -198,7 +216,9 @@ async fn create_queue(
                 prequeue_seed(&state, &cfg).await?;
             }
             state.refresh_queues().await?;
-            tracing::info!(id = cfg.id, queue = %cfg.queue_id, "queue created");
+            tracing::info!(id = cfg.id, queue = %cfg.queue_id, by = %caller.key, "queue created");
+            let changes = audit::diff(None, Some(&cfg));
+            audit::record(&state, &caller, "queue.create", Some(&cfg), changes).await;
             Ok(Json(*cfg))
         }
         Created::SlugTaken => {
@@ -219,6 +239,7 @@ async fn find(state: &AppState, id: u32) -> ApiResult<QueueConfig> {
 
 async fn update_queue(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     JsonBody(input): JsonBody<QueueInput>,
 ) -> ApiResult<Json<QueueConfig>> {
     let id = input.id.ok_or_else(|| ApiError::invalid("id is required"))?;
@@ -226,15 +247,108 @@ async fn update_queue(
     if input.queue_id.as_ref().is_some_and(|s| *s != current.queue_id) {
         return Err(ApiError::with(ErrorCode::ImmutableQueueId, "queue_id cannot change"));
     }
-    let cfg = merge(current, &input)?;
+    let cfg = merge(current.clone(), &input)?;
+    store_update(&state, &caller, "queue.update", &current, cfg).await
+}
+
+/// Stores a queue's new settings and audits the change as `action`.
+async fn store_update(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    current: &QueueConfig,
+    cfg: QueueConfig,
+) -> ApiResult<Json<QueueConfig>> {
     if !state.store().update_queue(cfg.clone()).await? {
         return Err(ApiError::with(ErrorCode::QueueNotFound, "no queue with this id"));
     }
     if cfg.prequeue_opens_at.is_some() {
-        prequeue_seed(&state, &cfg).await?;
+        prequeue_seed(state, &cfg).await?;
     }
     state.refresh_queues().await?;
+    state.forget_status(cfg.id, None);
+    audit::record(state, caller, action, Some(&cfg), audit::diff(Some(current), Some(&cfg))).await;
     Ok(Json(cfg))
+}
+
+/// The operator's switches: pause, resume, drain, open.
+#[derive(Debug, Clone, Copy)]
+enum Switch {
+    Pause,
+    Resume,
+    Drain,
+    Open,
+}
+
+/// Applies a switch to a queue's settings. Pause, resume and drain act on automatic
+/// admission; open lets new visitors in again (mode `queue` from `closed`, draining and
+/// paused off).
+fn switched(mut q: QueueConfig, switch: Switch) -> ApiResult<QueueConfig> {
+    let manual = q.admission.is_none();
+    if manual && !matches!(switch, Switch::Open) {
+        return Err(ApiError::new(ErrorCode::AdmissionManual));
+    }
+    if let Some(a) = q.admission.as_mut() {
+        match switch {
+            Switch::Pause => a.paused = true,
+            Switch::Resume => a.paused = false,
+            Switch::Drain => a.draining = true,
+            Switch::Open => (a.paused, a.draining) = (false, false),
+        }
+    }
+    if matches!(switch, Switch::Open) && q.mode == shared::wire::QueueMode::Closed {
+        q.mode = shared::wire::QueueMode::Queue;
+    }
+    Ok(q)
+}
+
+async fn apply_switch(
+    state: AppState,
+    caller: Caller,
+    queue_id: String,
+    switch: Switch,
+    action: &str,
+) -> ApiResult<Json<QueueConfig>> {
+    let q = state.queue_by_slug(&queue_id).await?;
+    let current = find(&state, q.id).await?;
+    let cfg = switched(current.clone(), switch)?;
+    store_update(&state, &caller, action, &current, cfg).await
+}
+
+/// `POST /api/queue/{queue_id}/pause`: admit nobody until resumed (claims answer 503).
+async fn pause(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(queue_id): Path<String>,
+) -> ApiResult<Json<QueueConfig>> {
+    apply_switch(state, caller, queue_id, Switch::Pause, "queue.pause").await
+}
+
+/// `POST /api/queue/{queue_id}/resume`.
+async fn resume(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(queue_id): Path<String>,
+) -> ApiResult<Json<QueueConfig>> {
+    apply_switch(state, caller, queue_id, Switch::Resume, "queue.resume").await
+}
+
+/// `POST /api/queue/{queue_id}/drain`: no new places or sessions; running ones finish.
+async fn drain(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(queue_id): Path<String>,
+) -> ApiResult<Json<QueueConfig>> {
+    apply_switch(state, caller, queue_id, Switch::Drain, "queue.drain").await
+}
+
+/// `POST /api/queue/{queue_id}/open`: take visitors again.
+async fn open(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(queue_id): Path<String>,
+) -> ApiResult<Json<QueueConfig>> {
+    apply_switch(state, caller, queue_id, Switch::Open, "queue.open").await
 }
 
 fn parse_id(id: &str) -> ApiResult<u32> {
@@ -254,25 +368,32 @@ async fn list_queues(State(state): State<AppState>) -> ApiResult<Json<Vec<QueueC
 
 async fn delete_queue(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = parse_id(&id)?;
     // A queue the store lost can be deleted too: that is the operator's word the edge waits
     // for before it forgets the queue.
     let lost = state.lost_queues().into_iter().find(|q| q.id == id).map(|q| (*q).clone());
+    let known = state.queue_by_id_cached(id).map(|q| (*q).clone()).or_else(|| lost.clone());
     if !state.store().delete_queue(id, lost, state.now()).await? {
         return Err(ApiError::with(ErrorCode::QueueNotFound, "no queue with this id"));
     }
     state.forget_lost(id);
     state.floors().forget(id);
     state.batchers().forget(id);
+    if let Some(m) = state.metrics() {
+        m.forget_queue(id);
+    }
     state.refresh_queues().await?;
-    tracing::info!(id, "queue deleted");
+    tracing::info!(id, by = %caller.key, "queue deleted");
+    audit::record(&state, &caller, "queue.delete", known.as_ref(), Vec::new()).await;
     Ok(StatusCode::OK)
 }
 
 async fn increment_serving(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Form(form): Form<IncrementForm>,
 ) -> ApiResult<Json<ServingPosResponse>> {
     let slug = form.queue_id.as_deref().ok_or_else(|| ApiError::invalid("queue_id is required"))?;
@@ -283,31 +404,68 @@ async fn increment_serving(
         .and_then(|s| s.trim().parse().ok())
         .filter(|n| (1..=MAX_INCREMENT).contains(n))
         .ok_or_else(|| ApiError::invalid(format!("increment_by must be 1..={MAX_INCREMENT}")))?;
-    let serving_pos = state.store().increment_serving(q.id, by, state.now(), q.keep_secs()).await?;
+    let now = state.now();
+    let serving_pos = state.store().increment_serving(q.id, by, now, q.keep_secs()).await?;
     state.forget_status(q.id, None);
+    let previous = serving_pos - by;
+    let event = ServingEvent {
+        event_id: q.queue_id.clone(),
+        queue_id: q.queue_id.clone(),
+        previous,
+        serving_num: serving_pos,
+        by: caller.key.clone(),
+    };
+    state.webhooks().emit(&q.queue_id, now, EventData::ServingPositionAdvanced(event));
+    let changes = vec![change("serving_pos", previous, serving_pos)];
+    audit::record(&state, &caller, "serving.increment", Some(&q), changes).await;
     Ok(Json(ServingPosResponse { serving_pos }))
 }
 
 async fn update_token_status(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Form(form): Form<TokenStatusForm>,
 ) -> ApiResult<StatusCode> {
     let slug = form.queue_id.as_deref().ok_or_else(|| ApiError::invalid("queue_id is required"))?;
     let q = state.queue_by_slug(slug).await?;
     let rid =
         form.request_id.as_deref().ok_or_else(|| ApiError::invalid("request_id is required"))?;
-    match form.status.as_deref().map(str::trim) {
-        Some("1" | "2") => {}
+    let outcome = match form.status.as_deref().map(str::trim) {
+        Some("1") => Outcome::Completed,
+        Some("2") => Outcome::Abandoned,
         _ => {
             return Err(ApiError::invalid("status must be 1 (COMPLETED) or 2 (ABANDONED)"));
         }
-    }
+    };
     let t = open_ticket(&state, &q, rid)?;
     let place = place_of(&state, &q, &t)
         .await?
         .ok_or_else(|| ApiError::invalid("no access token was issued for this request_id"))?;
-    match state.store().end_session(q.id, place, jti(q.id, place), state.now()).await? {
-        Ended::Now | Ended::Already => Ok(StatusCode::OK),
+    let now = state.now();
+    let session = jti(q.id, place);
+    match state.store().end_session(q.id, place, session.clone(), now, outcome).await? {
+        Ended::Now => {
+            let event = SessionEvent {
+                event_id: q.queue_id.clone(),
+                queue_id: q.queue_id.clone(),
+                request_id: Some(rid.to_string()),
+                jti: session.clone(),
+                position: place,
+                status: Some(outcome.name().into()),
+                expires_at: None,
+                by: Some(caller.key.clone()),
+            };
+            state.webhooks().emit(&q.queue_id, now, EventData::SessionUpdated(event));
+            if caller.role.is_admin() {
+                let changes = vec![
+                    change("session", (), &session),
+                    change("status", "active", outcome.name()),
+                ];
+                audit::record(&state, &caller, "session.status", Some(&q), changes).await;
+            }
+            Ok(StatusCode::OK)
+        }
+        Ended::Already => Ok(StatusCode::OK),
         Ended::NeverClaimed => {
             Err(ApiError::invalid("no access token was issued for this request_id"))
         }
@@ -412,7 +570,10 @@ async fn queue_status(
 
 /// Rotates the token signing key; the old public key stays in the JWKS until every token it
 /// signed has expired (the longest token validity of any queue).
-async fn rotate_keys(State(state): State<AppState>) -> ApiResult<Json<shared::token::Jwks>> {
+async fn rotate_keys(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<shared::token::Jwks>> {
     if state.settings().keys_from_config {
         return Err(ApiError::with(
             ErrorCode::KeysFromConfig,
@@ -441,8 +602,14 @@ async fn rotate_keys(State(state): State<AppState>) -> ApiResult<Json<shared::to
         .map_err(ApiError::Internal)?
         .with_ticket_keys_of(&state.keys());
     let jwks = ring.jwks(now);
-    tracing::info!(kid = %ring.signer(active_from).kid(), active_from, "signing key rotated");
+    let (old, new) = (
+        state.keys().signer(active_from).kid().to_string(),
+        ring.signer(active_from).kid().to_string(),
+    );
+    tracing::info!(kid = %new, active_from, by = %caller.key, "signing key rotated");
     state.set_keys(ring);
+    let changes = vec![change("signing_kid", old, new), change("active_from", (), active_from)];
+    audit::record(&state, &caller, "keys.rotate", None, changes).await;
     Ok(Json(jwks))
 }
 

@@ -8,7 +8,8 @@ use axum::{Json, Router};
 use shared::sync::TicketStanding;
 use shared::ticket::{Ticket, TicketKind};
 use shared::wire::{
-    AssignResponse, PositionResponse, QueueConfig, QueueForm, StillQueued, WaitingNumResponse,
+    AssignResponse, EventData, PositionResponse, QueueConfig, QueueForm, SessionEvent, StillQueued,
+    WaitingNumResponse,
 };
 
 use crate::batcher::NotPlaced;
@@ -18,8 +19,9 @@ use crate::queue::{
     check_claim_open, check_enqueue_open, ensure_drawn, open_ticket, place_of, prequeue_seed,
     token_response,
 };
+use crate::report::wait_bucket;
 use crate::state::AppState;
-use crate::store::{Claim, PreQueued, ReplayKey};
+use crate::store::{Claim, ClaimWaits, PreQueued, ReplayKey};
 
 /// Suggested wait before asking for a token again while still queued.
 const QUEUED_RETRY_MS: u64 = 2000;
@@ -44,6 +46,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
 #[derive(Debug, Clone)]
 pub struct ClientIp(pub String);
 
+/// Whether the call came through the edge (its client header checked out).
+#[derive(Debug, Clone, Copy)]
+pub struct ViaEdge(pub bool);
+
 /// Checks the edge's client header (when present, or always in edge-only mode) and hands the
 /// IP it vouches for to the handler.
 async fn from_edge(
@@ -56,7 +62,9 @@ async fn from_edge(
         Ok(ip) => ip,
         Err(e) => return e.into_response(),
     };
+    let via_edge = req.headers().contains_key(CLIENT_HEADER);
     req.extensions_mut().insert(ClientIp(ip));
+    req.extensions_mut().insert(ViaEdge(via_edge));
     next.run(req).await
 }
 
@@ -180,15 +188,47 @@ fn check_pow(
     Ok(Some(ReplayKey { fingerprint, expires_at: u64::from(c.expires_at) }))
 }
 
+/// Counts an enqueue refused for its proof-of-work.
+fn count_pow(state: &AppState, q: &QueueConfig, e: &ApiError) {
+    let reason = match e.code() {
+        ErrorCode::PowRequired => "required",
+        ErrorCode::PowExpired => "expired",
+        ErrorCode::PowReplayed => "replayed",
+        ErrorCode::PowInvalid => "invalid",
+        _ => return,
+    };
+    if let Some(m) = state.metrics() {
+        m.pow_refused(&q.queue_id, reason);
+    }
+}
+
 async fn assign_queue_pos(
     State(state): State<AppState>,
     axum::Extension(ClientIp(ip)): axum::Extension<ClientIp>,
     Form(form): Form<QueueForm>,
 ) -> ApiResult<Json<AssignResponse>> {
     let q = state.queue_by_slug(required(&form.queue_id, "queue_id")?).await?;
+    let started = std::time::Instant::now();
+    let answer = assign(&state, &q, &ip, &form).await;
+    if let Some(m) = state.metrics() {
+        m.enqueued(q.id, &q.queue_id, started.elapsed());
+        if let Err(e) = &answer {
+            count_pow(&state, &q, e);
+        }
+    }
+    answer
+}
+
+/// Hands out a place in `q` (or a pre-queue arrival).
+async fn assign(
+    state: &AppState,
+    q: &QueueConfig,
+    ip: &str,
+    form: &QueueForm,
+) -> ApiResult<Json<AssignResponse>> {
     let now = state.now();
-    check_enqueue_open(&q, now)?;
-    let replay = check_pow(&state, &q, &form, &ip)?;
+    check_enqueue_open(q, now)?;
+    let replay = check_pow(state, q, form, ip)?;
     let in_prequeue = q.prequeue_opens_at.is_some() && q.opens_at.is_some_and(|o| now < o);
     // An enqueue changes only the waiting count, which status answers may show up to
     // STATUS_TTL late: the status cache is kept (dropping it on every enqueue made each poll
@@ -217,7 +257,7 @@ async fn assign_queue_pos(
     }
     if q.prequeue_opens_at.is_some() {
         // The pre-queue's places come first: draw before any FIFO place is handed out.
-        ensure_drawn(&state, &q).await?;
+        ensure_drawn(state, q).await?;
     }
     let placed = state.batchers().assign(q.id, q.keep_secs(), replay).await;
     let (position, entered_at) = placed.map_err(|e| match e {
@@ -237,11 +277,20 @@ async fn assign_queue_pos(
     Ok(Json(AssignResponse { request_id, position: Some(position) }))
 }
 
+/// Counts a status answer.
+fn count_read(state: &AppState, q: &QueueConfig, via: Option<axum::Extension<ViaEdge>>) {
+    if let Some(m) = state.metrics() {
+        m.status_read(&q.queue_id, via.is_some_and(|v| v.0.0));
+    }
+}
+
 async fn queue_pos(
     State(state): State<AppState>,
+    via: Option<axum::Extension<ViaEdge>>,
     Path((queue_id, request_id)): Path<(String, String)>,
 ) -> ApiResult<Json<PositionResponse>> {
     let q = state.queue_by_slug(&queue_id).await?;
+    count_read(&state, &q, via);
     let t = open_ticket(&state, &q, &request_id)?;
     let now = state.now();
     // Answered from the status cache with the edge's rule; a ticket beyond the cached counter
@@ -272,9 +321,11 @@ async fn queue_pos(
 
 async fn serving_pos(
     State(state): State<AppState>,
+    via: Option<axum::Extension<ViaEdge>>,
     Path(queue_id): Path<String>,
 ) -> ApiResult<Json<PositionResponse>> {
     let q = state.queue_by_slug(&queue_id).await?;
+    count_read(&state, &q, via);
     let s = state.status(&q).await?;
     Ok(Json(PositionResponse {
         position: s.serving,
@@ -288,9 +339,11 @@ async fn serving_pos(
 
 async fn waiting_num(
     State(state): State<AppState>,
+    via: Option<axum::Extension<ViaEdge>>,
     Path(queue_id): Path<String>,
 ) -> ApiResult<Json<WaitingNumResponse>> {
     let q = state.queue_by_slug(&queue_id).await?;
+    count_read(&state, &q, via);
     let waiting_num = state.status(&q).await?.waiting;
     Ok(Json(WaitingNumResponse { waiting_num, version: None, next_poll_ms: None }))
 }
@@ -314,10 +367,20 @@ async fn generate_token(
     Form(form): Form<QueueForm>,
 ) -> ApiResult<Response> {
     let q = state.queue_by_slug(required(&form.queue_id, "queue_id")?).await?;
+    let started = std::time::Instant::now();
+    let answer = claim(&state, &q, &form).await;
+    if let Some(m) = state.metrics() {
+        m.claimed(q.id, &q.queue_id, started.elapsed());
+    }
+    answer
+}
+
+/// The token of a due place of `q` (or the answer that it is not due).
+async fn claim(state: &AppState, q: &QueueConfig, form: &QueueForm) -> ApiResult<Response> {
     let request_id = required(&form.request_id, "request_id")?;
-    let mut t = open_ticket(&state, &q, request_id)?;
-    check_claim_open(&q, state.now())?;
-    let Some(place) = place_of(&state, &q, &t).await? else {
+    let mut t = open_ticket(state, q, request_id)?;
+    check_claim_open(q, state.now())?;
+    let Some(place) = place_of(state, q, &t).await? else {
         return Ok(still_queued(t.position, 0));
     };
     t.position = place;
@@ -333,19 +396,26 @@ async fn generate_token(
         Some(_) if !facts.claimed => state.store().pauses(q.id).await?,
         _ => Vec::new(),
     };
-    let passed = facts.passed_at;
-    if !facts.claimed
-        && shared::place::expired(u64::from(t.entered_at), passed, now, q.expiry(), &pauses)
-    {
+    let (entered, passed) = (u64::from(t.entered_at), facts.passed_at);
+    if !facts.claimed && shared::place::expired(entered, passed, now, q.expiry(), &pauses) {
         return Err(expired_error());
     }
     let validity = u64::from(q.token_validity_second);
     // A session cap holds atomically in the claim, even when many due visitors claim at once.
     let max_active = q.admission.as_ref().and_then(|a| a.policy.max_active()).map_or(0, u64::from);
-    let claimed = state.store().claim(q.id, t.position, now, validity, max_active).await;
+    // For the report: the waits of this visitor, recorded if the claim opens the session.
+    let waits = ClaimWaits {
+        served: wait_bucket(passed.unwrap_or(now).saturating_sub(entered)),
+        claimed: wait_bucket(now.saturating_sub(entered)),
+    };
+    let claimed = state.store().claim(q.id, t.position, now, validity, max_active, waits).await;
     state.forget_status(q.id, None);
     let session = match claimed? {
-        Claim::Issued(s) | Claim::Existing(s) => s,
+        Claim::Issued(s) => {
+            token_generated(state, q, request_id, t.position, s.exp, now);
+            s
+        }
+        Claim::Existing(s) => s,
         Claim::Ended => return Err(ApiError::with(ErrorCode::SessionEnded, "session has ended")),
         Claim::Full { .. } => {
             // Waiting for the session cap is no fault of the visitor: their clock stands still.
@@ -354,9 +424,24 @@ async fn generate_token(
         }
     };
     let mut resp =
-        Json(token_response(&state, &q, request_id, t.position, session, now)).into_response();
+        Json(token_response(state, q, request_id, t.position, session, now)).into_response();
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
+}
+
+/// Sends `token_generated` for a new session.
+fn token_generated(state: &AppState, q: &QueueConfig, rid: &str, place: u64, exp: u64, now: u64) {
+    let data = SessionEvent {
+        event_id: q.queue_id.clone(),
+        queue_id: q.queue_id.clone(),
+        request_id: Some(rid.to_string()),
+        jti: crate::queue::jti(q.id, place),
+        position: place,
+        status: None,
+        expires_at: Some(exp),
+        by: None,
+    };
+    state.webhooks().emit(&q.queue_id, now, EventData::TokenGenerated(data));
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {
