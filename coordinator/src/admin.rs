@@ -5,12 +5,13 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use shared::wire::{
-    ActiveNumResponse, EventData, IncrementForm, QueueConfig, QueueInput, ServingEvent,
+    ActiveNumResponse, ErrorBody, EventData, IncrementForm, QueueConfig, QueueInput, ServingEvent,
     ServingPosResponse, SessionEvent, TokenStatusForm,
 };
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::access::{Caller, Role};
 use crate::audit::{self, change};
@@ -34,39 +35,40 @@ pub const ROTATION_LEAD_SECS: u64 = 5;
 /// Routes of the private listener. Operator routes take any admin key; managing the named
 /// keys takes the bootstrap key; the origin's three routes (ending and extending sessions,
 /// health telemetry) also take the origin key; `/metrics` also takes the metrics key.
-pub fn routes(state: AppState) -> Router<AppState> {
+pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
     let guard = |allowed: fn(Role) -> bool| {
         middleware::from_fn_with_state((state.clone(), allowed), authorize)
     };
-    let keys = Router::new()
-        .route("/api/admin_keys", get(observe::list_admin_keys).post(observe::add_admin_key))
-        .route("/api/admin_keys/{name}", delete(observe::revoke_admin_key))
+    let keys = OpenApiRouter::new()
+        .routes(routes!(observe::list_admin_keys, observe::add_admin_key))
+        .routes(routes!(observe::revoke_admin_key))
         .route_layer(guard(|r| r == Role::Bootstrap));
-    let admin_only = Router::new()
-        .route("/api/queue", post(create_queue).put(update_queue))
-        .route("/api/queue/{id}", get(get_queue).delete(delete_queue))
-        .route("/api/queue/increment_serving_position", post(increment_serving))
-        .route("/api/queue/{queue_id}/active_token_num", get(active_token_num))
-        .route("/api/queue/{queue_id}/status", get(queue_status))
-        .route("/api/queue/{queue_id}/report", get(observe::report))
-        .route("/api/queue/{queue_id}/pause", post(pause))
-        .route("/api/queue/{queue_id}/resume", post(resume))
-        .route("/api/queue/{queue_id}/drain", post(drain))
-        .route("/api/queue/{queue_id}/open", post(open))
-        .route("/api/queues", get(list_queues))
-        .route("/api/health", get(health_view))
-        .route("/api/keys/rotate", post(rotate_keys))
-        .route("/api/audit", get(observe::audit_log))
-        .route("/api/webhooks", get(observe::list_webhooks).post(observe::add_webhook))
-        .route("/api/webhooks/{id}", delete(observe::remove_webhook))
+    let admin_only = OpenApiRouter::new()
+        .routes(routes!(create_queue, update_queue))
+        .routes(routes!(get_queue, delete_queue))
+        .routes(routes!(increment_serving))
+        .routes(routes!(active_token_num))
+        .routes(routes!(queue_status))
+        .routes(routes!(observe::report))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(drain))
+        .routes(routes!(open))
+        .routes(routes!(list_queues))
+        .routes(routes!(health_view))
+        .routes(routes!(rotate_keys))
+        .routes(routes!(observe::audit_log))
+        .routes(routes!(observe::list_webhooks, observe::add_webhook))
+        .routes(routes!(observe::remove_webhook))
+        .routes(routes!(crate::spec::openapi_json))
         .route_layer(guard(Role::is_admin));
-    let origin = Router::new()
-        .route("/api/queue/update_token_status", post(update_token_status))
-        .route("/api/queue/extend_session", post(extend_session))
-        .route("/api/queue/{queue_id}/health", post(report_health))
+    let origin = OpenApiRouter::new()
+        .routes(routes!(update_token_status))
+        .routes(routes!(extend_session))
+        .routes(routes!(report_health))
         .route_layer(guard(|r| r.is_admin() || r == Role::Origin));
-    let metrics = Router::new()
-        .route("/metrics", get(observe::metrics))
+    let metrics = OpenApiRouter::new()
+        .routes(routes!(observe::metrics))
         .route_layer(guard(|r| r.is_admin() || r == Role::Metrics));
     keys.merge(admin_only).merge(origin).merge(metrics)
 }
@@ -196,6 +198,13 @@ fn merge(base: QueueConfig, input: &QueueInput) -> ApiResult<QueueConfig> {
     Ok(cfg)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/queue",
+    tag = "queues",
+    request_body(content = QueueInput, content_type = "application/json"),
+    responses((status = 200, description = "the queue as stored", body = QueueConfig), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn create_queue(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -237,6 +246,13 @@ async fn find(state: &AppState, id: u32) -> ApiResult<QueueConfig> {
         .ok_or_else(|| ApiError::with(ErrorCode::QueueNotFound, "no queue with this id"))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/queue",
+    tag = "queues",
+    request_body(content = QueueInput, content_type = "application/json"),
+    responses((status = 200, description = "the queue as stored", body = QueueConfig), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn update_queue(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -316,6 +332,13 @@ async fn apply_switch(
 }
 
 /// `POST /api/queue/{queue_id}/pause`: admit nobody until resumed (claims answer 503).
+#[utoipa::path(
+    post,
+    path = "/api/queue/{queue_id}/pause",
+    tag = "queues",
+    params(("queue_id" = String, Path, description = "the queue slug")),
+    responses((status = 200, description = "paused", body = QueueConfig), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn pause(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -325,6 +348,13 @@ async fn pause(
 }
 
 /// `POST /api/queue/{queue_id}/resume`.
+#[utoipa::path(
+    post,
+    path = "/api/queue/{queue_id}/resume",
+    tag = "queues",
+    params(("queue_id" = String, Path, description = "the queue slug")),
+    responses((status = 200, description = "resumed", body = QueueConfig), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn resume(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -334,6 +364,13 @@ async fn resume(
 }
 
 /// `POST /api/queue/{queue_id}/drain`: no new places or sessions; running ones finish.
+#[utoipa::path(
+    post,
+    path = "/api/queue/{queue_id}/drain",
+    tag = "queues",
+    params(("queue_id" = String, Path, description = "the queue slug")),
+    responses((status = 200, description = "draining", body = QueueConfig), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn drain(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -343,6 +380,13 @@ async fn drain(
 }
 
 /// `POST /api/queue/{queue_id}/open`: take visitors again.
+#[utoipa::path(
+    post,
+    path = "/api/queue/{queue_id}/open",
+    tag = "queues",
+    params(("queue_id" = String, Path, description = "the queue slug")),
+    responses((status = 200, description = "open", body = QueueConfig), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn open(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -355,6 +399,13 @@ fn parse_id(id: &str) -> ApiResult<u32> {
     id.parse().map_err(|_| ApiError::invalid("id must be a positive integer"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/queue/{id}",
+    tag = "queues",
+    params(("id" = String, Path, description = "the numeric queue id")),
+    responses((status = 200, description = "the queue", body = QueueConfig), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn get_queue(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -362,10 +413,23 @@ async fn get_queue(
     Ok(Json(find(&state, parse_id(&id)?).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/queues",
+    tag = "queues",
+    responses((status = 200, description = "every queue", body = Vec<QueueConfig>), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn list_queues(State(state): State<AppState>) -> ApiResult<Json<Vec<QueueConfig>>> {
     Ok(Json(state.store().list_queues().await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/queue/{id}",
+    tag = "queues",
+    params(("id" = String, Path, description = "the numeric queue id")),
+    responses((status = 200, description = "deleted"), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn delete_queue(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -391,6 +455,13 @@ async fn delete_queue(
     Ok(StatusCode::OK)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/queue/increment_serving_position",
+    tag = "queues",
+    request_body(content = IncrementForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "the new serving position", body = ServingPosResponse), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn increment_serving(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -421,6 +492,13 @@ async fn increment_serving(
     Ok(Json(ServingPosResponse { serving_pos }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/queue/update_token_status",
+    tag = "origin",
+    request_body(content = TokenStatusForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "the session is ended"), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn update_token_status(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -472,6 +550,13 @@ async fn update_token_status(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/queue/{queue_id}/active_token_num",
+    tag = "queues",
+    params(("queue_id" = String, Path, description = "the queue slug")),
+    responses((status = 200, description = "live sessions", body = ActiveNumResponse), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn active_token_num(
     State(state): State<AppState>,
     Path(queue_id): Path<String>,
@@ -483,6 +568,13 @@ async fn active_token_num(
 
 /// Extends a live session (a payment in progress) up to the queue's `session_max_second`
 /// from issue; answers a fresh token for the same session (same `jti`, later `exp`).
+#[utoipa::path(
+    post,
+    path = "/api/queue/extend_session",
+    tag = "origin",
+    request_body(content = shared::wire::ExtendForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "a token for the same session, later expiry", body = shared::wire::TokenResponse), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn extend_session(
     State(state): State<AppState>,
     Form(form): Form<shared::wire::ExtendForm>,
@@ -518,6 +610,14 @@ async fn extend_session(
 }
 
 /// Records the origin's health; the reading is stamped with the time it arrived.
+#[utoipa::path(
+    post,
+    path = "/api/queue/{queue_id}/health",
+    tag = "origin",
+    params(("queue_id" = String, Path, description = "the queue slug")),
+    request_body(content = shared::wire::HealthReport, content_type = "application/json"),
+    responses((status = 204, description = "recorded"), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn report_health(
     State(state): State<AppState>,
     Path(queue_id): Path<String>,
@@ -542,6 +642,13 @@ async fn report_health(
 
 /// Strategy and parameters, counters, sessions, admission rate, the ETA of the last
 /// position and the last health reading of a queue.
+#[utoipa::path(
+    get,
+    path = "/api/queue/{queue_id}/status",
+    tag = "queues",
+    params(("queue_id" = String, Path, description = "the queue slug")),
+    responses((status = 200, description = "the queue's state", body = shared::wire::QueueStatus), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn queue_status(
     State(state): State<AppState>,
     Path(queue_id): Path<String>,
@@ -570,6 +677,12 @@ async fn queue_status(
 
 /// Rotates the token signing key; the old public key stays in the JWKS until every token it
 /// signed has expired (the longest token validity of any queue).
+#[utoipa::path(
+    post,
+    path = "/api/keys/rotate",
+    tag = "operations",
+    responses((status = 200, description = "the JWKS with the new key", body = shared::token::Jwks), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn rotate_keys(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -615,6 +728,12 @@ async fn rotate_keys(
 
 /// `GET /api/health`: the store's reachability, faults this process found, queues held as
 /// lost.
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    tag = "operations",
+    responses((status = 200, description = "faults found and queues held as lost", body = shared::wire::HealthView), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn health_view(State(state): State<AppState>) -> Json<shared::wire::HealthView> {
     let mut lost: Vec<shared::wire::LostQueue> = state
         .lost_queues()

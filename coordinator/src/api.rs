@@ -1,16 +1,18 @@
 //! The public API (`docs/api.md`): enqueue, place and serving status, token issue, JWKS.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use shared::sync::TicketStanding;
 use shared::ticket::{Ticket, TicketKind};
+use shared::wire::ErrorBody;
 use shared::wire::{
     AssignResponse, EventData, PositionResponse, QueueConfig, QueueForm, SessionEvent, StillQueued,
     WaitingNumResponse,
 };
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::batcher::NotPlaced;
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -28,17 +30,18 @@ const QUEUED_RETRY_MS: u64 = 2000;
 
 /// Routes of the public listener. In edge-only mode every route but the JWKS and the
 /// pre-queue record (and the health checks added around them) needs the edge's client header.
-pub fn routes(state: AppState) -> Router<AppState> {
-    let through_edge = Router::new()
-        .route("/assign_queue_pos", post(assign_queue_pos))
-        .route("/queue_pos/{queue_id}/{request_id}", get(queue_pos))
-        .route("/serving_pos/{queue_id}", get(serving_pos))
-        .route("/waiting_num/{queue_id}", get(waiting_num))
-        .route("/generate_token", post(generate_token))
+pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
+    let through_edge = OpenApiRouter::new()
+        .routes(routes!(assign_queue_pos))
+        .routes(routes!(queue_pos))
+        .routes(routes!(serving_pos))
+        .routes(routes!(waiting_num))
+        .routes(routes!(generate_token))
         .route_layer(axum::middleware::from_fn_with_state(state, from_edge));
-    Router::new()
-        .route("/.well-known/jwks.json", get(jwks))
-        .route("/prequeue/{queue_id}", get(prequeue_info))
+    OpenApiRouter::new()
+        .routes(routes!(jwks))
+        .routes(routes!(prequeue_info))
+        .routes(routes!(crate::spec::openapi_json))
         .merge(through_edge)
 }
 
@@ -75,6 +78,13 @@ fn required<'a>(v: &'a Option<String>, name: &str) -> ApiResult<&'a str> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/prequeue/{queue_id}",
+    tag = "public",
+    params(("queue_id" = String, Path, description = "the queue slug")),
+    responses((status = 200, description = "the pre-queue's commitment, and after the draw its seed", body = shared::wire::PrequeueInfo), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn prequeue_info(
     State(state): State<AppState>,
     Path(queue_id): Path<String>,
@@ -202,6 +212,13 @@ fn count_pow(state: &AppState, q: &QueueConfig, e: &ApiError) {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/assign_queue_pos",
+    tag = "public",
+    request_body(content = QueueForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "a place, stored", body = AssignResponse), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn assign_queue_pos(
     State(state): State<AppState>,
     axum::Extension(ClientIp(ip)): axum::Extension<ClientIp>,
@@ -284,6 +301,13 @@ fn count_read(state: &AppState, q: &QueueConfig, via: Option<axum::Extension<Via
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/queue_pos/{queue_id}/{request_id}",
+    tag = "public",
+    params(("queue_id" = String, Path, description = "the queue slug"), ("request_id" = String, Path, description = "the ticket")),
+    responses((status = 200, description = "the ticket's place", body = PositionResponse), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn queue_pos(
     State(state): State<AppState>,
     via: Option<axum::Extension<ViaEdge>>,
@@ -319,6 +343,13 @@ async fn queue_pos(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/serving_pos/{queue_id}",
+    tag = "public",
+    params(("queue_id" = String, Path, description = "the queue slug")),
+    responses((status = 200, description = "the serving position", body = PositionResponse), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn serving_pos(
     State(state): State<AppState>,
     via: Option<axum::Extension<ViaEdge>>,
@@ -337,6 +368,13 @@ async fn serving_pos(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/waiting_num/{queue_id}",
+    tag = "public",
+    params(("queue_id" = String, Path, description = "the queue slug")),
+    responses((status = 200, description = "visitors waiting", body = WaitingNumResponse), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn waiting_num(
     State(state): State<AppState>,
     via: Option<axum::Extension<ViaEdge>>,
@@ -362,6 +400,13 @@ fn still_queued(position: u64, serving_pos: u64) -> Response {
     resp
 }
 
+#[utoipa::path(
+    post,
+    path = "/generate_token",
+    tag = "public",
+    request_body(content = QueueForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "the session's access token", body = shared::wire::TokenResponse), (status = 202, description = "still queued, or the session cap is reached", body = StillQueued), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn generate_token(
     State(state): State<AppState>,
     Form(form): Form<QueueForm>,
@@ -444,6 +489,12 @@ fn token_generated(state: &AppState, q: &QueueConfig, rid: &str, place: u64, exp
     state.webhooks().emit(&q.queue_id, now, EventData::TokenGenerated(data));
 }
 
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "public",
+    responses((status = 200, description = "the public keys tokens are signed with", body = shared::token::Jwks), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn jwks(State(state): State<AppState>) -> Response {
     let mut resp = Json(state.keys().jwks(state.now())).into_response();
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=60"));

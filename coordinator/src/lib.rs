@@ -22,6 +22,7 @@ pub mod recovery;
 pub mod report;
 pub mod report_page;
 pub mod sampling;
+pub mod spec;
 pub mod state;
 pub mod store;
 pub mod webhooks;
@@ -33,10 +34,11 @@ use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::get;
 use axum::{BoxError, Router};
+use shared::wire::ErrorBody;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use config::Config;
 use error::{ApiError, ErrorCode};
@@ -105,10 +107,22 @@ async fn method_not_allowed() -> ApiError {
     ApiError::new(ErrorCode::MethodNotAllowed)
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "the process answers", content_type = "text/plain"), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn healthz() -> &'static str {
     "ok"
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses((status = 200, description = "the store answers and the registry is loaded", content_type = "text/plain"), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     state.store().ping().await?;
     if !state.registry_loaded() {
@@ -118,15 +132,22 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
 }
 
 fn harden(
-    router: Router<AppState>,
+    routes: OpenApiRouter<AppState>,
     state: AppState,
     listener: Listener,
     body_limit: usize,
     limits: Limits,
 ) -> Router {
+    let (router, doc) = routes
+        .routes(utoipa_axum::routes!(healthz))
+        .routes(utoipa_axum::routes!(readyz))
+        .split_for_parts();
+    let doc = match listener {
+        Listener::Public => spec::finish(doc, "Anteroom coordinator: public API", false),
+        Listener::Private => spec::finish(doc, "Anteroom coordinator: private API", true),
+    };
     let mut router = router
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .layer(axum::Extension(Arc::new(doc)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     // With metrics off the layer is not there at all (the bench's baseline).

@@ -7,7 +7,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use shared::wire::{
-    AdminKeyInput, AdminKeyView, AuditPage, NewAdminKey, WebhookInput, WebhookView,
+    AdminKeyInput, AdminKeyView, AuditPage, ErrorBody, NewAdminKey, WebhookInput, WebhookView,
 };
 
 use crate::access::{Caller, StoredKey};
@@ -54,6 +54,12 @@ async fn snapshot(state: &AppState, q: &shared::wire::QueueConfig) -> ApiResult<
 }
 
 /// `GET /metrics`: the Prometheus exposition (admin or metrics key).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "observability",
+    responses((status = 200, description = "Prometheus text exposition (0.0.4)", content_type = "text/plain"), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
     let m = state
         .metrics()
@@ -97,6 +103,13 @@ fn audit_from(since: Option<&str>) -> ApiResult<AuditFrom> {
 }
 
 /// `GET /api/audit?queue=&since=&limit=`: pages through the audit log, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/audit",
+    tag = "observability",
+    params(("queue" = Option<String>, Query, description = "only this queue slug"), ("since" = Option<String>, Query, description = "`next` of the last page, or unix ms"), ("limit" = Option<usize>, Query, description = "1..=1000, default 100")),
+    responses((status = 200, description = "a page of entries, oldest first", body = AuditPage), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 pub async fn audit_log(
     State(state): State<AppState>,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
@@ -118,6 +131,13 @@ pub struct ReportQuery {
 }
 
 /// `GET /api/queue/{queue_id}/report[?format=html]`.
+#[utoipa::path(
+    get,
+    path = "/api/queue/{queue_id}/report",
+    tag = "observability",
+    params(("queue_id" = String, Path, description = "the queue slug"), ("format" = Option<String>, Query, description = "json (default) or html")),
+    responses((status = 200, description = "the report (JSON, or a self-contained HTML page with format=html)", body = shared::wire::Report), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 pub async fn report(
     State(state): State<AppState>,
     Path(queue_id): Path<String>,
@@ -145,6 +165,12 @@ pub async fn report(
 }
 
 /// `GET /api/admin_keys`: the named keys (never the keys themselves).
+#[utoipa::path(
+    get,
+    path = "/api/admin_keys",
+    tag = "keys",
+    responses((status = 200, description = "the named keys (bootstrap key only)", body = Vec<AdminKeyView>), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 pub async fn list_admin_keys(State(state): State<AppState>) -> ApiResult<Json<Vec<AdminKeyView>>> {
     let mut all: Vec<AdminKeyView> = state
         .store()
@@ -160,6 +186,13 @@ pub async fn list_admin_keys(State(state): State<AppState>) -> ApiResult<Json<Ve
 
 /// `POST /api/admin_keys`: adds a named key (bootstrap key only); the key is in this
 /// answer and nowhere else.
+#[utoipa::path(
+    post,
+    path = "/api/admin_keys",
+    tag = "keys",
+    request_body(content = AdminKeyInput, content_type = "application/json"),
+    responses((status = 201, description = "the new key, shown this once (bootstrap key only)", body = NewAdminKey), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 pub async fn add_admin_key(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -189,6 +222,13 @@ pub async fn add_admin_key(
 }
 
 /// `DELETE /api/admin_keys/{name}`: revokes a named key, in every process within a second.
+#[utoipa::path(
+    delete,
+    path = "/api/admin_keys/{name}",
+    tag = "keys",
+    params(("name" = String, Path, description = "the key name")),
+    responses((status = 204, description = "revoked (bootstrap key only)"), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 pub async fn revoke_admin_key(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -232,6 +272,13 @@ fn check_webhook(input: &WebhookInput) -> ApiResult<String> {
 }
 
 /// `POST /api/webhooks`: adds an endpoint; its signing secret is in this answer only.
+#[utoipa::path(
+    post,
+    path = "/api/webhooks",
+    tag = "observability",
+    request_body(content = WebhookInput, content_type = "application/json"),
+    responses((status = 201, description = "the endpoint with its signing secret, shown this once", body = WebhookView), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 pub async fn add_webhook(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -260,6 +307,12 @@ pub async fn add_webhook(
 }
 
 /// `GET /api/webhooks`: the endpoints, without their secrets.
+#[utoipa::path(
+    get,
+    path = "/api/webhooks",
+    tag = "observability",
+    responses((status = 200, description = "the endpoints, without secrets", body = Vec<WebhookView>), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 pub async fn list_webhooks(State(state): State<AppState>) -> ApiResult<Json<Vec<WebhookView>>> {
     let mut all: Vec<WebhookView> = state
         .store()
@@ -274,6 +327,13 @@ pub async fn list_webhooks(State(state): State<AppState>) -> ApiResult<Json<Vec<
 }
 
 /// `DELETE /api/webhooks/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/api/webhooks/{id}",
+    tag = "observability",
+    params(("id" = String, Path, description = "the endpoint id")),
+    responses((status = 204, description = "removed"), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 pub async fn remove_webhook(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

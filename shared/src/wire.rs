@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Body of every 4xx/5xx answer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// A stable machine-readable code, e.g. `invalid_parameter`.
@@ -15,6 +16,7 @@ pub struct ErrorBody {
 }
 
 /// Form of `POST /assign_queue_pos` and `POST /generate_token` (`request_id` only for the latter).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueForm {
     /// The queue slug.
@@ -36,6 +38,7 @@ pub struct QueueForm {
 }
 
 /// Answer of `POST /assign_queue_pos`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssignResponse {
     /// The signed ticket.
@@ -46,6 +49,7 @@ pub struct AssignResponse {
 }
 
 /// Answer of `GET /queue_pos/{queue_id}/{request_id}` and `GET /serving_pos/{queue_id}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PositionResponse {
     /// The position.
@@ -69,6 +73,7 @@ pub struct PositionResponse {
 }
 
 /// Answer of `GET /waiting_num/{queue_id}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaitingNumResponse {
     /// Visitors assigned a place, not holding a token, not expired.
@@ -154,6 +159,7 @@ pub struct QueuedAnswer {
 }
 
 /// Answer `200` of `POST /generate_token`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenResponse {
     /// The signed JWT.
@@ -165,6 +171,7 @@ pub struct TokenResponse {
 }
 
 /// Answer `202` of `POST /generate_token` (*extension*: the contract gives no body).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StillQueued {
     /// The visitor's position.
@@ -185,6 +192,7 @@ pub struct StillQueued {
 ///
 /// The first five fields are the contract's; the rest are extensions with defaults, so a
 /// client that sends only the contract's fields gets a working queue.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueConfig {
     /// Server-assigned, never changes, never reused. Always serialized first (the Redis
@@ -309,6 +317,7 @@ impl QueueConfig {
 /// but `queue_id` (create) and `id` (update) is optional; a PUT changes only what it names.
 ///
 /// Unknown fields are refused so a typo is an error instead of a silently ignored setting.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueInput {
@@ -375,6 +384,7 @@ pub struct QueueInput {
 }
 
 /// Form of `POST /api/queue/extend_session`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExtendForm {
     /// The queue slug.
@@ -391,6 +401,7 @@ pub struct ExtendForm {
 /// `GET /prequeue/{queue_id}`: the public record of a queue's pre-queue draw. The
 /// commitment is public before the pre-queue opens; the seed once the draw is done, so
 /// anyone can recompute every place with `shared::prequeue::drawn_place`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrequeueInfo {
     /// Numeric queue id (part of the permutation key).
@@ -431,6 +442,7 @@ mod double_option {
 }
 
 /// Form of `POST /api/queue/increment_serving_position`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncrementForm {
     /// The queue slug.
@@ -442,6 +454,7 @@ pub struct IncrementForm {
 }
 
 /// Answer of `POST /api/queue/increment_serving_position`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServingPosResponse {
     /// The serving position after the increment.
@@ -449,6 +462,7 @@ pub struct ServingPosResponse {
 }
 
 /// Form of `POST /api/queue/update_token_status`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenStatusForm {
     /// The queue slug.
@@ -463,6 +477,7 @@ pub struct TokenStatusForm {
 }
 
 /// Answer of `GET /api/queue/{queue_id}/active_token_num`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActiveNumResponse {
     /// Sessions issued, not completed or abandoned, not expired.
@@ -470,6 +485,7 @@ pub struct ActiveNumResponse {
 }
 
 /// Body of `POST /api/queue/{queue_id}/health`: the origin's telemetry.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthReport {
@@ -483,6 +499,7 @@ pub struct HealthReport {
 }
 
 /// `GET /api/queue/{queue_id}/status`: what an operator sees of a running queue.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueStatus {
     /// The queue's settings.
@@ -510,6 +527,7 @@ pub struct QueueStatus {
 }
 
 /// Faults a coordinator process found since it started (`GET /api/health`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultCounts {
     /// Queues that vanished from the registry without an operator deleting them.
@@ -521,6 +539,7 @@ pub struct FaultCounts {
 }
 
 /// A queue the coordinator knew that vanished from the store without being deleted.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LostQueue {
     /// Its id.
@@ -530,6 +549,7 @@ pub struct LostQueue {
 }
 
 /// `GET /api/health`: the coordinator process's view of faults.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthView {
     /// `redis`, `redis-cluster` or `memory`.
@@ -544,6 +564,7 @@ pub struct HealthView {
 }
 
 /// How a queue treats its protected paths.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum QueueMode {
@@ -557,6 +578,7 @@ pub enum QueueMode {
 }
 
 /// Body of `POST /api/admin_keys`: a new named admin key (bootstrap key only).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminKeyInput {
@@ -565,6 +587,7 @@ pub struct AdminKeyInput {
 }
 
 /// Answer of `POST /api/admin_keys`: the only time the key itself is shown.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewAdminKey {
     /// The key's name.
@@ -574,6 +597,7 @@ pub struct NewAdminKey {
 }
 
 /// A named admin key as listed (`GET /api/admin_keys`): never the key.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminKeyView {
     /// The key's name.
@@ -586,6 +610,7 @@ pub struct AdminKeyView {
 
 /// One field an operator's change touched, with its value before and after (`null` when it
 /// did not exist). A queue's `template` is shown by its SHA-256 and size, not its text.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FieldChange {
     /// The field, dotted for nested ones (`admission.paused`).
@@ -597,6 +622,7 @@ pub struct FieldChange {
 }
 
 /// One audit entry: a change made through the private API.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// Stream id `ms-seq`, increasing; pass it as `since` to get the entries after it.
@@ -621,6 +647,7 @@ pub struct AuditEntry {
 }
 
 /// `GET /api/audit`: a page of entries, oldest first.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditPage {
     /// The entries.
@@ -630,6 +657,7 @@ pub struct AuditPage {
 }
 
 /// Body of `POST /api/webhooks`: an endpoint that receives events.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
@@ -645,6 +673,7 @@ pub struct WebhookInput {
 }
 
 /// A webhook endpoint (`GET /api/webhooks`); the secret only in the answer that created it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookView {
     /// Its id.
@@ -666,6 +695,7 @@ pub struct WebhookView {
 /// names and the fields of `data` that AWS Virtual Waiting Room's events also have carry its
 /// names (`event_id` is the queue's slug there, `request_id`, `status`), so its consumers
 /// move over.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WebhookEvent {
     /// When it happened, RFC 3339.
@@ -676,6 +706,7 @@ pub struct WebhookEvent {
 }
 
 /// The event's `type` and its `data`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum EventData {
@@ -690,6 +721,7 @@ pub enum EventData {
 }
 
 /// `data` of `token_generated` and `session_updated`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionEvent {
     /// The queue's slug (AWS: the waiting room's event id).
@@ -714,6 +746,7 @@ pub struct SessionEvent {
 }
 
 /// `data` of `serving_position_advanced`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServingEvent {
     /// The queue's slug (AWS: event id).
@@ -730,6 +763,7 @@ pub struct ServingEvent {
 
 /// `data` of `queue_metrics`: the last minute's figures (the deltas) and the queue's state
 /// at its end, with the totals AWS's `waiting_room_metrics` carries under its names.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetricsEvent {
     /// The queue's slug (AWS: event id).
@@ -767,6 +801,7 @@ pub struct MetricsEvent {
 }
 
 /// `GET /api/queue/{queue_id}/report`: the post-sale report.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// The queue's slug.
@@ -788,6 +823,7 @@ pub struct Report {
 }
 
 /// Totals of a report.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ReportTotals {
     /// Places handed out.
@@ -813,6 +849,7 @@ pub struct ReportTotals {
 }
 
 /// One minute of a report.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ReportMinute {
     /// Start, unix seconds.
@@ -841,6 +878,7 @@ pub struct ReportMinute {
 
 /// Wait percentiles, seconds: each the upper bound of its histogram bucket (buckets are 1 s
 /// wide up to 10 s, then 10% wide), so the true value is at most this and above 91% of it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct WaitPercentiles {
     /// Visitors counted.
@@ -855,6 +893,7 @@ pub struct WaitPercentiles {
 
 /// ETA honesty: of admitted visitors who were shown a band when they joined, the shares
 /// admitted within it, before it and after it (`docs/observability.md#the-report`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EtaHonesty {
     /// Admitted visitors who were shown a band.
@@ -870,6 +909,7 @@ pub struct EtaHonesty {
 }
 
 /// The busiest minutes of a report.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Peaks {
     /// Highest arrivals per second over a minute.
