@@ -155,9 +155,13 @@ fn merge(base: QueueConfig, input: &QueueInput) -> ApiResult<QueueConfig> {
             "token_validity_second must be 1..={MAX_TOKEN_VALIDITY}"
         )));
     }
-    if !(1..=MAX_POSITION_EXPIRY).contains(&cfg.position_expiry_second) {
+    let min = shared::pull::MIN_POSITION_EXPIRY_SECS;
+    if !(min..=MAX_POSITION_EXPIRY).contains(&cfg.position_expiry_second) {
         return Err(ApiError::invalid(format!(
-            "position_expiry_second must be 1..={MAX_POSITION_EXPIRY}"
+            "position_expiry_second must be {min}..={MAX_POSITION_EXPIRY}: a served visitor's \
+             page learns its turn up to {} ms late (the edge's freshness bound) plus one poll, \
+             and then needs time to claim",
+            shared::pull::STALENESS_BOUND_MS
         )));
     }
     if cfg.pow_difficulty > shared::pow::MAX_DIFFICULTY {

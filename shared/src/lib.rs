@@ -7,11 +7,13 @@
 pub mod admission;
 pub mod error;
 pub mod eta;
+pub mod mac;
 pub mod path;
 pub mod place;
 pub mod positions;
 pub mod pow;
 pub mod prequeue;
+pub mod pull;
 pub mod sync;
 pub mod template;
 pub mod ticket;
