@@ -56,6 +56,8 @@ pub struct Env {
     pub axum: Baseline,
     /// Axum with one Redis script call per request.
     pub onecall: Baseline,
+    /// The same coordinator binary with metrics off (`Knobs::metrics_cost`).
+    pub coord_off: Option<Coordinator>,
 }
 
 impl Env {
@@ -65,6 +67,12 @@ impl Env {
         let coord = crate::procs::start_coordinator(&knobs.coordinator, &redis.url())?;
         let axum = Baseline::start("serve-axum", &[])?;
         let onecall = Baseline::start("serve-redis", &["--redis-url".into(), redis.url()])?;
+        let coord_off = if knobs.metrics_cost {
+            let off = [("ANTEROOM_METRICS", "false".to_string())];
+            Some(crate::procs::start_coordinator_with(&knobs.coordinator, &redis.url(), &off)?)
+        } else {
+            None
+        };
         eprintln!(
             "pids: redis {} coordinator {} bare-axum {} one-call {} (attach perf to these)",
             redis.pid(),
@@ -72,7 +80,7 @@ impl Env {
             axum.guard.pid(),
             onecall.guard.pid()
         );
-        Ok(Env { redis, coord, axum, onecall })
+        Ok(Env { redis, coord, axum, onecall, coord_off })
     }
 }
 

@@ -99,6 +99,10 @@ enum Cmd {
         /// Surge length, seconds.
         #[arg(long, default_value_t = 60.0)]
         surge_secs: f64,
+        /// The storm also loads the coordinator with metrics off (`ANTEROOM_METRICS=false`),
+        /// interleaved in the same rounds, and reports the cost of metrics.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        metrics_cost: bool,
     },
     /// Render results into BENCHMARKS.md (between its markers) and SVG plots.
     Report {
@@ -138,9 +142,10 @@ fn main() -> anyhow::Result<()> {
             enqueues,
             surge_secs,
             surge_by_harness,
+            metrics_cost,
         } => {
             let knobs = if smoke {
-                smoke_knobs(coordinator, surge_by_harness)
+                Knobs { metrics_cost, ..smoke_knobs(coordinator, surge_by_harness) }
             } else {
                 Knobs {
                     secs,
@@ -153,6 +158,7 @@ fn main() -> anyhow::Result<()> {
                     coordinator,
                     smoke: false,
                     surge_by_harness,
+                    metrics_cost,
                 }
             };
             run_and_check(&rt, scenario, &knobs, &out)
@@ -204,6 +210,7 @@ fn smoke_knobs(coordinator: PathBuf, surge_by_harness: bool) -> Knobs {
         coordinator,
         smoke: true,
         surge_by_harness,
+        metrics_cost: true,
     }
 }
 

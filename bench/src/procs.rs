@@ -32,8 +32,17 @@ pub type Coordinator = testkit::Coordinator;
 
 /// Starts `bin` against `redis_url` with the harness's admin key.
 pub fn start_coordinator(bin: &Path, redis_url: &str) -> anyhow::Result<Coordinator> {
+    start_coordinator_with(bin, redis_url, &[])
+}
+
+/// Starts `bin` against `redis_url` with extra `ANTEROOM_*` settings.
+pub fn start_coordinator_with(
+    bin: &Path,
+    redis_url: &str,
+    env: &[(&str, String)],
+) -> anyhow::Result<Coordinator> {
     ensure_built(bin)?;
-    Ok(testkit::Coordinator::start(bin, &coordinator_env(redis_url, &[])))
+    Ok(testkit::Coordinator::start(bin, &coordinator_env(redis_url, env)))
 }
 
 /// Starts `bin` on the given addresses with extra `ANTEROOM_*` settings (the edge scenario

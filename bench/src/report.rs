@@ -123,6 +123,21 @@ fn storm_summary(out: &mut String, s: &Compare, conc: &[usize]) {
         fmt_rps(rps_of(s, "one redis call", lo)),
         verdict(one_hi >= 1.5 && one_lo >= 1.5)
     );
+    if s.get(crate::results::METRICS_OFF, hi).is_some() {
+        let (m_hi, m_lo) = (
+            paired(s, "coordinator", crate::results::METRICS_OFF, hi),
+            paired(s, "coordinator", crate::results::METRICS_OFF, lo),
+        );
+        let _ = writeln!(
+            out,
+            "| cost of metrics, {hi} / {lo} clients | `assign_queue_pos` with metrics {} / {} req/s | the same binary with `ANTEROOM_METRICS=false` {} / {} req/s | {m_hi:.3}× / {m_lo:.3}× | ≥ 0.95× | {} |",
+            fmt_rps(coord_hi),
+            fmt_rps(coord_lo),
+            fmt_rps(rps_of(s, crate::results::METRICS_OFF, hi)),
+            fmt_rps(rps_of(s, crate::results::METRICS_OFF, lo)),
+            verdict(m_hi >= 0.95 && m_lo >= 0.95)
+        );
+    }
 }
 
 fn per(delta: u64, n: u64) -> f64 {

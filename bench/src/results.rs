@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+/// The storm's target name for the coordinator with metrics off.
+pub const METRICS_OFF: &str = "coordinator, metrics off";
+
 /// Slack of the edge's staleness target before freshness pulls (results without `bound_ms`),
 /// milliseconds.
 pub const SLACK_MS: u64 = 300;
@@ -69,6 +72,10 @@ pub struct Knobs {
     /// Whether the harness, not the coordinator, admits during the surge.
     #[serde(default)]
     pub surge_by_harness: bool,
+    /// Whether the storm also loads a coordinator with metrics off (`ANTEROOM_METRICS=false`)
+    /// on the same Redis, interleaved with the one with metrics on: the cost of metrics.
+    #[serde(default)]
+    pub metrics_cost: bool,
 }
 
 /// One measured target at one concurrency.

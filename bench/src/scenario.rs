@@ -12,14 +12,14 @@ use crate::harness::{
 };
 use crate::load::{self, Call, Plan};
 use crate::procs::{Coordinator, Redis};
-use crate::results::{Compare, Knobs, Memory, Outcome};
+use crate::results::{Compare, Knobs, METRICS_OFF, Memory, Outcome};
 
 /// Enqueue storm: `assign_queue_pos` against bare axum, the one-call handler and
-/// `redis-benchmark`, at each concurrency.
+/// `redis-benchmark`, at each concurrency (and the coordinator with metrics off, when asked).
 pub async fn storm(env: &Env, knobs: &Knobs) -> anyhow::Result<Compare> {
     create_queue(&env.coord, "storm", "").await?;
     let body = "queue_id=storm";
-    let targets = [
+    let mut targets = vec![
         ("bare axum", env.axum.addr, env.axum.guard.pid(), Call::form("/assign_queue_pos", body)),
         (
             "one redis call",
@@ -34,6 +34,11 @@ pub async fn storm(env: &Env, knobs: &Knobs) -> anyhow::Result<Compare> {
             Call::form("/assign_queue_pos", body),
         ),
     ];
+    // The same binary with metrics off, on the same Redis and queue, in the same rounds.
+    if let Some(off) = &env.coord_off {
+        let call = Call::form("/assign_queue_pos", body);
+        targets.push((METRICS_OFF, off.public, off.guard.pid(), call));
+    }
     let mut out = Compare::default();
     for &c in &knobs.concurrency {
         out.rows.extend(compare(knobs, c, env.redis.pid(), &targets).await?);

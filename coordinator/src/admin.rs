@@ -1,23 +1,27 @@
-//! The private (operator) API, on its own listener; every call needs the bearer key.
+//! The private (operator) API, on its own listener; every call needs a bearer key, and each
+//! route says which kinds (`access::Role`).
 
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use sha2::{Digest, Sha256};
+use axum::{Extension, Json};
 use shared::wire::{
-    ActiveNumResponse, IncrementForm, QueueConfig, QueueInput, ServingPosResponse, TokenStatusForm,
+    ActiveNumResponse, ErrorBody, EventData, IncrementForm, QueueConfig, QueueInput, ServingEvent,
+    ServingPosResponse, SessionEvent, TokenStatusForm,
 };
-use subtle::ConstantTimeEq as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::access::{Caller, Role};
+use crate::audit::{self, change};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{Form, Json as JsonBody, Path};
 use crate::keys::{Keyring, rotate};
+use crate::observe;
 use crate::queue::{jti, open_ticket, place_of, prequeue_seed, token_response};
 use crate::state::AppState;
-use crate::store::{Created, Ended};
+use crate::store::{Created, Ended, Outcome};
 
 /// Upper bounds, so a typo cannot make a session last a year.
 const MAX_TOKEN_VALIDITY: u32 = 86_400;
@@ -28,31 +32,45 @@ const MAX_INCREMENT: u64 = 1_000_000_000;
 /// intervals: every process reloads the key ring once a second.
 pub const ROTATION_LEAD_SECS: u64 = 5;
 
-/// Routes of the private listener. Every route needs the admin key; the two the origin
-/// calls (ending sessions, health telemetry) also accept the origin key.
-pub fn routes(state: AppState) -> Router<AppState> {
-    let admin_only = Router::new()
-        .route("/api/queue", post(create_queue).put(update_queue))
-        .route("/api/queue/{id}", get(get_queue).delete(delete_queue))
-        .route("/api/queue/increment_serving_position", post(increment_serving))
-        .route("/api/queue/{queue_id}/active_token_num", get(active_token_num))
-        .route("/api/queue/{queue_id}/status", get(queue_status))
-        .route("/api/queues", get(list_queues))
-        .route("/api/health", get(health_view))
-        .route("/api/keys/rotate", post(rotate_keys))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
-    let origin = Router::new()
-        .route("/api/queue/update_token_status", post(update_token_status))
-        .route("/api/queue/extend_session", post(extend_session))
-        .route("/api/queue/{queue_id}/health", post(report_health))
-        .route_layer(middleware::from_fn_with_state(state, require_admin_or_origin));
-    admin_only.merge(origin)
-}
-
-/// Constant-time comparison of a bearer token with a key (digests, so neither the length
-/// nor the content leaks through timing).
-fn key_matches(given: &str, key: &str) -> bool {
-    bool::from(Sha256::digest(given.as_bytes()).ct_eq(&Sha256::digest(key.as_bytes())))
+/// Routes of the private listener. Operator routes take any admin key; managing the named
+/// keys takes the bootstrap key; the origin's three routes (ending and extending sessions,
+/// health telemetry) also take the origin key; `/metrics` also takes the metrics key.
+pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
+    let guard = |allowed: fn(Role) -> bool| {
+        middleware::from_fn_with_state((state.clone(), allowed), authorize)
+    };
+    let keys = OpenApiRouter::new()
+        .routes(routes!(observe::list_admin_keys, observe::add_admin_key))
+        .routes(routes!(observe::revoke_admin_key))
+        .route_layer(guard(|r| r == Role::Bootstrap));
+    let admin_only = OpenApiRouter::new()
+        .routes(routes!(create_queue, update_queue))
+        .routes(routes!(get_queue, delete_queue))
+        .routes(routes!(increment_serving))
+        .routes(routes!(active_token_num))
+        .routes(routes!(queue_status))
+        .routes(routes!(observe::report))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(drain))
+        .routes(routes!(open))
+        .routes(routes!(list_queues))
+        .routes(routes!(health_view))
+        .routes(routes!(rotate_keys))
+        .routes(routes!(observe::audit_log))
+        .routes(routes!(observe::list_webhooks, observe::add_webhook))
+        .routes(routes!(observe::remove_webhook))
+        .routes(routes!(crate::spec::openapi_json))
+        .route_layer(guard(Role::is_admin));
+    let origin = OpenApiRouter::new()
+        .routes(routes!(update_token_status))
+        .routes(routes!(extend_session))
+        .routes(routes!(report_health))
+        .route_layer(guard(|r| r.is_admin() || r == Role::Origin));
+    let metrics = OpenApiRouter::new()
+        .routes(routes!(observe::metrics))
+        .route_layer(guard(|r| r.is_admin() || r == Role::Metrics));
+    keys.merge(admin_only).merge(origin).merge(metrics)
 }
 
 fn bearer(req: &Request) -> &str {
@@ -63,26 +81,27 @@ fn bearer(req: &Request) -> &str {
         .unwrap_or("")
 }
 
-async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if key_matches(bearer(&req), &state.settings().admin_key) {
-        next.run(req).await
-    } else {
-        ApiError::new(ErrorCode::Unauthorized).into_response()
-    }
-}
+/// The state of a route guard: the app state and which roles may pass.
+type Guarded = (AppState, fn(Role) -> bool);
 
-async fn require_admin_or_origin(
-    State(state): State<AppState>,
-    req: Request,
+/// Lets the request through when its bearer is a key of an allowed role, with the
+/// [`Caller`] for the handler (its name and the peer address); 401 otherwise.
+async fn authorize(
+    State((state, allowed)): State<Guarded>,
+    mut req: Request,
     next: Next,
 ) -> Response {
-    let given = bearer(&req);
-    let origin_ok = state.settings().origin_key.as_deref().is_some_and(|k| key_matches(given, k));
-    if key_matches(given, &state.settings().admin_key) || origin_ok {
-        next.run(req).await
-    } else {
-        ApiError::new(ErrorCode::Unauthorized).into_response()
-    }
+    let Some((key, role)) = state.access().identify(bearer(&req)).filter(|(_, r)| allowed(*r))
+    else {
+        return ApiError::new(ErrorCode::Unauthorized).into_response();
+    };
+    let from = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    req.extensions_mut().insert(Caller { key, role, from });
+    next.run(req).await
 }
 
 /// Applies `input` over `base`, checking every bound.
@@ -183,8 +202,16 @@ fn merge(base: QueueConfig, input: &QueueInput) -> ApiResult<QueueConfig> {
     Ok(cfg)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/queue",
+    tag = "queues",
+    request_body(content = QueueInput, content_type = "application/json"),
+    responses((status = 200, description = "the queue as stored", body = QueueConfig), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn create_queue(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     JsonBody(input): JsonBody<QueueInput>,
 ) -> ApiResult<Json<QueueConfig>> {
     if input.id.is_some() {
@@ -202,7 +229,9 @@ async fn create_queue(
                 prequeue_seed(&state, &cfg).await?;
             }
             state.refresh_queues().await?;
-            tracing::info!(id = cfg.id, queue = %cfg.queue_id, "queue created");
+            tracing::info!(id = cfg.id, queue = %cfg.queue_id, by = %caller.key, "queue created");
+            let changes = audit::diff(None, Some(&cfg));
+            audit::record(&state, &caller, "queue.create", Some(&cfg), changes).await;
             Ok(Json(*cfg))
         }
         Created::SlugTaken => {
@@ -221,8 +250,16 @@ async fn find(state: &AppState, id: u32) -> ApiResult<QueueConfig> {
         .ok_or_else(|| ApiError::with(ErrorCode::QueueNotFound, "no queue with this id"))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/queue",
+    tag = "queues",
+    request_body(content = QueueInput, content_type = "application/json"),
+    responses((status = 200, description = "the queue as stored", body = QueueConfig), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn update_queue(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     JsonBody(input): JsonBody<QueueInput>,
 ) -> ApiResult<Json<QueueConfig>> {
     let id = input.id.ok_or_else(|| ApiError::invalid("id is required"))?;
@@ -230,21 +267,149 @@ async fn update_queue(
     if input.queue_id.as_ref().is_some_and(|s| *s != current.queue_id) {
         return Err(ApiError::with(ErrorCode::ImmutableQueueId, "queue_id cannot change"));
     }
-    let cfg = merge(current, &input)?;
+    let cfg = merge(current.clone(), &input)?;
+    store_update(&state, &caller, "queue.update", &current, cfg).await
+}
+
+/// Stores a queue's new settings and audits the change as `action`.
+async fn store_update(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    current: &QueueConfig,
+    cfg: QueueConfig,
+) -> ApiResult<Json<QueueConfig>> {
     if !state.store().update_queue(cfg.clone()).await? {
         return Err(ApiError::with(ErrorCode::QueueNotFound, "no queue with this id"));
     }
     if cfg.prequeue_opens_at.is_some() {
-        prequeue_seed(&state, &cfg).await?;
+        prequeue_seed(state, &cfg).await?;
     }
     state.refresh_queues().await?;
+    state.forget_status(cfg.id, None);
+    audit::record(state, caller, action, Some(&cfg), audit::diff(Some(current), Some(&cfg))).await;
     Ok(Json(cfg))
+}
+
+/// The operator's switches: pause, resume, drain, open.
+#[derive(Debug, Clone, Copy)]
+enum Switch {
+    Pause,
+    Resume,
+    Drain,
+    Open,
+}
+
+/// Applies a switch to a queue's settings. Pause, resume and drain act on automatic
+/// admission; open lets new visitors in again (mode `queue` from `closed`, draining and
+/// paused off).
+fn switched(mut q: QueueConfig, switch: Switch) -> ApiResult<QueueConfig> {
+    let manual = q.admission.is_none();
+    if manual && !matches!(switch, Switch::Open) {
+        return Err(ApiError::new(ErrorCode::AdmissionManual));
+    }
+    if let Some(a) = q.admission.as_mut() {
+        match switch {
+            Switch::Pause => a.paused = true,
+            Switch::Resume => a.paused = false,
+            Switch::Drain => a.draining = true,
+            Switch::Open => (a.paused, a.draining) = (false, false),
+        }
+    }
+    if matches!(switch, Switch::Open) && q.mode == shared::wire::QueueMode::Closed {
+        q.mode = shared::wire::QueueMode::Queue;
+    }
+    Ok(q)
+}
+
+async fn apply_switch(
+    state: AppState,
+    caller: Caller,
+    queue_id: String,
+    switch: Switch,
+    action: &str,
+) -> ApiResult<Json<QueueConfig>> {
+    let q = state.queue_by_slug(&queue_id).await?;
+    let current = find(&state, q.id).await?;
+    let cfg = switched(current.clone(), switch)?;
+    store_update(&state, &caller, action, &current, cfg).await
+}
+
+/// `POST /api/queue/{queue_id}/pause`: admit nobody until resumed (claims answer 503).
+#[utoipa::path(
+    post,
+    path = "/api/queue/{queue_id}/pause",
+    tag = "queues",
+    params(("queue_id" = String, Path, description = "the queue slug")),
+    responses((status = 200, description = "paused", body = QueueConfig), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
+async fn pause(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(queue_id): Path<String>,
+) -> ApiResult<Json<QueueConfig>> {
+    apply_switch(state, caller, queue_id, Switch::Pause, "queue.pause").await
+}
+
+/// `POST /api/queue/{queue_id}/resume`.
+#[utoipa::path(
+    post,
+    path = "/api/queue/{queue_id}/resume",
+    tag = "queues",
+    params(("queue_id" = String, Path, description = "the queue slug")),
+    responses((status = 200, description = "resumed", body = QueueConfig), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
+async fn resume(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(queue_id): Path<String>,
+) -> ApiResult<Json<QueueConfig>> {
+    apply_switch(state, caller, queue_id, Switch::Resume, "queue.resume").await
+}
+
+/// `POST /api/queue/{queue_id}/drain`: no new places or sessions; running ones finish.
+#[utoipa::path(
+    post,
+    path = "/api/queue/{queue_id}/drain",
+    tag = "queues",
+    params(("queue_id" = String, Path, description = "the queue slug")),
+    responses((status = 200, description = "draining", body = QueueConfig), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
+async fn drain(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(queue_id): Path<String>,
+) -> ApiResult<Json<QueueConfig>> {
+    apply_switch(state, caller, queue_id, Switch::Drain, "queue.drain").await
+}
+
+/// `POST /api/queue/{queue_id}/open`: take visitors again.
+#[utoipa::path(
+    post,
+    path = "/api/queue/{queue_id}/open",
+    tag = "queues",
+    params(("queue_id" = String, Path, description = "the queue slug")),
+    responses((status = 200, description = "open", body = QueueConfig), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
+async fn open(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(queue_id): Path<String>,
+) -> ApiResult<Json<QueueConfig>> {
+    apply_switch(state, caller, queue_id, Switch::Open, "queue.open").await
 }
 
 fn parse_id(id: &str) -> ApiResult<u32> {
     id.parse().map_err(|_| ApiError::invalid("id must be a positive integer"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/queue/{id}",
+    tag = "queues",
+    params(("id" = String, Path, description = "the numeric queue id")),
+    responses((status = 200, description = "the queue", body = QueueConfig), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn get_queue(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -252,31 +417,58 @@ async fn get_queue(
     Ok(Json(find(&state, parse_id(&id)?).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/queues",
+    tag = "queues",
+    responses((status = 200, description = "every queue", body = Vec<QueueConfig>), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn list_queues(State(state): State<AppState>) -> ApiResult<Json<Vec<QueueConfig>>> {
     Ok(Json(state.store().list_queues().await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/queue/{id}",
+    tag = "queues",
+    params(("id" = String, Path, description = "the numeric queue id")),
+    responses((status = 200, description = "deleted"), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn delete_queue(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = parse_id(&id)?;
     // A queue the store lost can be deleted too: that is the operator's word the edge waits
     // for before it forgets the queue.
     let lost = state.lost_queues().into_iter().find(|q| q.id == id).map(|q| (*q).clone());
+    let known = state.queue_by_id_cached(id).map(|q| (*q).clone()).or_else(|| lost.clone());
     if !state.store().delete_queue(id, lost, state.now()).await? {
         return Err(ApiError::with(ErrorCode::QueueNotFound, "no queue with this id"));
     }
     state.forget_lost(id);
     state.floors().forget(id);
     state.batchers().forget(id);
+    if let Some(m) = state.metrics() {
+        m.forget_queue(id);
+    }
     state.refresh_queues().await?;
-    tracing::info!(id, "queue deleted");
+    tracing::info!(id, by = %caller.key, "queue deleted");
+    audit::record(&state, &caller, "queue.delete", known.as_ref(), Vec::new()).await;
     Ok(StatusCode::OK)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/queue/increment_serving_position",
+    tag = "queues",
+    request_body(content = IncrementForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "the new serving position", body = ServingPosResponse), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn increment_serving(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Form(form): Form<IncrementForm>,
 ) -> ApiResult<Json<ServingPosResponse>> {
     let slug = form.queue_id.as_deref().ok_or_else(|| ApiError::invalid("queue_id is required"))?;
@@ -287,37 +479,88 @@ async fn increment_serving(
         .and_then(|s| s.trim().parse().ok())
         .filter(|n| (1..=MAX_INCREMENT).contains(n))
         .ok_or_else(|| ApiError::invalid(format!("increment_by must be 1..={MAX_INCREMENT}")))?;
-    let serving_pos = state.store().increment_serving(q.id, by, state.now(), q.keep_secs()).await?;
+    let now = state.now();
+    let serving_pos = state.store().increment_serving(q.id, by, now, q.keep_secs()).await?;
     state.forget_status(q.id, None);
+    let previous = serving_pos - by;
+    let event = ServingEvent {
+        event_id: q.queue_id.clone(),
+        queue_id: q.queue_id.clone(),
+        previous,
+        serving_num: serving_pos,
+        by: caller.key.clone(),
+    };
+    state.webhooks().emit(&q.queue_id, now, EventData::ServingPositionAdvanced(event));
+    let changes = vec![change("serving_pos", previous, serving_pos)];
+    audit::record(&state, &caller, "serving.increment", Some(&q), changes).await;
     Ok(Json(ServingPosResponse { serving_pos }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/queue/update_token_status",
+    tag = "origin",
+    request_body(content = TokenStatusForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "the session is ended"), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn update_token_status(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Form(form): Form<TokenStatusForm>,
 ) -> ApiResult<StatusCode> {
     let slug = form.queue_id.as_deref().ok_or_else(|| ApiError::invalid("queue_id is required"))?;
     let q = state.queue_by_slug(slug).await?;
     let rid =
         form.request_id.as_deref().ok_or_else(|| ApiError::invalid("request_id is required"))?;
-    match form.status.as_deref().map(str::trim) {
-        Some("1" | "2") => {}
+    let outcome = match form.status.as_deref().map(str::trim) {
+        Some("1") => Outcome::Completed,
+        Some("2") => Outcome::Abandoned,
         _ => {
             return Err(ApiError::invalid("status must be 1 (COMPLETED) or 2 (ABANDONED)"));
         }
-    }
+    };
     let t = open_ticket(&state, &q, rid)?;
     let place = place_of(&state, &q, &t)
         .await?
         .ok_or_else(|| ApiError::invalid("no access token was issued for this request_id"))?;
-    match state.store().end_session(q.id, place, jti(q.id, place), state.now()).await? {
-        Ended::Now | Ended::Already => Ok(StatusCode::OK),
+    let now = state.now();
+    let session = jti(q.id, place);
+    match state.store().end_session(q.id, place, session.clone(), now, outcome).await? {
+        Ended::Now => {
+            let event = SessionEvent {
+                event_id: q.queue_id.clone(),
+                queue_id: q.queue_id.clone(),
+                request_id: Some(rid.to_string()),
+                jti: session.clone(),
+                position: place,
+                status: Some(outcome.name().into()),
+                expires_at: None,
+                by: Some(caller.key.clone()),
+            };
+            state.webhooks().emit(&q.queue_id, now, EventData::SessionUpdated(event));
+            if caller.role.is_admin() {
+                let changes = vec![
+                    change("session", (), &session),
+                    change("status", "active", outcome.name()),
+                ];
+                audit::record(&state, &caller, "session.status", Some(&q), changes).await;
+            }
+            Ok(StatusCode::OK)
+        }
+        Ended::Already => Ok(StatusCode::OK),
         Ended::NeverClaimed => {
             Err(ApiError::invalid("no access token was issued for this request_id"))
         }
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/queue/{queue_id}/active_token_num",
+    tag = "queues",
+    params(("queue_id" = String, Path, description = "the queue slug")),
+    responses((status = 200, description = "live sessions", body = ActiveNumResponse), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn active_token_num(
     State(state): State<AppState>,
     Path(queue_id): Path<String>,
@@ -329,6 +572,13 @@ async fn active_token_num(
 
 /// Extends a live session (a payment in progress) up to the queue's `session_max_second`
 /// from issue; answers a fresh token for the same session (same `jti`, later `exp`).
+#[utoipa::path(
+    post,
+    path = "/api/queue/extend_session",
+    tag = "origin",
+    request_body(content = shared::wire::ExtendForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "a token for the same session, later expiry", body = shared::wire::TokenResponse), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn extend_session(
     State(state): State<AppState>,
     Form(form): Form<shared::wire::ExtendForm>,
@@ -364,6 +614,14 @@ async fn extend_session(
 }
 
 /// Records the origin's health; the reading is stamped with the time it arrived.
+#[utoipa::path(
+    post,
+    path = "/api/queue/{queue_id}/health",
+    tag = "origin",
+    params(("queue_id" = String, Path, description = "the queue slug")),
+    request_body(content = shared::wire::HealthReport, content_type = "application/json"),
+    responses((status = 204, description = "recorded"), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn report_health(
     State(state): State<AppState>,
     Path(queue_id): Path<String>,
@@ -388,6 +646,13 @@ async fn report_health(
 
 /// Strategy and parameters, counters, sessions, admission rate, the ETA of the last
 /// position and the last health reading of a queue.
+#[utoipa::path(
+    get,
+    path = "/api/queue/{queue_id}/status",
+    tag = "queues",
+    params(("queue_id" = String, Path, description = "the queue slug")),
+    responses((status = 200, description = "the queue's state", body = shared::wire::QueueStatus), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn queue_status(
     State(state): State<AppState>,
     Path(queue_id): Path<String>,
@@ -416,7 +681,16 @@ async fn queue_status(
 
 /// Rotates the token signing key; the old public key stays in the JWKS until every token it
 /// signed has expired (the longest token validity of any queue).
-async fn rotate_keys(State(state): State<AppState>) -> ApiResult<Json<shared::token::Jwks>> {
+#[utoipa::path(
+    post,
+    path = "/api/keys/rotate",
+    tag = "operations",
+    responses((status = 200, description = "the JWKS with the new key", body = shared::token::Jwks), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
+async fn rotate_keys(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<shared::token::Jwks>> {
     if state.settings().keys_from_config {
         return Err(ApiError::with(
             ErrorCode::KeysFromConfig,
@@ -445,13 +719,25 @@ async fn rotate_keys(State(state): State<AppState>) -> ApiResult<Json<shared::to
         .map_err(ApiError::Internal)?
         .with_ticket_keys_of(&state.keys());
     let jwks = ring.jwks(now);
-    tracing::info!(kid = %ring.signer(active_from).kid(), active_from, "signing key rotated");
+    let (old, new) = (
+        state.keys().signer(active_from).kid().to_string(),
+        ring.signer(active_from).kid().to_string(),
+    );
+    tracing::info!(kid = %new, active_from, by = %caller.key, "signing key rotated");
     state.set_keys(ring);
+    let changes = vec![change("signing_kid", old, new), change("active_from", (), active_from)];
+    audit::record(&state, &caller, "keys.rotate", None, changes).await;
     Ok(Json(jwks))
 }
 
 /// `GET /api/health`: the store's reachability, faults this process found, queues held as
 /// lost.
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    tag = "operations",
+    responses((status = 200, description = "faults found and queues held as lost", body = shared::wire::HealthView), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn health_view(State(state): State<AppState>) -> Json<shared::wire::HealthView> {
     let mut lost: Vec<shared::wire::LostQueue> = state
         .lost_queues()

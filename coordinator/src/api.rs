@@ -1,15 +1,18 @@
 //! The public API (`docs/api.md`): enqueue, place and serving status, token issue, JWKS.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use shared::sync::TicketStanding;
 use shared::ticket::{Ticket, TicketKind};
+use shared::wire::ErrorBody;
 use shared::wire::{
-    AssignResponse, PositionResponse, QueueConfig, QueueForm, StillQueued, WaitingNumResponse,
+    AssignResponse, EventData, PositionResponse, QueueConfig, QueueForm, SessionEvent, StillQueued,
+    WaitingNumResponse,
 };
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::batcher::NotPlaced;
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -18,31 +21,37 @@ use crate::queue::{
     check_claim_open, check_enqueue_open, ensure_drawn, open_ticket, place_of, prequeue_seed,
     token_response,
 };
+use crate::report::wait_bucket;
 use crate::state::AppState;
-use crate::store::{Claim, PreQueued, ReplayKey};
+use crate::store::{Claim, ClaimWaits, PreQueued, ReplayKey};
 
 /// Suggested wait before asking for a token again while still queued.
 const QUEUED_RETRY_MS: u64 = 2000;
 
 /// Routes of the public listener. In edge-only mode every route but the JWKS and the
 /// pre-queue record (and the health checks added around them) needs the edge's client header.
-pub fn routes(state: AppState) -> Router<AppState> {
-    let through_edge = Router::new()
-        .route("/assign_queue_pos", post(assign_queue_pos))
-        .route("/queue_pos/{queue_id}/{request_id}", get(queue_pos))
-        .route("/serving_pos/{queue_id}", get(serving_pos))
-        .route("/waiting_num/{queue_id}", get(waiting_num))
-        .route("/generate_token", post(generate_token))
+pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
+    let through_edge = OpenApiRouter::new()
+        .routes(routes!(assign_queue_pos))
+        .routes(routes!(queue_pos))
+        .routes(routes!(serving_pos))
+        .routes(routes!(waiting_num))
+        .routes(routes!(generate_token))
         .route_layer(axum::middleware::from_fn_with_state(state, from_edge));
-    Router::new()
-        .route("/.well-known/jwks.json", get(jwks))
-        .route("/prequeue/{queue_id}", get(prequeue_info))
+    OpenApiRouter::new()
+        .routes(routes!(jwks))
+        .routes(routes!(prequeue_info))
+        .routes(routes!(crate::spec::openapi_json))
         .merge(through_edge)
 }
 
 /// The visitor's IP, vouched for by the edge's client header or taken from the socket.
 #[derive(Debug, Clone)]
 pub struct ClientIp(pub String);
+
+/// Whether the call came through the edge (its client header checked out).
+#[derive(Debug, Clone, Copy)]
+pub struct ViaEdge(pub bool);
 
 /// Checks the edge's client header (when present, or always in edge-only mode) and hands the
 /// IP it vouches for to the handler.
@@ -56,7 +65,9 @@ async fn from_edge(
         Ok(ip) => ip,
         Err(e) => return e.into_response(),
     };
+    let via_edge = req.headers().contains_key(CLIENT_HEADER);
     req.extensions_mut().insert(ClientIp(ip));
+    req.extensions_mut().insert(ViaEdge(via_edge));
     next.run(req).await
 }
 
@@ -67,6 +78,13 @@ fn required<'a>(v: &'a Option<String>, name: &str) -> ApiResult<&'a str> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/prequeue/{queue_id}",
+    tag = "public",
+    params(("queue_id" = String, Path, description = "the queue slug")),
+    responses((status = 200, description = "the pre-queue's commitment, and after the draw its seed", body = shared::wire::PrequeueInfo), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn prequeue_info(
     State(state): State<AppState>,
     Path(queue_id): Path<String>,
@@ -180,15 +198,54 @@ fn check_pow(
     Ok(Some(ReplayKey { fingerprint, expires_at: u64::from(c.expires_at) }))
 }
 
+/// Counts an enqueue refused for its proof-of-work.
+fn count_pow(state: &AppState, q: &QueueConfig, e: &ApiError) {
+    let reason = match e.code() {
+        ErrorCode::PowRequired => "required",
+        ErrorCode::PowExpired => "expired",
+        ErrorCode::PowReplayed => "replayed",
+        ErrorCode::PowInvalid => "invalid",
+        _ => return,
+    };
+    if let Some(m) = state.metrics() {
+        m.pow_refused(&q.queue_id, reason);
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/assign_queue_pos",
+    tag = "public",
+    request_body(content = QueueForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "a place, stored", body = AssignResponse), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn assign_queue_pos(
     State(state): State<AppState>,
     axum::Extension(ClientIp(ip)): axum::Extension<ClientIp>,
     Form(form): Form<QueueForm>,
 ) -> ApiResult<Json<AssignResponse>> {
     let q = state.queue_by_slug(required(&form.queue_id, "queue_id")?).await?;
+    let started = std::time::Instant::now();
+    let answer = assign(&state, &q, &ip, &form).await;
+    if let Some(m) = state.metrics() {
+        m.enqueued(q.id, &q.queue_id, started.elapsed());
+        if let Err(e) = &answer {
+            count_pow(&state, &q, e);
+        }
+    }
+    answer
+}
+
+/// Hands out a place in `q` (or a pre-queue arrival).
+async fn assign(
+    state: &AppState,
+    q: &QueueConfig,
+    ip: &str,
+    form: &QueueForm,
+) -> ApiResult<Json<AssignResponse>> {
     let now = state.now();
-    check_enqueue_open(&q, now)?;
-    let replay = check_pow(&state, &q, &form, &ip)?;
+    check_enqueue_open(q, now)?;
+    let replay = check_pow(state, q, form, ip)?;
     let in_prequeue = q.prequeue_opens_at.is_some() && q.opens_at.is_some_and(|o| now < o);
     // An enqueue changes only the waiting count, which status answers may show up to
     // STATUS_TTL late: the status cache is kept (dropping it on every enqueue made each poll
@@ -217,7 +274,7 @@ async fn assign_queue_pos(
     }
     if q.prequeue_opens_at.is_some() {
         // The pre-queue's places come first: draw before any FIFO place is handed out.
-        ensure_drawn(&state, &q).await?;
+        ensure_drawn(state, q).await?;
     }
     let placed = state.batchers().assign(q.id, q.keep_secs(), replay).await;
     let (position, entered_at) = placed.map_err(|e| match e {
@@ -237,11 +294,27 @@ async fn assign_queue_pos(
     Ok(Json(AssignResponse { request_id, position: Some(position) }))
 }
 
+/// Counts a status answer.
+fn count_read(state: &AppState, q: &QueueConfig, via: Option<axum::Extension<ViaEdge>>) {
+    if let Some(m) = state.metrics() {
+        m.status_read(&q.queue_id, via.is_some_and(|v| v.0.0));
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/queue_pos/{queue_id}/{request_id}",
+    tag = "public",
+    params(("queue_id" = String, Path, description = "the queue slug"), ("request_id" = String, Path, description = "the ticket")),
+    responses((status = 200, description = "the ticket's place", body = PositionResponse), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn queue_pos(
     State(state): State<AppState>,
+    via: Option<axum::Extension<ViaEdge>>,
     Path((queue_id, request_id)): Path<(String, String)>,
 ) -> ApiResult<Json<PositionResponse>> {
     let q = state.queue_by_slug(&queue_id).await?;
+    count_read(&state, &q, via);
     let t = open_ticket(&state, &q, &request_id)?;
     let now = state.now();
     // Answered from the status cache with the edge's rule; a ticket beyond the cached counter
@@ -270,11 +343,20 @@ async fn queue_pos(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/serving_pos/{queue_id}",
+    tag = "public",
+    params(("queue_id" = String, Path, description = "the queue slug")),
+    responses((status = 200, description = "the serving position", body = PositionResponse), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn serving_pos(
     State(state): State<AppState>,
+    via: Option<axum::Extension<ViaEdge>>,
     Path(queue_id): Path<String>,
 ) -> ApiResult<Json<PositionResponse>> {
     let q = state.queue_by_slug(&queue_id).await?;
+    count_read(&state, &q, via);
     let s = state.status(&q).await?;
     Ok(Json(PositionResponse {
         position: s.serving,
@@ -286,11 +368,20 @@ async fn serving_pos(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/waiting_num/{queue_id}",
+    tag = "public",
+    params(("queue_id" = String, Path, description = "the queue slug")),
+    responses((status = 200, description = "visitors waiting", body = WaitingNumResponse), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn waiting_num(
     State(state): State<AppState>,
+    via: Option<axum::Extension<ViaEdge>>,
     Path(queue_id): Path<String>,
 ) -> ApiResult<Json<WaitingNumResponse>> {
     let q = state.queue_by_slug(&queue_id).await?;
+    count_read(&state, &q, via);
     let waiting_num = state.status(&q).await?.waiting;
     Ok(Json(WaitingNumResponse { waiting_num, version: None, next_poll_ms: None }))
 }
@@ -309,15 +400,32 @@ fn still_queued(position: u64, serving_pos: u64) -> Response {
     resp
 }
 
+#[utoipa::path(
+    post,
+    path = "/generate_token",
+    tag = "public",
+    request_body(content = QueueForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "the session's access token", body = shared::wire::TokenResponse), (status = 202, description = "still queued, or the session cap is reached", body = StillQueued), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn generate_token(
     State(state): State<AppState>,
     Form(form): Form<QueueForm>,
 ) -> ApiResult<Response> {
     let q = state.queue_by_slug(required(&form.queue_id, "queue_id")?).await?;
+    let started = std::time::Instant::now();
+    let answer = claim(&state, &q, &form).await;
+    if let Some(m) = state.metrics() {
+        m.claimed(q.id, &q.queue_id, started.elapsed());
+    }
+    answer
+}
+
+/// The token of a due place of `q` (or the answer that it is not due).
+async fn claim(state: &AppState, q: &QueueConfig, form: &QueueForm) -> ApiResult<Response> {
     let request_id = required(&form.request_id, "request_id")?;
-    let mut t = open_ticket(&state, &q, request_id)?;
-    check_claim_open(&q, state.now())?;
-    let Some(place) = place_of(&state, &q, &t).await? else {
+    let mut t = open_ticket(state, q, request_id)?;
+    check_claim_open(q, state.now())?;
+    let Some(place) = place_of(state, q, &t).await? else {
         return Ok(still_queued(t.position, 0));
     };
     t.position = place;
@@ -333,19 +441,26 @@ async fn generate_token(
         Some(_) if !facts.claimed => state.store().pauses(q.id).await?,
         _ => Vec::new(),
     };
-    let passed = facts.passed_at;
-    if !facts.claimed
-        && shared::place::expired(u64::from(t.entered_at), passed, now, q.expiry(), &pauses)
-    {
+    let (entered, passed) = (u64::from(t.entered_at), facts.passed_at);
+    if !facts.claimed && shared::place::expired(entered, passed, now, q.expiry(), &pauses) {
         return Err(expired_error());
     }
     let validity = u64::from(q.token_validity_second);
     // A session cap holds atomically in the claim, even when many due visitors claim at once.
     let max_active = q.admission.as_ref().and_then(|a| a.policy.max_active()).map_or(0, u64::from);
-    let claimed = state.store().claim(q.id, t.position, now, validity, max_active).await;
+    // For the report: the waits of this visitor, recorded if the claim opens the session.
+    let waits = ClaimWaits {
+        served: wait_bucket(passed.unwrap_or(now).saturating_sub(entered)),
+        claimed: wait_bucket(now.saturating_sub(entered)),
+    };
+    let claimed = state.store().claim(q.id, t.position, now, validity, max_active, waits).await;
     state.forget_status(q.id, None);
     let session = match claimed? {
-        Claim::Issued(s) | Claim::Existing(s) => s,
+        Claim::Issued(s) => {
+            token_generated(state, q, request_id, t.position, s.exp, now);
+            s
+        }
+        Claim::Existing(s) => s,
         Claim::Ended => return Err(ApiError::with(ErrorCode::SessionEnded, "session has ended")),
         Claim::Full { .. } => {
             // Waiting for the session cap is no fault of the visitor: their clock stands still.
@@ -354,11 +469,32 @@ async fn generate_token(
         }
     };
     let mut resp =
-        Json(token_response(&state, &q, request_id, t.position, session, now)).into_response();
+        Json(token_response(state, q, request_id, t.position, session, now)).into_response();
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
 }
 
+/// Sends `token_generated` for a new session.
+fn token_generated(state: &AppState, q: &QueueConfig, rid: &str, place: u64, exp: u64, now: u64) {
+    let data = SessionEvent {
+        event_id: q.queue_id.clone(),
+        queue_id: q.queue_id.clone(),
+        request_id: Some(rid.to_string()),
+        jti: crate::queue::jti(q.id, place),
+        position: place,
+        status: None,
+        expires_at: Some(exp),
+        by: None,
+    };
+    state.webhooks().emit(&q.queue_id, now, EventData::TokenGenerated(data));
+}
+
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "public",
+    responses((status = 200, description = "the public keys tokens are signed with", body = shared::token::Jwks), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn jwks(State(state): State<AppState>) -> Response {
     let mut resp = Json(state.keys().jwks(state.now())).into_response();
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=60"));

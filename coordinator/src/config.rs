@@ -87,6 +87,24 @@ pub struct Config {
     /// Largest group-commit batch of `assign_queue_pos`.
     #[arg(long, env = "ANTEROOM_MAX_BATCH", default_value_t = 4096)]
     pub max_batch: usize,
+    /// Prometheus metrics (`GET /metrics` on the private listener). `false` records nothing
+    /// and answers 404 there (the bench's "metrics off" baseline).
+    #[arg(long, env = "ANTEROOM_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics: bool,
+    /// A bearer key (at least 16 characters) that may read `/metrics` and nothing else, for
+    /// the Prometheus server; admin keys may read it too.
+    #[arg(long, env = "ANTEROOM_METRICS_KEY", hide_env_values = true)]
+    pub metrics_key: Option<Secret>,
+    /// Audit entries kept (about; the oldest are trimmed).
+    #[arg(long, env = "ANTEROOM_AUDIT_KEEP", default_value_t = 100_000)]
+    pub audit_keep: u64,
+    /// Minutes of per-minute report samples kept per queue (2880: two days).
+    #[arg(long, env = "ANTEROOM_REPORT_MINUTES", default_value_t = 2880)]
+    pub report_minutes: u64,
+    /// Webhook events held in memory for delivery; beyond it new events are dropped and
+    /// counted (`anteroom_webhook_dropped_total`).
+    #[arg(long, env = "ANTEROOM_WEBHOOK_BUFFER", default_value_t = 10_000)]
+    pub webhook_buffer: usize,
 }
 
 impl Config {
@@ -99,6 +117,16 @@ impl Config {
             return Err(
                 "origin key must be at least 16 characters and differ from the admin key".into()
             );
+        }
+        if self.metrics_key.as_ref().is_some_and(|k| {
+            k.0.len() < 16 || *k == self.admin_key || Some(k) == self.origin_key.as_ref()
+        }) {
+            return Err("metrics key must be at least 16 characters and differ from the admin \
+                        and origin keys"
+                .into());
+        }
+        if self.audit_keep == 0 || self.report_minutes == 0 || self.webhook_buffer == 0 {
+            return Err("audit keep, report minutes and webhook buffer must be positive".into());
         }
         if self.redis_url.is_some() && !self.redis_cluster.is_empty() {
             return Err("give either a redis url or redis cluster nodes, not both".into());
@@ -136,5 +164,30 @@ pub struct PublishConfig {
 impl std::fmt::Debug for PublishConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PublishConfig").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    fn check(extra: &[&str], ok: bool) {
+        let mut args = vec!["coordinator", "--admin-key", "admin-key-0123456789"];
+        args.extend_from_slice(extra);
+        let cfg = Config::try_parse_from(&args).unwrap();
+        assert_eq!(cfg.validate().is_ok(), ok, "{extra:?}");
+    }
+
+    #[test]
+    fn the_keys_are_long_and_tell_their_holders_apart() {
+        let origin = ["--origin-key", "origin-key-0123456789"];
+        check(&origin, true);
+        check(&["--metrics-key", "metrics-key-0123456789"], true);
+        check(&["--metrics-key", "short"], false);
+        check(&["--metrics-key", "admin-key-0123456789"], false);
+        // The same key for the origin and Prometheus would be taken for the origin's alone.
+        check(&[&origin[..], &["--metrics-key", "origin-key-0123456789"]].concat(), false);
+        check(&["--audit-keep", "0"], false);
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use shared::admission::{ControllerState, HealthReading, TickDecision, TickInputs};
 use shared::eta::RateEstimate;
-use shared::wire::QueueConfig;
+use shared::wire::{EventData, QueueConfig, ServingEvent};
 use tokio::sync::watch;
 
 use crate::state::AppState;
@@ -92,6 +92,16 @@ pub async fn tick_queue(
     let json = serde_json::to_string(&ctl).unwrap_or_default();
     let applied = store.apply_tick(q.id, tick, decision.admit, json, now, q.keep_secs()).await?;
     state.forget_status(q.id, None);
+    if let Some(serving) = applied.filter(|_| decision.admit > 0) {
+        let event = ServingEvent {
+            event_id: q.queue_id.clone(),
+            queue_id: q.queue_id.clone(),
+            previous: serving - decision.admit,
+            serving_num: serving,
+            by: "controller".into(),
+        };
+        state.webhooks().emit(&q.queue_id, now, EventData::ServingPositionAdvanced(event));
+    }
     Ok(applied.map(|_| decision))
 }
 

@@ -3,8 +3,10 @@
 //! `app` builds the routers (tests call them without a socket); `run` serves them on two
 //! listeners until `shutdown` resolves; `start` turns a [`Config`] into running state.
 
+pub mod access;
 pub mod admin;
 pub mod api;
+pub mod audit;
 pub mod batcher;
 pub mod clock;
 pub mod config;
@@ -12,12 +14,19 @@ pub mod control;
 pub mod error;
 pub mod extract;
 pub mod keys;
+pub mod metrics;
+pub mod observe;
 pub mod publish;
 pub mod pull;
 pub mod queue;
 pub mod recovery;
+pub mod report;
+pub mod report_page;
+pub mod sampling;
+pub mod spec;
 pub mod state;
 pub mod store;
+pub mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,14 +35,16 @@ use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::get;
 use axum::{BoxError, Router};
+use shared::wire::ErrorBody;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use config::Config;
 use error::{ApiError, ErrorCode};
 use keys::Keyring;
+use metrics::Listener;
 use state::{AppState, Clock, Settings};
 use store::Store;
 use store::memory::MemoryStore;
@@ -59,12 +70,34 @@ impl Default for Limits {
     }
 }
 
-async fn overloaded(err: BoxError) -> ApiError {
-    if err.is::<tower::timeout::error::Elapsed>() {
+fn overloaded(state: &AppState, listener: Listener, err: &BoxError) -> ApiError {
+    let timeout = err.is::<tower::timeout::error::Elapsed>();
+    if let Some(m) = state.metrics() {
+        m.overload(listener, timeout);
+    }
+    if timeout {
         ApiError::with(ErrorCode::Unavailable, "request timed out")
     } else {
         ApiError::with(ErrorCode::Unavailable, "server is overloaded")
     }
+}
+
+/// Counts every answer by route template and status class.
+async fn track(
+    State((state, listener)): State<(AppState, Listener)>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = req.extensions().get::<axum::extract::MatchedPath>().cloned();
+    let resp = next.run(req).await;
+    if let Some(m) = state.metrics() {
+        m.http(
+            listener,
+            route.as_ref().map_or("unmatched", |r| r.as_str()),
+            resp.status().as_u16(),
+        );
+    }
+    resp
 }
 
 async fn not_found() -> ApiError {
@@ -75,10 +108,22 @@ async fn method_not_allowed() -> ApiError {
     ApiError::new(ErrorCode::MethodNotAllowed)
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "the process answers", content_type = "text/plain"), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn healthz() -> &'static str {
     "ok"
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses((status = 200, description = "the store answers and the registry is loaded", content_type = "text/plain"), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     state.store().ping().await?;
     if !state.registry_loaded() {
@@ -87,16 +132,39 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
     Ok("ready")
 }
 
-fn harden(router: Router<AppState>, state: AppState, body_limit: usize, limits: Limits) -> Router {
-    router
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+fn harden(
+    routes: OpenApiRouter<AppState>,
+    state: AppState,
+    listener: Listener,
+    body_limit: usize,
+    limits: Limits,
+) -> Router {
+    let (router, doc) = routes
+        .routes(utoipa_axum::routes!(healthz))
+        .routes(utoipa_axum::routes!(readyz))
+        .split_for_parts();
+    let doc = match listener {
+        Listener::Public => spec::finish(doc, "Anteroom coordinator: public API", false),
+        Listener::Private => spec::finish(doc, "Anteroom coordinator: private API", true),
+    };
+    let mut router = router
+        .layer(axum::Extension(Arc::new(doc)))
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .method_not_allowed_fallback(method_not_allowed);
+    // With metrics off the layer is not there at all (the bench's baseline).
+    if state.metrics().is_some() {
+        router =
+            router.layer(axum::middleware::from_fn_with_state((state.clone(), listener), track));
+    }
+    let shed = state.clone();
+    router
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(
             ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(overloaded))
+                .layer(HandleErrorLayer::new(move |err: BoxError| {
+                    let e = overloaded(&shed, listener, &err);
+                    async move { e }
+                }))
                 .load_shed()
                 .concurrency_limit(limits.concurrency)
                 .timeout(limits.timeout),
@@ -106,12 +174,13 @@ fn harden(router: Router<AppState>, state: AppState, body_limit: usize, limits: 
 
 /// The public router.
 pub fn public_app(state: AppState, limits: Limits) -> Router {
-    harden(api::routes(state.clone()).merge(pull::routes()), state, PUBLIC_BODY_LIMIT, limits)
+    let routes = api::routes(state.clone()).merge(pull::routes());
+    harden(routes, state, Listener::Public, PUBLIC_BODY_LIMIT, limits)
 }
 
 /// The private router.
 pub fn admin_app(state: AppState, limits: Limits) -> Router {
-    harden(admin::routes(state.clone()), state, ADMIN_BODY_LIMIT, limits)
+    harden(admin::routes(state.clone()), state, Listener::Private, ADMIN_BODY_LIMIT, limits)
 }
 
 /// Opens the store the config names (Redis, Redis Cluster, or memory).
@@ -175,8 +244,26 @@ pub async fn start(cfg: &Config, store: Arc<dyn Store>, clock: Clock) -> anyhow:
         edge_key,
         edge_only: cfg.edge_only.unwrap_or(edge_key.is_some()),
         publish,
+        audit_keep: cfg.audit_keep,
+        report_minutes: cfg.report_minutes,
     };
-    let state = AppState::new(store, keys, settings, clock);
+    let metrics = cfg.metrics.then(|| Arc::new(metrics::Metrics::new()));
+    if let Some(m) = &metrics {
+        store.set_observer(m.clone());
+    }
+    let observe = state::Observe {
+        access: access::Keys::new(
+            &cfg.admin_key.0,
+            cfg.origin_key.as_ref().map(|k| k.0.as_str()),
+            cfg.metrics_key.as_ref().map(|k| k.0.as_str()),
+        ),
+        webhooks: Arc::new(webhooks::Webhooks::new(cfg.webhook_buffer, metrics.clone())),
+        metrics,
+    };
+    let state = AppState::new(store, keys, settings, clock, observe);
+    if let Err(e) = sampling::reload(&state).await {
+        tracing::warn!(cause = %e, "admin keys and webhooks not loaded yet");
+    }
     if let Err(e) = state.refresh_queues().await {
         tracing::warn!(cause = %e, "queue registry not loaded yet");
     }
@@ -193,6 +280,7 @@ async fn maintain(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>)
     // Since when the store has not answered: claims failed with 503 meanwhile, so every
     // queue's expiry clock stood still; recorded once it answers again.
     let mut down_since: Option<u64> = None;
+    let mut sampler = sampling::Sampler::default();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -241,6 +329,7 @@ async fn maintain(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>)
         if let Err(e) = sync_keys(&state).await {
             tracing::warn!(cause = %e, "key reload failed");
         }
+        sampling::tick(&state, &mut sampler).await;
     }
 }
 
@@ -305,6 +394,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let upkeep = tokio::spawn(maintain(state.clone(), stop_rx.clone()));
     let controller = tokio::spawn(control::run(state.clone(), stop_rx.clone()));
+    let hooks = tokio::spawn(state.webhooks().clone().run(stop_rx.clone()));
     let publisher = state.settings().publish.clone().map(|cfg| {
         tracing::info!(url = %cfg.url, "publishing queue states to the edge");
         tokio::spawn(publish::run(state.clone(), cfg, stop_rx.clone()))
@@ -317,8 +407,11 @@ pub async fn run(
         public_app(state.clone(), limits).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(wait(stop_rx.clone()));
-    let admin_srv =
-        axum::serve(admin, admin_app(state, limits)).with_graceful_shutdown(wait(stop_rx));
+    let admin_srv = axum::serve(
+        admin,
+        admin_app(state, limits).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(wait(stop_rx));
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -326,6 +419,7 @@ pub async fn run(
     let (a, b) = tokio::join!(public_srv.into_future(), admin_srv.into_future());
     let _ = upkeep.await;
     let _ = controller.await;
+    let _ = hooks.await;
     if let Some(p) = publisher {
         let _ = p.await;
     }

@@ -105,6 +105,8 @@ pub async fn run(state: AppState, cfg: PublishConfig, mut stop: watch::Receiver<
         }
     };
     let mut last: HashMap<u32, Sent> = HashMap::new();
+    // When this publisher first saw each queue's current unpublished change (the lag metric).
+    let mut changed: HashMap<u32, Instant> = HashMap::new();
     // Tombstones this publisher has announced at least once.
     let mut announced: HashSet<u32> = HashSet::new();
     let mut tick = tokio::time::interval(POLL);
@@ -125,7 +127,7 @@ pub async fn run(state: AppState, cfg: PublishConfig, mut stop: watch::Receiver<
         let mut batch = SyncBatch { states: Vec::new(), removed };
         let mut published = Vec::new();
         for q in &state.cached_queues() {
-            match publish_one(&state, q, &owner, last.get(&q.id)).await {
+            match publish_one(&state, q, &owner, last.get(&q.id), &mut changed).await {
                 Ok(Some((s, fp))) => {
                     published.push((q.id, fp, s.clone()));
                     batch.states.push(s);
@@ -147,12 +149,19 @@ pub async fn run(state: AppState, cfg: PublishConfig, mut stop: watch::Receiver<
         match send(&client, &cfg, &batch).await {
             Ok(()) => {
                 let at = Instant::now();
-                for (id, fingerprint, state) in published {
-                    last.insert(id, Sent { at, fingerprint, state });
+                for (id, fingerprint, s) in published {
+                    if let Some(m) = state.metrics() {
+                        let lag = changed.remove(&id).map(|t| t.elapsed());
+                        m.published(&s.queue.queue_id, lag, now_ms());
+                    }
+                    last.insert(id, Sent { at, fingerprint, state: s });
                 }
                 announced.extend(batch.removed.iter().map(|r| r.id));
             }
             Err(e) => {
+                if let Some(m) = state.metrics() {
+                    m.publish_failed();
+                }
                 tracing::warn!(cause = %e, queues = batch.states.len(), "sync to edge failed")
             }
         }
@@ -185,18 +194,23 @@ async fn lost_state(
     })
 }
 
-/// The state of `q` if this process holds its lease and it is due, with its fingerprint.
+/// The state of `q` if this process holds its lease and it is due, with its fingerprint;
+/// notes in `changed` when a change was first seen.
 async fn publish_one(
     state: &AppState,
     q: &QueueConfig,
     owner: &str,
     last: Option<&Sent>,
+    changed: &mut HashMap<u32, Instant>,
 ) -> StoreResult<Option<(EdgeState, u64)>> {
     if !state.store().lease(q.id, "publish", owner.to_string(), LEASE_MS).await? {
         return Ok(None);
     }
     let mut s = snapshot(state, q).await?;
     let fp = fingerprint(&s);
+    if last.is_some_and(|sent| sent.fingerprint != fp) {
+        changed.entry(q.id).or_insert_with(Instant::now);
+    }
     let interval = state.publish_interval();
     let due = match last {
         None => true,

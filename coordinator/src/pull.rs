@@ -5,20 +5,24 @@
 //! at most `COORDINATOR_CACHE_MS` old, built by one request while the others of that moment
 //! wait for it, so the store sees a handful of reads per queue per process per second however
 //! many PoPs and visitors there are.
+//!
+//! Each pull is counted (`anteroom_edge_pulls_total`, by what was pulled, queue and outcome).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Extension, Router};
 use shared::pull::{COORDINATOR_CACHE_MS, INDEX_PATH, PULL_HEADER, STATE_PATH};
 use shared::sync::{EdgeIndex, EdgeQueue, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use shared::wire::ErrorBody;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::Path;
@@ -77,12 +81,36 @@ impl PullCache {
     }
 }
 
-/// The pull routes (merged into the public router).
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/edge/state/{queue_id}", get(state_of))
-        .route(INDEX_PATH, get(index))
+/// The pull routes (merged into the public router, outside the edge-only check: they carry
+/// their own MAC).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(state_of))
+        .routes(routes!(index))
         .layer(Extension(Arc::new(PullCache::default())))
+}
+
+/// What a pull's answer says, for the `outcome` label.
+fn outcome<T>(answer: &ApiResult<T>) -> &'static str {
+    match answer {
+        Ok(_) => "served",
+        Err(e) => match e.code() {
+            ErrorCode::EdgeRequired | ErrorCode::BadClientHeader => "unauthorised",
+            ErrorCode::UnknownQueue => "not_found",
+            ErrorCode::QueueLost => "lost",
+            _ => "error",
+        },
+    }
+}
+
+/// Counts a pull; `queue` only for a queue this process knows (never a slug an unchecked
+/// request named, so callers cannot grow the label set).
+fn count<T>(state: &AppState, what: &'static str, queue: &str, answer: &ApiResult<T>) {
+    if let Some(m) = state.metrics() {
+        let outcome = outcome(answer);
+        let known = matches!(outcome, "served" | "lost");
+        m.edge_pull(what, if known { queue } else { "" }, outcome);
+    }
 }
 
 /// The edge key, if the request's [`PULL_HEADER`] is valid for `path`.
@@ -116,19 +144,37 @@ fn signed(key: &[u8; 32], path: &str, now_ms: u64, body: Bytes) -> Response {
 /// `GET /edge/state/{queue_id}`: the queue's [`shared::sync::EdgeState`], as the publisher
 /// would send it, from a snapshot at most `COORDINATOR_CACHE_MS` old. 503 `queue_lost` for a
 /// queue the store lost (the edge keeps its last state and marks it lost).
+#[utoipa::path(
+    get,
+    path = "/edge/state/{queue_id}",
+    tag = "edge",
+    params(("queue_id" = String, Path, description = "the queue slug"), ("x-anteroom-pull" = String, Header, description = "`<unix ms>|<mac>` under the edge key (shared::pull)")),
+    responses((status = 200, description = "the queue's edge state, signed for its path (x-anteroom-timestamp, x-anteroom-signature)", content_type = "application/json"), (status = "4XX", description = "refused (no or bad pull header, unknown queue, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable or queue lost (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn state_of(
     State(state): State<AppState>,
     Extension(cache): Extension<Arc<PullCache>>,
     Path(queue_id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let answer = state_answer(&state, &cache, &queue_id, &headers).await;
+    count(&state, "state", &queue_id, &answer);
+    answer
+}
+
+async fn state_answer(
+    state: &AppState,
+    cache: &PullCache,
+    queue_id: &str,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
     let path = format!("{STATE_PATH}{queue_id}");
-    let key = authorised(&state, &headers, &path)?;
+    let key = authorised(state, headers, &path)?;
     state.refresh_queues_within(CACHE).await?;
-    let q = state.queue_by_slug(&queue_id).await?;
+    let q = state.queue_by_slug(queue_id).await?;
     let body = cache
         .get_or_build(Key::State(q.id), || async {
-            let mut s = snapshot(&state, &q).await?;
+            let mut s = snapshot(state, &q).await?;
             let now = state.now_ms();
             s.version = state.store().next_version(q.id, now).await?;
             s.published_at_ms = now;
@@ -141,13 +187,30 @@ async fn state_of(
 /// `GET /edge/index`: every queue's edge settings (lost ones included, so they stay held) and
 /// the deletions of the last hour as entries with `removed_at`, so a PoP whose KV lags still
 /// holds a deleted queue's paths closed and then releases them.
+#[utoipa::path(
+    get,
+    path = "/edge/index",
+    tag = "edge",
+    params(("x-anteroom-pull" = String, Header, description = "`<unix ms>|<mac>` under the edge key (shared::pull)")),
+    responses((status = 200, description = "every queue's edge settings and the last hour's deletions, signed for the path", content_type = "application/json"), (status = "4XX", description = "refused (no or bad pull header)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
 async fn index(
     State(state): State<AppState>,
     Extension(cache): Extension<Arc<PullCache>>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let key = authorised(&state, &headers, INDEX_PATH)?;
-    let body = cache.get_or_build(Key::Index, || build_index(&state, &cache)).await?;
+    let answer = index_answer(&state, &cache, &headers).await;
+    count(&state, "index", "", &answer);
+    answer
+}
+
+async fn index_answer(
+    state: &AppState,
+    cache: &PullCache,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let key = authorised(state, headers, INDEX_PATH)?;
+    let body = cache.get_or_build(Key::Index, || build_index(state, cache)).await?;
     Ok(signed(&key, INDEX_PATH, state.now_ms(), body))
 }
 

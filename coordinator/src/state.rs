@@ -8,11 +8,14 @@ use std::time::Instant;
 use shared::wire::QueueConfig;
 use tokio::sync::Mutex as AsyncMutex;
 
+use crate::access::Keys;
 use crate::batcher::Batchers;
 pub use crate::clock::Clock;
 use crate::keys::Keyring;
+use crate::metrics::Metrics;
 use crate::recovery::{Faults, Floors};
 use crate::store::{Store, StoreResult, WaitingFacts};
+use crate::webhooks::Webhooks;
 
 /// Settings that handlers need, fixed at start.
 #[derive(Clone)]
@@ -33,12 +36,27 @@ pub struct Settings {
     pub edge_only: bool,
     /// Where and how often to publish queue states to the edge; `None` = not at all.
     pub publish: Option<crate::config::PublishConfig>,
+    /// Audit entries kept.
+    pub audit_keep: u64,
+    /// Minute samples kept per queue.
+    pub report_minutes: u64,
 }
 
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings").field("issuer", &self.issuer).finish_non_exhaustive()
     }
+}
+
+/// The observability parts of the state, built by `start` from the config.
+#[derive(Debug)]
+pub struct Observe {
+    /// Metrics, unless turned off.
+    pub metrics: Option<Arc<Metrics>>,
+    /// The keys the private API accepts.
+    pub access: Keys,
+    /// Webhook endpoints and the delivery buffer.
+    pub webhooks: Arc<Webhooks>,
 }
 
 /// The application state handed to every handler.
@@ -78,6 +96,12 @@ struct Inner {
     floors: Arc<Floors>,
     /// Faults found since start.
     faults: Arc<Faults>,
+    /// Metrics, unless turned off.
+    metrics: Option<Arc<Metrics>>,
+    /// The keys the private API accepts.
+    access: Keys,
+    /// Webhook endpoints and the delivery buffer.
+    webhooks: Arc<Webhooks>,
     /// Queues that vanished from the store without an operator deleting them, by id: held
     /// (503 `queue_lost`) and still published to the edge as lost.
     lost: RwLock<HashMap<u32, Arc<QueueConfig>>>,
@@ -161,7 +185,13 @@ struct QueueCache {
 
 impl AppState {
     /// Builds the state around a store and loaded keys.
-    pub fn new(store: Arc<dyn Store>, keys: Keyring, settings: Settings, clock: Clock) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: Keyring,
+        settings: Settings,
+        clock: Clock,
+        observe: Observe,
+    ) -> Self {
         let floors = Arc::new(Floors::default());
         let faults = Arc::new(Faults::default());
         let batchers = Batchers::new(
@@ -186,9 +216,46 @@ impl AppState {
                 status: RwLock::new(HashMap::new()),
                 floors,
                 faults,
+                metrics: observe.metrics,
+                access: observe.access,
+                webhooks: observe.webhooks,
                 lost: RwLock::new(HashMap::new()),
             }),
         }
+    }
+
+    /// Metrics, unless turned off.
+    pub fn metrics(&self) -> Option<&Metrics> {
+        self.inner.metrics.as_deref()
+    }
+
+    /// The keys the private API accepts.
+    pub fn access(&self) -> &Keys {
+        &self.inner.access
+    }
+
+    /// Webhook endpoints and delivery.
+    pub fn webhooks(&self) -> &Arc<Webhooks> {
+        &self.inner.webhooks
+    }
+
+    /// `now - position_expiry` with the queue's pauses, as the waiting count needs it (0
+    /// without expiry).
+    pub async fn expiry_t0(&self, q: &QueueConfig, now: u64) -> StoreResult<u64> {
+        Ok(self.waiting_and_pauses_t0(q, now).await?.1)
+    }
+
+    async fn waiting_and_pauses_t0(
+        &self,
+        q: &QueueConfig,
+        now: u64,
+    ) -> StoreResult<(Vec<(u64, u64)>, u64)> {
+        let pauses = match q.expiry() {
+            Some(_) => self.inner.store.pauses(q.id).await?,
+            None => Vec::new(),
+        };
+        let t0 = q.expiry().map_or(0, |window| shared::place::expired_before(now, window, &pauses));
+        Ok((pauses, t0))
     }
 
     /// The store.
@@ -392,11 +459,7 @@ impl AppState {
         q: &QueueConfig,
         now: u64,
     ) -> StoreResult<(WaitingFacts, Vec<(u64, u64)>)> {
-        let pauses = match q.expiry() {
-            Some(_) => self.inner.store.pauses(q.id).await?,
-            None => Vec::new(),
-        };
-        let t0 = q.expiry().map_or(0, |window| shared::place::expired_before(now, window, &pauses));
+        let (pauses, t0) = self.waiting_and_pauses_t0(q, now).await?;
         Ok((self.inner.store.waiting_facts(q.id, t0).await?, pauses))
     }
 

@@ -9,9 +9,12 @@ use std::sync::Arc;
 use coordinator::store::memory::MemoryStore;
 use coordinator::store::redis::RedisStore;
 use coordinator::store::{
-    Assigned, Claim, Counters, Created, Ended, Floor, PreQueued, ReplayKey, Session, Store,
-    StoredSecrets,
+    Assigned, AuditFrom, Claim, ClaimWaits, Counters, Created, Ended, Floor, MinuteSample, Outcome,
+    PreQueued, RecordKind, ReplayKey, Session, Store, StoredSecrets,
 };
+
+/// Claims in this suite record no particular waits.
+const W: ClaimWaits = ClaimWaits { served: 0, claimed: 0 };
 use shared::wire::QueueConfig;
 
 fn cfg(slug: &str) -> QueueConfig {
@@ -131,9 +134,9 @@ async fn registry(s: &dyn Store) {
     assign_n(s, a.id, 5, 1000, 600).await;
     s.next_version(a.id, 7).await.unwrap();
     s.increment_serving(a.id, 3, 1001, 600).await.unwrap();
-    assert!(matches!(s.claim(a.id, 1, 1002, 300, 0).await.unwrap(), Claim::Issued(_)));
-    assert!(matches!(s.claim(a.id, 2, 1002, 300, 0).await.unwrap(), Claim::Issued(_)));
-    s.end_session(a.id, 2, format!("{}.2", a.id), 1003).await.unwrap();
+    assert!(matches!(s.claim(a.id, 1, 1002, 300, 0, W).await.unwrap(), Claim::Issued(_)));
+    assert!(matches!(s.claim(a.id, 2, 1002, 300, 0, W).await.unwrap(), Claim::Issued(_)));
+    s.end_session(a.id, 2, format!("{}.2", a.id), 1003, Outcome::Completed).await.unwrap();
     s.put_meta(a.id, "health", "{}".into()).await.unwrap();
     s.init_meta(a.id, "seed", "ab".into()).await.unwrap();
     s.add_pause(a.id, 1000, 1001).await.unwrap();
@@ -245,32 +248,41 @@ async fn sessions(s: &dyn Store) {
     assign_n(s, q.id, 10, 1000, 600).await;
     s.increment_serving(q.id, 10, 1000, 600).await.unwrap();
 
-    let first = s.claim(q.id, 1, 1100, 300, 0).await.unwrap();
+    let first = s.claim(q.id, 1, 1100, 300, 0, W).await.unwrap();
     assert_eq!(first, Claim::Issued(Session { iat: 1100, exp: 1400 }));
     assert_eq!(
-        s.claim(q.id, 1, 1150, 300, 0).await.unwrap(),
+        s.claim(q.id, 1, 1150, 300, 0, W).await.unwrap(),
         Claim::Existing(Session { iat: 1100, exp: 1400 })
     );
     assert!(s.place(q.id, 1).await.unwrap().claimed);
     assert_eq!(
-        s.claim(q.id, 2, 1100, 300, 2).await.unwrap(),
+        s.claim(q.id, 2, 1100, 300, 2, W).await.unwrap(),
         Claim::Issued(Session { iat: 1100, exp: 1400 })
     );
-    assert_eq!(s.claim(q.id, 3, 1100, 300, 2).await.unwrap(), Claim::Full { active: 2 });
+    assert_eq!(s.claim(q.id, 3, 1100, 300, 2, W).await.unwrap(), Claim::Full { active: 2 });
     assert!(!s.place(q.id, 3).await.unwrap().claimed, "a refused claim leaves no trace");
     assert_eq!(s.active_sessions(q.id, 1100).await.unwrap(), 2);
 
-    assert_eq!(s.end_session(q.id, 1, "j1".into(), 1200).await.unwrap(), Ended::Now);
-    assert_eq!(s.end_session(q.id, 1, "j1".into(), 1201).await.unwrap(), Ended::Already);
-    assert_eq!(s.end_session(q.id, 5, "j5".into(), 1201).await.unwrap(), Ended::NeverClaimed);
     assert_eq!(
-        s.claim(q.id, 1, 1202, 300, 0).await.unwrap(),
+        s.end_session(q.id, 1, "j1".into(), 1200, Outcome::Completed).await.unwrap(),
+        Ended::Now
+    );
+    assert_eq!(
+        s.end_session(q.id, 1, "j1".into(), 1201, Outcome::Completed).await.unwrap(),
+        Ended::Already
+    );
+    assert_eq!(
+        s.end_session(q.id, 5, "j5".into(), 1201, Outcome::Completed).await.unwrap(),
+        Ended::NeverClaimed
+    );
+    assert_eq!(
+        s.claim(q.id, 1, 1202, 300, 0, W).await.unwrap(),
         Claim::Ended,
         "never a second session"
     );
     assert_eq!(s.active_sessions(q.id, 1202).await.unwrap(), 1);
     assert_eq!(
-        s.claim(q.id, 3, 1203, 300, 2).await.unwrap(),
+        s.claim(q.id, 3, 1203, 300, 2, W).await.unwrap(),
         Claim::Issued(Session { iat: 1203, exp: 1503 }),
         "the freed slot is usable"
     );
@@ -282,16 +294,19 @@ async fn sessions(s: &dyn Store) {
     assert_eq!(s.revoked(q.id, 1404).await.unwrap(), vec!["j1".to_string()], "the token's leeway");
     assert!(s.revoked(q.id, 1405).await.unwrap().is_empty(), "revocations end with the token");
     assert_eq!(
-        s.claim(q.id, 2, 1401, 300, 0).await.unwrap(),
+        s.claim(q.id, 2, 1401, 300, 0, W).await.unwrap(),
         Claim::Ended,
         "expired session is not renewed"
     );
-    assert_eq!(s.end_session(q.id, 2, "j2".into(), 1402).await.unwrap(), Ended::Already);
+    assert_eq!(
+        s.end_session(q.id, 2, "j2".into(), 1402, Outcome::Completed).await.unwrap(),
+        Ended::Already
+    );
     assert_eq!(s.active_sessions(q.id, 1600).await.unwrap(), 0);
 
     // Extension: up to iat + cap, never shorter, only while live.
     assert_eq!(
-        s.claim(q.id, 6, 2000, 300, 0).await.unwrap(),
+        s.claim(q.id, 6, 2000, 300, 0, W).await.unwrap(),
         Claim::Issued(Session { iat: 2000, exp: 2300 })
     );
     let ext = s.extend_session(q.id, 6, 100, 600, 2100).await.unwrap();
@@ -311,7 +326,7 @@ async fn waiting(s: &dyn Store) {
     // Serving reaches 3 at t=1010 and 8 at t=1200.
     s.increment_serving(q.id, 3, 1010, 600).await.unwrap();
     s.increment_serving(q.id, 5, 1200, 600).await.unwrap();
-    s.claim(q.id, 2, 1020, 300, 0).await.unwrap();
+    s.claim(q.id, 2, 1020, 300, 0, W).await.unwrap();
 
     let f = s.waiting_facts(q.id, 0).await.unwrap();
     assert_eq!((f.counters.assigned, f.claimed_total, f.expired_upto), (10, 1, 0));
@@ -354,6 +369,68 @@ async fn secrets(s: &dyn Store) {
     assert_eq!(s.secrets_or_init(a).await.unwrap(), b);
 }
 
+/// Outcomes, sweeping, stats, wait histograms, minute samples, records and the audit stream.
+async fn observability(s: &dyn Store) {
+    let q = create(s, "obs").await;
+    assign_n(s, q.id, 4, 1000, 600).await;
+    s.increment_serving(q.id, 4, 1001, 600).await.unwrap();
+    for p in 1..=3u64 {
+        let w = ClaimWaits { served: p as u8, claimed: 10 };
+        assert!(matches!(s.claim(q.id, p, 1002, 100, 0, w).await.unwrap(), Claim::Issued(_)));
+    }
+    let end = |p: u64, t: u64, o: Outcome| s.end_session(q.id, p, format!("j{p}"), t, o);
+    assert_eq!(end(1, 1010, Outcome::Completed).await.unwrap(), Ended::Now);
+    assert_eq!(end(2, 1010, Outcome::Abandoned).await.unwrap(), Ended::Now);
+    // Session 3 expired at 1102: ending it later leaves it to the sweep, which counts it.
+    assert_eq!(end(3, 1200, Outcome::Completed).await.unwrap(), Ended::Already);
+    let st = s.stats(q.id, 1200, 0).await.unwrap();
+    assert_eq!((st.completed, st.abandoned, st.expired, st.active), (1, 1, 0, 0));
+    assert_eq!((st.facts.claimed_total, st.admitted(), st.facts.waiting()), (3, 4, 1));
+    assert_eq!(s.sweep_expired(q.id, 1200).await.unwrap(), vec![3]);
+    assert_eq!(s.sweep_expired(q.id, 1200).await.unwrap(), Vec::<u64>::new(), "swept once");
+    assert_eq!(s.stats(q.id, 1200, 0).await.unwrap().expired, 1);
+    let w = s.wait_counts(q.id).await.unwrap();
+    assert_eq!((w.served[1], w.served[2], w.served[3], w.served[4]), (1, 1, 1, 0));
+    assert_eq!((w.claimed[10], w.served.iter().sum::<u64>()), (3, 3));
+
+    let est = shared::eta::RateEstimate { rate: 1.5, var: 0.25, observed_ms: 61_000 };
+    let at = |minute, assigned| MinuteSample {
+        minute,
+        assigned,
+        estimate: est,
+        ..MinuteSample::of(0, &st, est)
+    };
+    assert!(s.record_minute(q.id, at(20, 4), 5).await.unwrap());
+    assert!(!s.record_minute(q.id, at(20, 9), 5).await.unwrap(), "a minute is stored once");
+    assert!(s.record_minute(q.id, at(21, 5), 5).await.unwrap());
+    assert_eq!(s.minutes(q.id, 0).await.unwrap(), vec![at(20, 4), at(21, 5)]);
+    assert_eq!(s.minutes(q.id, 21).await.unwrap(), vec![at(21, 5)]);
+    assert!(s.record_minute(q.id, at(30, 6), 5).await.unwrap());
+    assert_eq!(s.minutes(q.id, 0).await.unwrap(), vec![at(30, 6)], "older than 5 minutes dropped");
+
+    let k = RecordKind::AdminKey;
+    assert!(s.add_record(k, "a".into(), "{}".into()).await.unwrap());
+    assert!(!s.add_record(k, "a".into(), "{\"x\":1}".into()).await.unwrap(), "name taken");
+    assert_eq!(s.records(k).await.unwrap(), vec!["{}".to_string()]);
+    assert!(s.records(RecordKind::Webhook).await.unwrap().is_empty());
+    assert!(s.remove_record(k, "a".into()).await.unwrap());
+    assert!(!s.remove_record(k, "a".into()).await.unwrap());
+
+    // Ids follow the callers' clock, and never go back when a slower clock appends.
+    let ids = [
+        s.append_audit("1".into(), 5000, 100).await.unwrap(),
+        s.append_audit("2".into(), 5000, 100).await.unwrap(),
+        s.append_audit("3".into(), 4000, 100).await.unwrap(),
+    ];
+    assert_eq!(ids, ["5000-0", "5000-1", "5000-2"]);
+    let from = |ms, seq, exclusive| AuditFrom { ms, seq, exclusive };
+    let page = s.audit_page(from(0, 0, false), 2).await.unwrap();
+    assert_eq!(page, vec![("5000-0".into(), "1".into()), ("5000-1".into(), "2".into())]);
+    let page = s.audit_page(from(5000, 1, true), 10).await.unwrap();
+    assert_eq!(page, vec![("5000-2".to_string(), "3".to_string())]);
+    assert!(s.audit_page(from(5001, 0, false), 10).await.unwrap().is_empty());
+}
+
 async fn suite(s: Arc<dyn Store>) {
     s.ping().await.unwrap();
     registry(s.as_ref()).await;
@@ -365,6 +442,7 @@ async fn suite(s: Arc<dyn Store>) {
     floors(s.as_ref()).await;
     pauses(s.as_ref()).await;
     secrets(s.as_ref()).await;
+    observability(s.as_ref()).await;
 }
 
 #[tokio::test]

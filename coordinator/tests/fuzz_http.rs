@@ -146,6 +146,9 @@ proptest! {
                 ("POST", "/api/queue/increment_serving_position", "application/x-www-form-urlencoded", format!("queue_id=free&increment_by={field}").into_bytes()),
                 ("POST", "/api/queue/update_token_status", "application/x-www-form-urlencoded", format!("queue_id=free&request_id={field}&status={field}").into_bytes()),
                 ("POST", "/api/queue/free/health", "application/json", body.clone()),
+                ("POST", "/api/webhooks", "application/json", body.clone()),
+                ("POST", "/api/admin_keys", "application/json", body.clone()),
+                ("POST", "/api/queue/free/pause", "application/json", body.clone()),
             ] {
                 let req = Request::builder()
                     .method(method)
@@ -155,6 +158,14 @@ proptest! {
                     .body(Body::from(b))
                     .unwrap();
                 r.check(&r.admin, req)?;
+            }
+            for uri in [format!("/api/audit?since={field}&limit={field}"), format!("/api/queue/free/report?format={field}")] {
+                let req = Request::get(uri.as_str())
+                    .header(header::AUTHORIZATION, format!("Bearer {}", common::ADMIN_KEY))
+                    .body(Body::empty());
+                if let Ok(req) = req {
+                    r.check(&r.admin, req)?;
+                }
             }
             Ok::<(), TestCaseError>(())
         })?;

@@ -151,3 +151,50 @@ async fn position_expiry_has_a_floor_that_says_why() {
     let body = json!({"queue_id": "fast", "enable_queue_position_expiry": true, "position_expiry_second": floor});
     assert_eq!(admin(&r, "POST", "/api/queue", body).await.0, 200);
 }
+
+/// The private listener's `/metrics`, as series → value.
+async fn metrics(r: &Routers) -> std::collections::HashMap<String, f64> {
+    let req = Request::get("/metrics")
+        .header("authorization", format!("Bearer {ADMIN_KEY}"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = r.admin.clone().oneshot(req).await.unwrap();
+    let text = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec());
+    text.unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' ').map(|(k, v)| (k.to_owned(), v.parse().unwrap())))
+        .collect()
+}
+
+#[tokio::test]
+async fn pulls_are_counted_by_queue_and_outcome() {
+    let r = routers().await;
+    admin(&r, "POST", "/api/queue", json!({"queue_id": "shop"})).await;
+    let path = format!("{STATE_PATH}shop");
+    for _ in 0..3 {
+        pulled(&r, &path).await;
+    }
+    pulled(&r, INDEX_PATH).await;
+    assert_eq!(pull(&r, &path, None).await.0, 403);
+    assert_eq!(pull(&r, INDEX_PATH, Some("garbage".into())).await.0, 403);
+    // A slug no queue has is counted without it: a caller cannot grow the label set.
+    for slug in ["nope", "nope2"] {
+        let p = format!("{STATE_PATH}{slug}");
+        assert_eq!(pull(&r, &p, signed(&p)).await.0, 400);
+    }
+    let m = metrics(&r).await;
+    let n = |what: &str, queue: &str, outcome: &str| {
+        let k = format!(
+            "anteroom_edge_pulls_total{{what=\"{what}\",queue=\"{queue}\",outcome=\"{outcome}\"}}"
+        );
+        m.get(&k).copied().unwrap_or(0.0)
+    };
+    assert_eq!(n("state", "shop", "served"), 3.0);
+    assert_eq!(n("index", "", "served"), 1.0);
+    assert_eq!(n("state", "", "unauthorised"), 1.0);
+    assert_eq!(n("index", "", "unauthorised"), 1.0);
+    assert_eq!(n("state", "", "not_found"), 2.0);
+    let series = m.keys().filter(|k| k.starts_with("anteroom_edge_pulls_total")).count();
+    assert_eq!(series, 5, "{m:?}");
+}

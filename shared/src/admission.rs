@@ -20,6 +20,7 @@ pub const MAX_TICK_MS: u64 = 5_000;
 
 /// How a queue decides whom to let in: the strategy and its parameters, plus the operator's
 /// pause and drain switches. Set through the private API, changeable while the queue runs.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdmissionConfig {
@@ -34,6 +35,7 @@ pub struct AdmissionConfig {
 }
 
 /// A queue's admission strategy.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "strategy", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AdmissionPolicy {
@@ -65,6 +67,7 @@ pub enum AdmissionPolicy {
 ///
 /// Only `max_rate` and `target_latency_ms` are required; every other field has a default
 /// chosen in the doc.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthPolicy {
@@ -288,6 +291,7 @@ impl AdmissionPolicy {
 }
 
 /// One telemetry sample from the origin, pushed to the private API or polled.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct HealthReading {
     /// The latency percentile the origin measures (p95 recommended), milliseconds.
@@ -364,6 +368,7 @@ pub struct TickInputs {
 }
 
 /// Why a tick admitted what it did.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Limit {
@@ -382,6 +387,7 @@ pub enum Limit {
 }
 
 /// How the health law judged the origin on this tick.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthVerdict {
@@ -394,6 +400,7 @@ pub enum HealthVerdict {
 }
 
 /// What one tick decided.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TickDecision {
     /// How far to advance the serving position.

@@ -57,6 +57,10 @@ pub enum ErrorCode {
     KeysFromConfig,
     /// 409: the queue's sessions cannot be extended.
     ExtensionDisabled,
+    /// 409: a named record (an admin key) with this name exists.
+    NameTaken,
+    /// 409: pause, resume and drain need automatic admission.
+    AdmissionManual,
     /// 410: the place expired.
     Expired,
     /// 410: the session ended.
@@ -89,7 +93,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 38] = [
+    pub const ALL: [ErrorCode; 40] = [
         ErrorCode::InvalidParameter,
         ErrorCode::UnknownQueue,
         ErrorCode::InvalidRequestId,
@@ -114,6 +118,8 @@ impl ErrorCode {
         ErrorCode::ImmutableQueueId,
         ErrorCode::KeysFromConfig,
         ErrorCode::ExtensionDisabled,
+        ErrorCode::NameTaken,
+        ErrorCode::AdmissionManual,
         ErrorCode::Expired,
         ErrorCode::SessionEnded,
         ErrorCode::QueueReplaced,
@@ -172,6 +178,12 @@ impl ErrorCode {
             E::ExtensionDisabled => {
                 ("extension_disabled", 409, "sessions of this queue cannot be extended")
             }
+            E::NameTaken => ("name_taken", 409, "the name is already in use"),
+            E::AdmissionManual => (
+                "admission_manual",
+                409,
+                "the queue has manual admission: pause, resume and drain need a strategy",
+            ),
             E::Expired => ("expired", 410, "request_id has expired"),
             E::SessionEnded => ("session_ended", 410, "session has ended"),
             E::QueueReplaced => {

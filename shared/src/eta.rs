@@ -33,6 +33,7 @@ pub struct RateEstimate {
 }
 
 /// A wait estimate, seconds from now.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EtaBand {
     /// Earliest likely admission.

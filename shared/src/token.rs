@@ -238,6 +238,7 @@ pub fn check_claims(
 }
 
 /// One public key of the JWKS (RFC 8037 OKP key).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwk {
     /// Always `OKP`.
@@ -270,6 +271,7 @@ impl Jwk {
 }
 
 /// `GET /.well-known/jwks.json`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwks {
     /// Current and recently retired public keys.

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Body of every 4xx/5xx answer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// A stable machine-readable code, e.g. `invalid_parameter`.
@@ -15,6 +16,7 @@ pub struct ErrorBody {
 }
 
 /// Form of `POST /assign_queue_pos` and `POST /generate_token` (`request_id` only for the latter).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueForm {
     /// The queue slug.
@@ -36,6 +38,7 @@ pub struct QueueForm {
 }
 
 /// Answer of `POST /assign_queue_pos`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssignResponse {
     /// The signed ticket.
@@ -46,6 +49,7 @@ pub struct AssignResponse {
 }
 
 /// Answer of `GET /queue_pos/{queue_id}/{request_id}` and `GET /serving_pos/{queue_id}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PositionResponse {
     /// The position.
@@ -69,6 +73,7 @@ pub struct PositionResponse {
 }
 
 /// Answer of `GET /waiting_num/{queue_id}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaitingNumResponse {
     /// Visitors assigned a place, not holding a token, not expired.
@@ -154,6 +159,7 @@ pub struct QueuedAnswer {
 }
 
 /// Answer `200` of `POST /generate_token`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenResponse {
     /// The signed JWT.
@@ -165,6 +171,7 @@ pub struct TokenResponse {
 }
 
 /// Answer `202` of `POST /generate_token` (*extension*: the contract gives no body).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StillQueued {
     /// The visitor's position.
@@ -185,6 +192,7 @@ pub struct StillQueued {
 ///
 /// The first five fields are the contract's; the rest are extensions with defaults, so a
 /// client that sends only the contract's fields gets a working queue.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueConfig {
     /// Server-assigned, never changes, never reused. Always serialized first (the Redis
@@ -310,6 +318,7 @@ impl QueueConfig {
 /// but `queue_id` (create) and `id` (update) is optional; a PUT changes only what it names.
 ///
 /// Unknown fields are refused so a typo is an error instead of a silently ignored setting.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueInput {
@@ -376,6 +385,7 @@ pub struct QueueInput {
 }
 
 /// Form of `POST /api/queue/extend_session`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExtendForm {
     /// The queue slug.
@@ -392,6 +402,7 @@ pub struct ExtendForm {
 /// `GET /prequeue/{queue_id}`: the public record of a queue's pre-queue draw. The
 /// commitment is public before the pre-queue opens; the seed once the draw is done, so
 /// anyone can recompute every place with `shared::prequeue::drawn_place`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrequeueInfo {
     /// Numeric queue id (part of the permutation key).
@@ -432,6 +443,7 @@ mod double_option {
 }
 
 /// Form of `POST /api/queue/increment_serving_position`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncrementForm {
     /// The queue slug.
@@ -443,6 +455,7 @@ pub struct IncrementForm {
 }
 
 /// Answer of `POST /api/queue/increment_serving_position`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServingPosResponse {
     /// The serving position after the increment.
@@ -450,6 +463,7 @@ pub struct ServingPosResponse {
 }
 
 /// Form of `POST /api/queue/update_token_status`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenStatusForm {
     /// The queue slug.
@@ -464,6 +478,7 @@ pub struct TokenStatusForm {
 }
 
 /// Answer of `GET /api/queue/{queue_id}/active_token_num`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActiveNumResponse {
     /// Sessions issued, not completed or abandoned, not expired.
@@ -471,6 +486,7 @@ pub struct ActiveNumResponse {
 }
 
 /// Body of `POST /api/queue/{queue_id}/health`: the origin's telemetry.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthReport {
@@ -484,6 +500,7 @@ pub struct HealthReport {
 }
 
 /// `GET /api/queue/{queue_id}/status`: what an operator sees of a running queue.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueStatus {
     /// The queue's settings.
@@ -511,6 +528,7 @@ pub struct QueueStatus {
 }
 
 /// Faults a coordinator process found since it started (`GET /api/health`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultCounts {
     /// Queues that vanished from the registry without an operator deleting them.
@@ -522,6 +540,7 @@ pub struct FaultCounts {
 }
 
 /// A queue the coordinator knew that vanished from the store without being deleted.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LostQueue {
     /// Its id.
@@ -531,6 +550,7 @@ pub struct LostQueue {
 }
 
 /// `GET /api/health`: the coordinator process's view of faults.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthView {
     /// `redis`, `redis-cluster` or `memory`.
@@ -545,6 +565,7 @@ pub struct HealthView {
 }
 
 /// How a queue treats its protected paths.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum QueueMode {
@@ -555,4 +576,355 @@ pub enum QueueMode {
     Passthrough,
     /// Nobody passes; the edge shows a closed page.
     Closed,
+}
+
+/// Body of `POST /api/admin_keys`: a new named admin key (bootstrap key only).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminKeyInput {
+    /// The key's name, `[a-z0-9_-]{1,32}`: what audit entries and events name it by.
+    pub name: Option<String>,
+}
+
+/// Answer of `POST /api/admin_keys`: the only time the key itself is shown.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewAdminKey {
+    /// The key's name.
+    pub name: String,
+    /// The bearer key; only its SHA-256 is stored.
+    pub key: String,
+}
+
+/// A named admin key as listed (`GET /api/admin_keys`): never the key.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminKeyView {
+    /// The key's name.
+    pub name: String,
+    /// When it was added, unix ms.
+    pub created_at: u64,
+    /// The name of the key that added it.
+    pub created_by: String,
+}
+
+/// One field an operator's change touched, with its value before and after (`null` when it
+/// did not exist). A queue's `template` is shown by its SHA-256 and size, not its text.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    /// The field, dotted for nested ones (`admission.paused`).
+    pub field: String,
+    /// Its value before.
+    pub before: serde_json::Value,
+    /// Its value after.
+    pub after: serde_json::Value,
+}
+
+/// One audit entry: a change made through the private API.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Stream id `ms-seq`, increasing; pass it as `since` to get the entries after it.
+    #[serde(default)]
+    pub id: String,
+    /// When, unix ms.
+    pub at_ms: u64,
+    /// The name of the key that made the change (`bootstrap` for the configured key).
+    pub key: String,
+    /// What was done: `queue.create`, `queue.update`, `queue.delete`, `queue.pause`,
+    /// `queue.resume`, `queue.drain`, `queue.open`, `serving.increment`, `session.status`,
+    /// `keys.rotate`, `admin_key.add`, `admin_key.revoke`, `webhook.add`, `webhook.remove`.
+    pub action: String,
+    /// The queue's slug, when the change was to a queue.
+    pub queue_id: Option<String>,
+    /// The queue's numeric id.
+    pub queue: Option<u32>,
+    /// The fields changed.
+    pub changes: Vec<FieldChange>,
+    /// The caller's address as the private listener saw it.
+    pub from: String,
+}
+
+/// `GET /api/audit`: a page of entries, oldest first.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditPage {
+    /// The entries.
+    pub entries: Vec<AuditEntry>,
+    /// Pass as `since` for the next page; `null` when the end was reached.
+    pub next: Option<String>,
+}
+
+/// Body of `POST /api/webhooks`: an endpoint that receives events.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookInput {
+    /// `http://` or `https://` URL the events are POSTed to.
+    pub url: Option<String>,
+    /// Event types to send (`token_generated`, `session_updated`,
+    /// `serving_position_advanced`, `queue_metrics`); empty or absent: all.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Queue slugs to send events of; empty or absent: all.
+    #[serde(default)]
+    pub queues: Vec<String>,
+}
+
+/// A webhook endpoint (`GET /api/webhooks`); the secret only in the answer that created it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookView {
+    /// Its id.
+    pub id: String,
+    /// Where events go.
+    pub url: String,
+    /// Event types sent; empty: all.
+    pub events: Vec<String>,
+    /// Queues whose events are sent; empty: all.
+    pub queues: Vec<String>,
+    /// When it was added, unix ms.
+    pub created_at: u64,
+    /// The Standard Webhooks signing secret, `whsec_<base64>`: in the creation answer only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// An event POSTed to webhook endpoints, signed per the Standard Webhooks spec. The type
+/// names and the fields of `data` that AWS Virtual Waiting Room's events also have carry its
+/// names (`event_id` is the queue's slug there, `request_id`, `status`), so its consumers
+/// move over.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookEvent {
+    /// When it happened, RFC 3339.
+    pub timestamp: String,
+    /// Type and data.
+    #[serde(flatten)]
+    pub event: EventData,
+}
+
+/// The event's `type` and its `data`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum EventData {
+    /// A visitor claimed a token: a new session.
+    TokenGenerated(SessionEvent),
+    /// A session ended: `completed`, `abandoned` (by the origin or an operator) or `expired`.
+    SessionUpdated(SessionEvent),
+    /// The serving position moved.
+    ServingPositionAdvanced(ServingEvent),
+    /// Once a minute per queue: the minute's figures.
+    QueueMetrics(MetricsEvent),
+}
+
+/// `data` of `token_generated` and `session_updated`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEvent {
+    /// The queue's slug (AWS: the waiting room's event id).
+    pub event_id: String,
+    /// The queue's slug.
+    pub queue_id: String,
+    /// The visitor's ticket; `null` for an expiry (the coordinator keeps no tickets).
+    pub request_id: Option<String>,
+    /// The session id (the token's `jti`).
+    pub jti: String,
+    /// The visitor's place.
+    pub position: u64,
+    /// `session_updated`: `completed`, `abandoned` or `expired`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// `token_generated`: when the token expires, unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    /// `session_updated` by a call: the name of the key that ended it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+/// `data` of `serving_position_advanced`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServingEvent {
+    /// The queue's slug (AWS: event id).
+    pub event_id: String,
+    /// The queue's slug.
+    pub queue_id: String,
+    /// The serving position before.
+    pub previous: u64,
+    /// The serving position now (AWS: `serving_num`).
+    pub serving_num: u64,
+    /// `controller` or the name of the key that advanced it.
+    pub by: String,
+}
+
+/// `data` of `queue_metrics`: the last minute's figures (the deltas) and the queue's state
+/// at its end, with the totals AWS's `waiting_room_metrics` carries under its names.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricsEvent {
+    /// The queue's slug (AWS: event id).
+    pub event_id: String,
+    /// The queue's slug.
+    pub queue_id: String,
+    /// Start of the minute, unix seconds.
+    pub minute_start: u64,
+    /// Length of the interval, seconds (60 unless a minute was skipped).
+    pub secs: u64,
+    /// Visitors waiting at its end.
+    pub waiting: u64,
+    /// Live sessions at its end.
+    pub active: u64,
+    /// Places handed out in it.
+    pub arrivals: u64,
+    /// Places admitted in it.
+    pub admitted: u64,
+    /// Sessions completed in it.
+    pub completed: u64,
+    /// Sessions abandoned in it.
+    pub abandoned: u64,
+    /// Sessions expired in it.
+    pub expired: u64,
+    /// Total places handed out (AWS: `queue_counter`).
+    pub queue_counter: u64,
+    /// Serving position (AWS: `serving_number`).
+    pub serving_number: u64,
+    /// Tokens ever issued (AWS: `total_num_tokens`).
+    pub total_num_tokens: u64,
+    /// Sessions ever completed (AWS: `completed_sessions`).
+    pub completed_sessions: u64,
+    /// Sessions ever abandoned (AWS: `abandoned_sessions`).
+    pub abandoned_sessions: u64,
+    /// Live sessions, as `active` (AWS: `num_active_tokens`).
+    pub num_active_tokens: u64,
+}
+
+/// `GET /api/queue/{queue_id}/report`: the post-sale report.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The queue's slug.
+    pub queue_id: String,
+    /// When the report was made, unix seconds.
+    pub generated_at: u64,
+    /// Totals since the queue was created.
+    pub totals: ReportTotals,
+    /// One row per stored minute (oldest first), the last one up to now.
+    pub minutes: Vec<ReportMinute>,
+    /// From joining to being served, of visitors who claimed.
+    pub wait_to_served: WaitPercentiles,
+    /// From joining to claiming.
+    pub wait_to_claim: WaitPercentiles,
+    /// Whether admissions fell within the ETA band shown at joining.
+    pub eta_honesty: EtaHonesty,
+    /// The busiest minutes.
+    pub peaks: Peaks,
+}
+
+/// Totals of a report.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ReportTotals {
+    /// Places handed out.
+    pub arrivals: u64,
+    /// Places the serving position passed.
+    pub admitted: u64,
+    /// Tokens claimed.
+    pub claimed: u64,
+    /// Sessions completed.
+    pub completed: u64,
+    /// Sessions abandoned.
+    pub abandoned: u64,
+    /// Sessions expired.
+    pub expired: u64,
+    /// Sessions live now.
+    pub active: u64,
+    /// Served places that expired without a claim.
+    pub never_claimed: u64,
+    /// `never_claimed / admitted` (0 when nobody was admitted).
+    pub never_claimed_share: f64,
+    /// Visitors waiting now.
+    pub waiting: u64,
+}
+
+/// One minute of a report.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ReportMinute {
+    /// Start, unix seconds.
+    pub start: u64,
+    /// Length, seconds (60, less for the current minute, more where minutes were skipped).
+    pub secs: u64,
+    /// Places handed out.
+    pub arrivals: u64,
+    /// Places admitted.
+    pub admitted: u64,
+    /// Tokens claimed.
+    pub claimed: u64,
+    /// Sessions completed.
+    pub completed: u64,
+    /// Sessions abandoned.
+    pub abandoned: u64,
+    /// Sessions expired.
+    pub expired: u64,
+    /// Line length at its end.
+    pub waiting: u64,
+    /// Live sessions at its end.
+    pub active: u64,
+    /// Measured admission rate at its end, per second.
+    pub admission_rate: f64,
+}
+
+/// Wait percentiles, seconds: each the upper bound of its histogram bucket (buckets are 1 s
+/// wide up to 10 s, then 10% wide), so the true value is at most this and above 91% of it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WaitPercentiles {
+    /// Visitors counted.
+    pub count: u64,
+    /// Median.
+    pub p50: Option<f64>,
+    /// 90th percentile.
+    pub p90: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+}
+
+/// ETA honesty: of admitted visitors who were shown a band when they joined, the shares
+/// admitted within it, before it and after it (`docs/observability.md#the-report`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EtaHonesty {
+    /// Admitted visitors who were shown a band.
+    pub counted: u64,
+    /// Admitted visitors shown no band (no rate measured yet, manual admission).
+    pub no_band: u64,
+    /// Share admitted within the band.
+    pub within: Option<f64>,
+    /// Share admitted earlier than its low end.
+    pub early: Option<f64>,
+    /// Share admitted later than its high end.
+    pub late: Option<f64>,
+}
+
+/// The busiest minutes of a report.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Peaks {
+    /// Highest arrivals per second over a minute.
+    pub arrivals_per_sec: f64,
+    /// Its minute's start, unix seconds.
+    pub arrivals_at: Option<u64>,
+    /// Highest admissions per second over a minute.
+    pub admitted_per_sec: f64,
+    /// Its minute's start.
+    pub admitted_at: Option<u64>,
+    /// Longest line at a minute's end.
+    pub waiting: u64,
+    /// Its minute's start.
+    pub waiting_at: Option<u64>,
 }

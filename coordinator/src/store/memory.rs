@@ -12,8 +12,9 @@ use futures::future::BoxFuture;
 use shared::wire::QueueConfig;
 
 use super::{
-    Assigned, Claim, Counters, Created, Ended, Floor, PlaceFacts, PreQueued, Raised, ReplayKey,
-    Session, Store, StoreError, StoreResult, StoredSecrets, Tombstone, WaitingFacts,
+    Assigned, AuditFrom, Claim, ClaimWaits, Counters, Created, Ended, Floor, MinuteSample, Outcome,
+    PlaceFacts, PreQueued, QueueStats, Raised, RecordKind, ReplayKey, Session, Store, StoreError,
+    StoreResult, StoredSecrets, Tombstone, WAIT_BUCKETS, WaitCounts, WaitingFacts,
 };
 
 /// One queue's state.
@@ -48,6 +49,12 @@ struct QueueData {
     drawn: Option<(u64, u64)>,
     /// When the expiry clock stood still.
     pauses: Vec<(u64, u64)>,
+    /// Sessions completed, abandoned, expired.
+    ended: [u64; 3],
+    /// Wait histograms (joining to served, joining to claimed).
+    waits: Option<Box<WaitCounts>>,
+    /// Minute samples by minute.
+    minutes: BTreeMap<u64, MinuteSample>,
 }
 
 impl QueueData {
@@ -69,13 +76,25 @@ impl QueueData {
         (1..=upto).filter(|&p| self.is_claimed(p)).count() as u64
     }
 
-    fn expire_sessions(&mut self, now: u64) {
-        while let Some(&(exp, pos)) = self.by_expiry.first() {
-            if exp > now {
-                break;
-            }
-            self.by_expiry.pop_first();
-            self.sessions.remove(&pos);
+    /// The live session of a place: one past its expiry is not live, though it stays until
+    /// swept.
+    fn live(&self, pos: u64, now: u64) -> Option<Session> {
+        self.sessions.get(&pos).copied().filter(|s| s.exp > now)
+    }
+
+    fn live_count(&self, now: u64) -> u64 {
+        self.by_expiry.range((now + 1, 0)..).count() as u64
+    }
+
+    fn facts(&self, t0: u64) -> WaitingFacts {
+        let serving_at = self.history.iter().rev().find(|e| e.1 <= t0).map_or(0, |e| e.0);
+        let assigned_at = self.arrivals.iter().rev().find(|e| e.0 <= t0).map_or(0, |e| e.1);
+        let expired_upto = serving_at.min(assigned_at);
+        WaitingFacts {
+            counters: self.counters,
+            claimed_total: self.claimed_total,
+            expired_upto,
+            claimed_upto: self.claimed_upto(expired_upto),
         }
     }
 }
@@ -110,6 +129,17 @@ struct Inner {
     queues: BTreeMap<u32, QueueConfig>,
     data: HashMap<u32, QueueData>,
     secrets: Option<StoredSecrets>,
+    /// Admin keys and webhooks by kind, then name.
+    records: HashMap<&'static str, BTreeMap<String, String>>,
+    /// Audit entries `((ms, seq), json)`, oldest first.
+    audit: std::collections::VecDeque<((u64, u64), String)>,
+}
+
+fn kind_name(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::AdminKey => "adminkeys",
+        RecordKind::Webhook => "webhooks",
+    }
 }
 
 impl MemoryStore {
@@ -319,16 +349,16 @@ impl Store for MemoryStore {
         now: u64,
         validity: u64,
         max_active: u64,
+        waits: ClaimWaits,
     ) -> BoxFuture<'_, StoreResult<Claim>> {
         self.with_queue(queue, move |q| {
-            q.expire_sessions(now);
             if q.is_claimed(position) {
-                return match q.sessions.get(&position) {
-                    Some(s) => Claim::Existing(*s),
+                return match q.live(position, now) {
+                    Some(s) => Claim::Existing(s),
                     None => Claim::Ended,
                 };
             }
-            let active = q.sessions.len() as u64;
+            let active = q.live_count(now);
             if max_active > 0 && active >= max_active {
                 return Claim::Full { active };
             }
@@ -336,6 +366,14 @@ impl Store for MemoryStore {
             q.set_claimed(position);
             q.sessions.insert(position, s);
             q.by_expiry.insert((s.exp, position));
+            let w = q.waits.get_or_insert_with(|| {
+                Box::new(WaitCounts {
+                    served: vec![0; WAIT_BUCKETS],
+                    claimed: vec![0; WAIT_BUCKETS],
+                })
+            });
+            w.served[usize::from(waits.served).min(WAIT_BUCKETS - 1)] += 1;
+            w.claimed[usize::from(waits.claimed).min(WAIT_BUCKETS - 1)] += 1;
             Claim::Issued(s)
         })
     }
@@ -346,25 +384,73 @@ impl Store for MemoryStore {
         position: u64,
         jti: String,
         now: u64,
+        outcome: Outcome,
     ) -> BoxFuture<'_, StoreResult<Ended>> {
         self.with_queue(queue, move |q| {
-            q.expire_sessions(now);
             if !q.is_claimed(position) {
                 return Ended::NeverClaimed;
             }
-            match q.sessions.remove(&position) {
-                Some(s) => {
-                    q.by_expiry.remove(&(s.exp, position));
-                    if s.exp > now {
-                        // Revoked as long as a verifier could still accept the token.
-                        let until = s.exp + shared::token::LEEWAY_SECS as u64;
-                        q.revoked.insert(jti, until);
-                    }
-                    Ended::Now
-                }
-                None => Ended::Already,
-            }
+            let Some(s) = q.live(position, now) else { return Ended::Already };
+            q.sessions.remove(&position);
+            q.by_expiry.remove(&(s.exp, position));
+            // Revoked as long as a verifier could still accept the token.
+            q.revoked.insert(jti, s.exp + shared::token::LEEWAY_SECS as u64);
+            q.ended[outcome as usize] += 1;
+            Ended::Now
         })
+    }
+
+    fn sweep_expired(&self, queue: u32, now: u64) -> BoxFuture<'_, StoreResult<Vec<u64>>> {
+        self.with_queue(queue, move |q| {
+            let mut dead = Vec::new();
+            while let Some(&(exp, pos)) = q.by_expiry.first() {
+                if exp > now || dead.len() >= 1000 {
+                    break;
+                }
+                q.by_expiry.pop_first();
+                q.sessions.remove(&pos);
+                dead.push(pos);
+            }
+            q.ended[2] += dead.len() as u64;
+            dead
+        })
+    }
+
+    fn stats(&self, queue: u32, now: u64, t0: u64) -> BoxFuture<'_, StoreResult<QueueStats>> {
+        self.with_queue(queue, move |q| QueueStats {
+            facts: q.facts(t0),
+            active: q.live_count(now),
+            completed: q.ended[0],
+            abandoned: q.ended[1],
+            expired: q.ended[2],
+        })
+    }
+
+    fn wait_counts(&self, queue: u32) -> BoxFuture<'_, StoreResult<WaitCounts>> {
+        self.with_queue(queue, |q| match &q.waits {
+            Some(w) => (**w).clone(),
+            None => WaitCounts { served: vec![0; WAIT_BUCKETS], claimed: vec![0; WAIT_BUCKETS] },
+        })
+    }
+
+    fn record_minute(
+        &self,
+        queue: u32,
+        sample: MinuteSample,
+        keep: u64,
+    ) -> BoxFuture<'_, StoreResult<bool>> {
+        self.with_queue(queue, move |q| {
+            if q.minutes.contains_key(&sample.minute) {
+                return false;
+            }
+            q.minutes.insert(sample.minute, sample);
+            q.minutes.retain(|m, _| *m + keep >= sample.minute);
+            true
+        })
+    }
+
+    fn minutes(&self, queue: u32, from: u64) -> BoxFuture<'_, StoreResult<Vec<MinuteSample>>> {
+        self.with_queue(queue, move |q| q.minutes.range(from..).map(|(_, s)| *s).collect())
     }
 
     fn extend_session(
@@ -376,7 +462,7 @@ impl Store for MemoryStore {
         now: u64,
     ) -> BoxFuture<'_, StoreResult<Option<Session>>> {
         self.with_queue(queue, move |q| {
-            q.expire_sessions(now);
+            q.live(position, now)?;
             let s = q.sessions.get_mut(&position)?;
             let exp = (s.exp + by).min(s.iat + cap).max(s.exp);
             q.by_expiry.remove(&(s.exp, position));
@@ -387,24 +473,11 @@ impl Store for MemoryStore {
     }
 
     fn active_sessions(&self, queue: u32, now: u64) -> BoxFuture<'_, StoreResult<u64>> {
-        self.with_queue(queue, move |q| {
-            q.expire_sessions(now);
-            q.sessions.len() as u64
-        })
+        self.with_queue(queue, move |q| q.live_count(now))
     }
 
     fn waiting_facts(&self, queue: u32, t0: u64) -> BoxFuture<'_, StoreResult<WaitingFacts>> {
-        self.with_queue(queue, move |q| {
-            let serving_at = q.history.iter().rev().find(|e| e.1 <= t0).map_or(0, |e| e.0);
-            let assigned_at = q.arrivals.iter().rev().find(|e| e.0 <= t0).map_or(0, |e| e.1);
-            let expired_upto = serving_at.min(assigned_at);
-            WaitingFacts {
-                counters: q.counters,
-                claimed_total: q.claimed_total,
-                expired_upto,
-                claimed_upto: q.claimed_upto(expired_upto),
-            }
-        })
+        self.with_queue(queue, move |q| q.facts(t0))
     }
 
     fn revoked(&self, queue: u32, now: u64) -> BoxFuture<'_, StoreResult<Vec<String>>> {
@@ -513,6 +586,76 @@ impl Store for MemoryStore {
 
     fn pauses(&self, queue: u32) -> BoxFuture<'_, StoreResult<Vec<(u64, u64)>>> {
         self.with_queue(queue, |q| q.pauses.clone())
+    }
+
+    fn records(&self, kind: RecordKind) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        self.with(move |inner| {
+            inner
+                .records
+                .get(kind_name(kind))
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default()
+        })
+    }
+
+    fn add_record(
+        &self,
+        kind: RecordKind,
+        name: String,
+        json: String,
+    ) -> BoxFuture<'_, StoreResult<bool>> {
+        self.with(move |inner| {
+            let m = inner.records.entry(kind_name(kind)).or_default();
+            if m.contains_key(&name) {
+                return false;
+            }
+            m.insert(name, json);
+            true
+        })
+    }
+
+    fn remove_record(&self, kind: RecordKind, name: String) -> BoxFuture<'_, StoreResult<bool>> {
+        self.with(move |inner| {
+            inner.records.get_mut(kind_name(kind)).is_some_and(|m| m.remove(&name).is_some())
+        })
+    }
+
+    fn append_audit(
+        &self,
+        json: String,
+        now_ms: u64,
+        keep: u64,
+    ) -> BoxFuture<'_, StoreResult<String>> {
+        self.with(move |inner| {
+            // Ids as Redis streams make them: the time, or the last id's time with the next
+            // sequence number when the clock has not moved past it.
+            let id = match inner.audit.back() {
+                Some(&((ms, seq), _)) if ms >= now_ms => (ms, seq + 1),
+                _ => (now_ms, 0),
+            };
+            inner.audit.push_back((id, json));
+            while inner.audit.len() as u64 > keep {
+                inner.audit.pop_front();
+            }
+            format!("{}-{}", id.0, id.1)
+        })
+    }
+
+    fn audit_page(
+        &self,
+        from: AuditFrom,
+        count: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<(String, String)>>> {
+        self.with(move |inner| {
+            let start = (from.ms, from.seq);
+            inner
+                .audit
+                .iter()
+                .filter(|(id, _)| if from.exclusive { *id > start } else { *id >= start })
+                .take(count)
+                .map(|((ms, seq), json)| (format!("{ms}-{seq}"), json.clone()))
+                .collect()
+        })
     }
 
     fn secrets(&self) -> BoxFuture<'_, StoreResult<Option<StoredSecrets>>> {

@@ -213,6 +213,189 @@ impl WaitingFacts {
     }
 }
 
+/// How a session ended when the origin or an operator ended it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// COMPLETED (status 1).
+    Completed,
+    /// ABANDONED (status 2).
+    Abandoned,
+}
+
+impl Outcome {
+    /// The name used in metrics, events and the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// A queue's facts for metrics and the report, read in one atomic step. The totals live in
+/// the store, so they survive a coordinator restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueStats {
+    /// Counters and the facts behind the waiting count.
+    pub facts: WaitingFacts,
+    /// Live sessions.
+    pub active: u64,
+    /// Sessions ended as COMPLETED.
+    pub completed: u64,
+    /// Sessions ended as ABANDONED.
+    pub abandoned: u64,
+    /// Sessions that reached their expiry (counted when swept).
+    pub expired: u64,
+}
+
+impl QueueStats {
+    /// Places the serving position has passed that hold a visitor.
+    pub fn admitted(&self) -> u64 {
+        self.facts.counters.serving.min(self.facts.counters.assigned)
+    }
+
+    /// Served places that expired without a token ever being claimed.
+    pub fn unclaimed_expired(&self) -> u64 {
+        self.facts.expired_upto.saturating_sub(self.facts.claimed_upto)
+    }
+}
+
+/// Buckets of the two wait histograms a claim adds to (`report::wait_bucket`): from joining
+/// to being served, and from joining to claiming.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClaimWaits {
+    /// Bucket of the wait until the serving position passed the place.
+    pub served: u8,
+    /// Bucket of the wait until the claim.
+    pub claimed: u8,
+}
+
+/// Buckets per wait histogram; a bucket index is below this.
+pub const WAIT_BUCKETS: usize = 128;
+
+/// Counts per bucket of the two wait histograms of a queue (claimed sessions only).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WaitCounts {
+    /// Joining to being served, [`WAIT_BUCKETS`] counts.
+    pub served: Vec<u64>,
+    /// Joining to claiming, [`WAIT_BUCKETS`] counts.
+    pub claimed: Vec<u64>,
+}
+
+/// A queue's state at the start of one minute: the report's raw data, one per queue-minute
+/// (about 120 bytes in Redis, measured in `tests/observe.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct MinuteSample {
+    /// Unix minute (unix seconds / 60) the sample opens.
+    pub minute: u64,
+    /// Positions handed out.
+    pub assigned: u64,
+    /// Serving position.
+    pub serving: u64,
+    /// Tokens ever issued.
+    pub claimed: u64,
+    /// Sessions completed.
+    pub completed: u64,
+    /// Sessions abandoned.
+    pub abandoned: u64,
+    /// Sessions expired.
+    pub expired: u64,
+    /// Served places expired without a claim.
+    pub unclaimed_expired: u64,
+    /// Visitors waiting.
+    pub waiting: u64,
+    /// Live sessions.
+    pub active: u64,
+    /// The admission-rate estimate then (what the ETA bands were computed from).
+    pub estimate: shared::eta::RateEstimate,
+}
+
+impl MinuteSample {
+    /// The compact text form kept in Redis: numbers separated by commas.
+    pub fn encode(&self) -> String {
+        let e = &self.estimate;
+        format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            self.minute,
+            self.assigned,
+            self.serving,
+            self.claimed,
+            self.completed,
+            self.abandoned,
+            self.expired,
+            self.unclaimed_expired,
+            self.waiting,
+            self.active,
+            e.rate,
+            e.var,
+            e.observed_ms
+        )
+    }
+
+    /// Reads [`MinuteSample::encode`]'s form.
+    pub fn decode(text: &str) -> Option<MinuteSample> {
+        let f: Vec<&str> = text.split(',').collect();
+        let [m, a, s, c, co, ab, ex, ux, w, act, rate, var, obs] = f[..] else { return None };
+        let n = |v: &str| v.parse::<u64>().ok();
+        Some(MinuteSample {
+            minute: n(m)?,
+            assigned: n(a)?,
+            serving: n(s)?,
+            claimed: n(c)?,
+            completed: n(co)?,
+            abandoned: n(ab)?,
+            expired: n(ex)?,
+            unclaimed_expired: n(ux)?,
+            waiting: n(w)?,
+            active: n(act)?,
+            estimate: shared::eta::RateEstimate {
+                rate: rate.parse().ok()?,
+                var: var.parse().ok()?,
+                observed_ms: n(obs)?,
+            },
+        })
+    }
+
+    /// The sample of `stats` at `minute`, with the estimate of that moment.
+    pub fn of(minute: u64, s: &QueueStats, estimate: shared::eta::RateEstimate) -> Self {
+        MinuteSample {
+            minute,
+            assigned: s.facts.counters.assigned,
+            serving: s.facts.counters.serving,
+            claimed: s.facts.claimed_total,
+            completed: s.completed,
+            abandoned: s.abandoned,
+            expired: s.expired,
+            unclaimed_expired: s.unclaimed_expired(),
+            waiting: s.facts.waiting(),
+            active: s.active,
+            estimate,
+        }
+    }
+}
+
+/// Named records kept in the registry, shared by every process: admin keys (their digests,
+/// never the keys) and webhook endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    /// Named admin keys: name → JSON with the key's SHA-256.
+    AdminKey,
+    /// Webhook endpoints: id → JSON with the URL and signing secret.
+    Webhook,
+}
+
+/// Where an audit page starts: a stream id `ms-seq`, exclusive (a cursor from the last
+/// page), or inclusive (a time, `ms-0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditFrom {
+    /// Milliseconds part of the id.
+    pub ms: u64,
+    /// Sequence part.
+    pub seq: u64,
+    /// Whether the entry with exactly this id is left out.
+    pub exclusive: bool,
+}
+
 /// Persisted secrets, shared by every coordinator process on one store.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoredSecrets {
@@ -235,10 +418,22 @@ pub struct StoredSigningKey {
     pub active_from: u64,
 }
 
+/// Told of every Redis round trip: what the metrics count (`metrics` implements it; the
+/// store names no layer above it).
+pub trait Observer: Send + Sync {
+    /// One command (`EVALSHA` for a script) answered, or failed, after `took`.
+    fn redis_command(&self, command: &'static str, took: std::time::Duration, ok: bool);
+}
+
 /// The storage operations of Anteroom. Every method is one atomic step.
 pub trait Store: Send + Sync + 'static {
     /// `"redis"`, `"redis-cluster"` or `"memory"`, for logs and `/readyz`.
     fn kind(&self) -> &'static str;
+    /// Reports every round trip to `observer` from now on (the first observer set stays);
+    /// a store without round trips ignores it.
+    fn set_observer(&self, observer: std::sync::Arc<dyn Observer>) {
+        let _ = observer;
+    }
     /// Checks the store answers.
     fn ping(&self) -> BoxFuture<'_, StoreResult<()>>;
 
@@ -314,6 +509,7 @@ pub trait Store: Send + Sync + 'static {
     fn place(&self, queue: u32, position: u64) -> BoxFuture<'_, StoreResult<PlaceFacts>>;
     /// Opens (or returns the existing) session for a place the caller has checked is due and
     /// not expired. `max_active = 0` means no cap.
+    /// A new session adds `waits` to the queue's wait histograms.
     fn claim(
         &self,
         queue: u32,
@@ -321,17 +517,37 @@ pub trait Store: Send + Sync + 'static {
         now: u64,
         validity: u64,
         max_active: u64,
+        waits: ClaimWaits,
     ) -> BoxFuture<'_, StoreResult<Claim>>;
-    /// Ends a place's session (COMPLETED or ABANDONED) and records its `jti` as revoked
+    /// Ends a place's live session as `outcome` (counted) and records its `jti` as revoked
     /// until its token is refused anyway: its expiry plus the verifiers' leeway
-    /// (`shared::token::LEEWAY_SECS`).
+    /// (`shared::token::LEEWAY_SECS`). A session past its expiry is left to
+    /// [`Store::sweep_expired`] (`Already`).
     fn end_session(
         &self,
         queue: u32,
         position: u64,
         jti: String,
         now: u64,
+        outcome: Outcome,
     ) -> BoxFuture<'_, StoreResult<Ended>>;
+    /// Removes up to 1,000 sessions past their expiry at `now`, counts them as expired and
+    /// returns their positions: each expired session is returned to exactly one caller.
+    fn sweep_expired(&self, queue: u32, now: u64) -> BoxFuture<'_, StoreResult<Vec<u64>>>;
+    /// The queue's facts and totals at `now` (`t0` as for [`Store::waiting_facts`]).
+    fn stats(&self, queue: u32, now: u64, t0: u64) -> BoxFuture<'_, StoreResult<QueueStats>>;
+    /// The queue's wait histograms.
+    fn wait_counts(&self, queue: u32) -> BoxFuture<'_, StoreResult<WaitCounts>>;
+    /// Stores the sample of a minute unless one is stored for it (`false` then), and drops
+    /// samples older than `keep` minutes before it.
+    fn record_minute(
+        &self,
+        queue: u32,
+        sample: MinuteSample,
+        keep: u64,
+    ) -> BoxFuture<'_, StoreResult<bool>>;
+    /// The stored minute samples from minute `from` on, oldest first.
+    fn minutes(&self, queue: u32, from: u64) -> BoxFuture<'_, StoreResult<Vec<MinuteSample>>>;
     /// Moves a live session's expiry to `min(exp + by, iat + cap)` (never earlier); `None`
     /// when the place holds no live session.
     fn extend_session(
@@ -404,6 +620,32 @@ pub trait Store: Send + Sync + 'static {
     fn add_pause(&self, queue: u32, from: u64, to: u64) -> BoxFuture<'_, StoreResult<()>>;
     /// The queue's pauses, oldest first.
     fn pauses(&self, queue: u32) -> BoxFuture<'_, StoreResult<Vec<(u64, u64)>>>;
+
+    /// Every record of a kind, as stored (JSON).
+    fn records(&self, kind: RecordKind) -> BoxFuture<'_, StoreResult<Vec<String>>>;
+    /// Stores a record under `name` unless the name is taken (`false` then).
+    fn add_record(
+        &self,
+        kind: RecordKind,
+        name: String,
+        json: String,
+    ) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Removes a record; `false` if there was none.
+    fn remove_record(&self, kind: RecordKind, name: String) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Appends an audit entry at `now_ms`, keeping about the newest `keep`; returns its id
+    /// (`ms-seq`, increasing).
+    fn append_audit(
+        &self,
+        json: String,
+        now_ms: u64,
+        keep: u64,
+    ) -> BoxFuture<'_, StoreResult<String>>;
+    /// Up to `count` audit entries from `from` on, oldest first: `(id, json)`.
+    fn audit_page(
+        &self,
+        from: AuditFrom,
+        count: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<(String, String)>>>;
 
     /// Returns the stored secrets, storing `fresh` first if there are none (first start).
     fn secrets_or_init(&self, fresh: StoredSecrets) -> BoxFuture<'_, StoreResult<StoredSecrets>>;

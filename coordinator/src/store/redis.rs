@@ -9,6 +9,9 @@
 //! | `anteroom:{registry}:slugs` | hash | slug → id |
 //! | `anteroom:{registry}:tombs` | hash | id → tombstone JSON of a deleted queue (kept a day) |
 //! | `anteroom:{registry}:secrets` | string | key ring JSON (signing seeds, ticket keys) |
+//! | `anteroom:{registry}:adminkeys` | hash | admin key name → JSON: the key's SHA-256 (never the key), who added it, when |
+//! | `anteroom:{registry}:webhooks` | hash | endpoint id → JSON: URL, signing secret, event and queue filters |
+//! | `anteroom:{registry}:audit` | stream | audit entries (field `e`: JSON), trimmed to about the newest `--audit-keep` |
 //! | `aq:{q<id>}:ctr` | string | last position handed out |
 //! | `aq:{q<id>}:srv` | string | serving position |
 //! | `aq:{q<id>}:claimed` | bitmap | bit p = a token was issued for position p (1 bit per visitor) |
@@ -26,7 +29,11 @@
 //! | `aq:{q<id>}:pause` | string | JSON `[[from, to], ...]`: seconds the expiry clock stood still (≤ 64 merged intervals) |
 //! | `aq:{q<id>}:meta:<name>` | string | controller state (`ctl`), last health reading (`health`) |
 //! | `aq:{q<id>}:lease:<name>` | string | owner of a lease (publisher, controller), with a TTL |
+//! | `aq:{q<id>}:stats` | hash | sessions ended: `completed`, `abandoned`, `expired` |
+//! | `aq:{q<id>}:waits` | hash | `s<b>` / `c<b>` → claims whose wait to being served / to claiming is in bucket b (≤ 256 fields) |
+//! | `aq:{q<id>}:mins` | sorted set | minute samples for the report: member `minute,assigned,...` (CSV), score the minute; the newest `--report-minutes` |
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt as _;
@@ -37,8 +44,10 @@ use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use shared::wire::QueueConfig;
 
 use super::{
-    Assigned, Claim, Counters, Created, Ended, Floor, PlaceFacts, PreQueued, Raised, ReplayKey,
-    Session, Store, StoreError, StoreResult, StoredSecrets, Tombstone, WaitingFacts,
+    Assigned, AuditFrom, Claim, ClaimWaits, Counters, Created, Ended, Floor, MinuteSample,
+    Observer, Outcome, PlaceFacts, PreQueued, QueueStats, Raised, RecordKind, ReplayKey, Session,
+    Store, StoreError, StoreResult, StoredSecrets, Tombstone, WAIT_BUCKETS, WaitCounts,
+    WaitingFacts,
 };
 
 /// An ended session stays revoked this long past its token's `exp`: verifiers accept a token
@@ -49,6 +58,14 @@ const REG_TOMBS: &str = "anteroom:{registry}:tombs";
 const REG_QUEUES: &str = "anteroom:{registry}:queues";
 const REG_SLUGS: &str = "anteroom:{registry}:slugs";
 const REG_SECRETS: &str = "anteroom:{registry}:secrets";
+const REG_AUDIT: &str = "anteroom:{registry}:audit";
+
+fn record_key(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::AdminKey => "anteroom:{registry}:adminkeys",
+        RecordKind::Webhook => "anteroom:{registry}:webhooks",
+    }
+}
 
 /// Names of one queue's keys, all in the queue's hash slot.
 fn qk(id: u32, what: &str) -> String {
@@ -56,7 +73,7 @@ fn qk(id: u32, what: &str) -> String {
 }
 
 /// All per-queue key suffixes, for deletion (replay sets `pow:<minute>` expire by themselves).
-const QUEUE_KEYS: [&str; 19] = [
+const QUEUE_KEYS: [&str; 22] = [
     "ctr",
     "srv",
     "claimed",
@@ -76,6 +93,9 @@ const QUEUE_KEYS: [&str; 19] = [
     "lease:publish",
     "lease:control",
     "pause",
+    "stats",
+    "waits",
+    "mins",
 ];
 
 /// Shared Lua helpers, prepended to scripts that read the time series.
@@ -92,6 +112,25 @@ local function hist_count_upto(k, t)
     if tail_num(m) <= t then lo = mid + 1 else hi = mid end
   end
   return lo
+end
+-- {ctr, srv, nclaimed, expired_upto, claimed_upto} from ctr, srv, nclaimed, hist, arr, claimed
+local function waiting_facts(k, t0)
+  local ctr = tonumber(redis.call('GET', k[1]) or '0')
+  local srv = tonumber(redis.call('GET', k[2]) or '0')
+  local nclaimed = tonumber(redis.call('GET', k[3]) or '0')
+  local e = 0
+  if t0 > 0 then
+    local n = hist_count_upto(k[4], t0)
+    local serving_at = 0
+    if n > 0 then serving_at = head_num(redis.call('ZRANGE', k[4], n - 1, n - 1)[1]) end
+    local a = redis.call('ZREVRANGEBYSCORE', k[5], t0, '-inf', 'LIMIT', 0, 1)
+    local assigned_at = 0
+    if #a > 0 then assigned_at = tail_num(a[1]) end
+    e = math.min(serving_at, assigned_at)
+  end
+  local cu = 0
+  if e > 0 then cu = redis.call('BITCOUNT', k[6], 0, e, 'BIT') end
+  return {ctr, srv, nclaimed, e, cu}
 end
 -- keep the newest entry older than cutoff and everything newer
 local function compact_hist(k, cutoff)
@@ -237,20 +276,12 @@ if #h > 0 then passed = tail_num(h[1]) end
 return {ctr, srv, passed, redis.call('GETBIT', KEYS[4], ARGV[1])}
 "#;
 
-/// Removes up to 1000 expired sessions (score order); counts use ZCOUNT so they stay exact.
-const LUA_EXPIRE: &str = r#"
-local function expire_sessions(sess, sinfo, now)
-  local dead = redis.call('ZRANGEBYSCORE', sess, '-inf', now, 'LIMIT', 0, 1000)
-  if #dead > 0 then
-    redis.call('ZREM', sess, unpack(dead))
-    redis.call('HDEL', sinfo, unpack(dead))
-  end
-end
-"#;
-
+// Sessions past their expiry stay in `sess` until SWEEP removes and counts them; every count
+// uses ZCOUNT above now, so they never count as live.
+// KEYS: claimed, sess, sinfo, nclaimed, waits. ARGV: pos, now, validity, max_active, the
+// served and claimed wait buckets.
 const CLAIM: &str = r#"
 local pos, now = ARGV[1], tonumber(ARGV[2])
-expire_sessions(KEYS[2], KEYS[3], now)
 if redis.call('GETBIT', KEYS[1], pos) == 1 then
   local exp = redis.call('ZSCORE', KEYS[2], pos)
   if exp and tonumber(exp) > now then
@@ -268,21 +299,24 @@ redis.call('SETBIT', KEYS[1], pos, 1)
 redis.call('INCR', KEYS[4])
 redis.call('ZADD', KEYS[2], exp, pos)
 redis.call('HSET', KEYS[3], pos, now)
+redis.call('HINCRBY', KEYS[5], 's' .. ARGV[5], 1)
+redis.call('HINCRBY', KEYS[5], 'c' .. ARGV[6], 1)
 return {0, now, exp}
 "#;
 
+// KEYS: claimed, sess, sinfo, rev, stats. ARGV: pos, jti, now, leeway, outcome.
+// A session past its expiry is left for SWEEP (which counts it as expired).
 const END_SESSION: &str = r#"
 local pos, now = ARGV[1], tonumber(ARGV[3])
 if redis.call('GETBIT', KEYS[1], pos) == 0 then return 0 end
 local exp = redis.call('ZSCORE', KEYS[2], pos)
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
-if exp then
+if exp and tonumber(exp) > now then
   redis.call('ZREM', KEYS[2], pos)
   redis.call('HDEL', KEYS[3], pos)
-  if tonumber(exp) > now then
-    redis.call('ZADD', KEYS[4], tonumber(exp) + tonumber(ARGV[4]), ARGV[2])
-    return 1
-  end
+  redis.call('ZADD', KEYS[4], tonumber(exp) + tonumber(ARGV[4]), ARGV[2])
+  redis.call('HINCRBY', KEYS[5], ARGV[5], 1)
+  return 1
 end
 return 2
 "#;
@@ -298,29 +332,53 @@ return {iat, e}
 "#;
 
 const ACTIVE: &str = r#"
-local now = tonumber(ARGV[1])
-expire_sessions(KEYS[1], KEYS[2], now)
-return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
+return redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf')
 "#;
 
 const WAITING: &str = r#"
-local t0 = tonumber(ARGV[1])
-local ctr = tonumber(redis.call('GET', KEYS[1]) or '0')
-local srv = tonumber(redis.call('GET', KEYS[2]) or '0')
-local nclaimed = tonumber(redis.call('GET', KEYS[3]) or '0')
-local e = 0
-if t0 > 0 then
-  local n = hist_count_upto(KEYS[4], t0)
-  local serving_at = 0
-  if n > 0 then serving_at = head_num(redis.call('ZRANGE', KEYS[4], n - 1, n - 1)[1]) end
-  local a = redis.call('ZREVRANGEBYSCORE', KEYS[5], t0, '-inf', 'LIMIT', 0, 1)
-  local assigned_at = 0
-  if #a > 0 then assigned_at = tail_num(a[1]) end
-  e = math.min(serving_at, assigned_at)
+return waiting_facts(KEYS, tonumber(ARGV[1]))
+"#;
+
+// KEYS: the six of WAITING, then sess, stats. ARGV: t0, now.
+// Returns WAITING's five, then active, completed, abandoned, expired.
+const STATS: &str = r#"
+local out = waiting_facts(KEYS, tonumber(ARGV[1]))
+table.insert(out, redis.call('ZCOUNT', KEYS[7], '(' .. ARGV[2], '+inf'))
+for _, v in ipairs(redis.call('HMGET', KEYS[8], 'completed', 'abandoned', 'expired')) do
+  table.insert(out, tonumber(v or '0'))
 end
-local cu = 0
-if e > 0 then cu = redis.call('BITCOUNT', KEYS[6], 0, e, 'BIT') end
-return {ctr, srv, nclaimed, e, cu}
+return out
+"#;
+
+// KEYS: sess, sinfo, stats. ARGV: now.
+const SWEEP: &str = r#"
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 1000)
+if #dead > 0 then
+  redis.call('ZREM', KEYS[1], unpack(dead))
+  redis.call('HDEL', KEYS[2], unpack(dead))
+  redis.call('HINCRBY', KEYS[3], 'expired', #dead)
+end
+return dead
+"#;
+
+// KEYS: audit. ARGV: now_ms, entries kept, entry JSON. The id's time is the caller's clock,
+// or the newest entry's when a process with a slower clock appends: ids only rise.
+const AUDIT: &str = r#"
+local ms = tonumber(ARGV[1])
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #last > 0 then
+  local last_ms = tonumber(string.match(last[1][1], '^(%d+)-'))
+  if last_ms > ms then ms = last_ms end
+end
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ms .. '-*', 'e', ARGV[3])
+"#;
+
+// KEYS: mins. ARGV: minute, sample, oldest minute kept.
+const RECORD_MINUTE: &str = r#"
+if redis.call('ZCOUNT', KEYS[1], ARGV[1], ARGV[1]) > 0 then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+return 1
 "#;
 
 const REVOKED: &str = r#"
@@ -389,18 +447,22 @@ struct Scripts {
     pq_assign: Script,
     draw: Script,
     extend: Script,
+    stats: Script,
+    sweep: Script,
+    record_minute: Script,
+    audit: Script,
 }
 
 impl Scripts {
     fn new() -> Self {
-        let lib = |body: &str| Script::new(&format!("{LUA_LIB}{LUA_EXPIRE}{body}"));
+        let lib = |body: &str| Script::new(&format!("{LUA_LIB}{body}"));
         Scripts {
             assign: Script::new(ASSIGN),
             incr_serving: lib(INCR_SERVING),
             place: lib(PLACE),
-            claim: lib(CLAIM),
+            claim: Script::new(CLAIM),
             end_session: Script::new(END_SESSION),
-            active: lib(ACTIVE),
+            active: Script::new(ACTIVE),
             waiting: lib(WAITING),
             revoked: Script::new(REVOKED),
             create: Script::new(CREATE),
@@ -414,6 +476,10 @@ impl Scripts {
             pq_assign: Script::new(PQ_ASSIGN),
             draw: Script::new(DRAW),
             extend: Script::new(EXTEND),
+            stats: lib(STATS),
+            sweep: Script::new(SWEEP),
+            record_minute: Script::new(RECORD_MINUTE),
+            audit: Script::new(AUDIT),
         }
     }
 }
@@ -456,9 +522,62 @@ impl ConnectionLike for Conn {
     }
 }
 
+/// A connection handed to one store call: the shared connection, timed for the observer.
+#[derive(Clone)]
+struct Tracked {
+    conn: Conn,
+    observer: Option<Arc<dyn Observer>>,
+}
+
+/// The name of a command for the metrics (`other` beyond the ones this store sends).
+fn command_name(cmd: &Cmd) -> &'static str {
+    const KNOWN: [&str; 16] = [
+        "EVALSHA", "EVAL", "SCRIPT", "GET", "SET", "MGET", "HVALS", "HGETALL", "HSETNX", "HDEL",
+        "ZRANGE", "XRANGE", "PING", "DEL", "KEYS", "SCAN",
+    ];
+    match cmd.args_iter().next() {
+        Some(redis::Arg::Simple(name)) => KNOWN
+            .iter()
+            .find(|k| k.as_bytes().eq_ignore_ascii_case(name))
+            .copied()
+            .unwrap_or("other"),
+        _ => "other",
+    }
+}
+
+impl ConnectionLike for Tracked {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        let Some(obs) = self.observer.clone() else { return self.conn.req_packed_command(cmd) };
+        let started = std::time::Instant::now();
+        let fut = self.conn.req_packed_command(cmd);
+        Box::pin(async move {
+            let out = fut.await;
+            // A script not loaded yet is loaded and run again: not a failure.
+            let ok = out.as_ref().map_or_else(|e| e.code() == Some("NOSCRIPT"), |_| true);
+            obs.redis_command(command_name(cmd), started.elapsed(), ok);
+            out
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        self.conn.req_packed_commands(pipeline, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        self.conn.get_db()
+    }
+}
+
 /// The Redis store.
 pub struct RedisStore {
     conn: Conn,
+    /// Told of every round trip, once metrics are on.
+    observer: std::sync::OnceLock<Arc<dyn Observer>>,
     scripts: Scripts,
     /// Replicas that must acknowledge a write before it is answered (`WAIT`); 0 = none.
     wait_replicas: u32,
@@ -488,7 +607,12 @@ impl RedisStore {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
-        Ok(RedisStore { conn: Conn::Single(conn), scripts: Scripts::new(), wait_replicas })
+        Ok(RedisStore {
+            conn: Conn::Single(conn),
+            observer: std::sync::OnceLock::new(),
+            scripts: Scripts::new(),
+            wait_replicas,
+        })
     }
 
     /// Connects to a Redis Cluster through any of its nodes.
@@ -500,15 +624,20 @@ impl RedisStore {
             .build()
             .map_err(unavailable)?;
         let conn = client.get_async_connection().await.map_err(unavailable)?;
-        Ok(RedisStore { conn: Conn::Cluster(conn), scripts: Scripts::new(), wait_replicas })
+        Ok(RedisStore {
+            conn: Conn::Cluster(conn),
+            observer: std::sync::OnceLock::new(),
+            scripts: Scripts::new(),
+            wait_replicas,
+        })
     }
 
-    fn conn(&self) -> Conn {
-        self.conn.clone()
+    fn conn(&self) -> Tracked {
+        Tracked { conn: self.conn.clone(), observer: self.observer.get().cloned() }
     }
 
     /// Waits for replicas to acknowledge the writes so far, when configured.
-    async fn replicate(&self, conn: &mut Conn, slot_key: &str) -> StoreResult<()> {
+    async fn replicate(&self, conn: &mut Tracked, slot_key: &str) -> StoreResult<()> {
         if self.wait_replicas == 0 {
             return Ok(());
         }
@@ -569,6 +698,10 @@ impl Store for RedisStore {
             Conn::Single(_) => "redis",
             Conn::Cluster(_) => "redis-cluster",
         }
+    }
+
+    fn set_observer(&self, observer: Arc<dyn Observer>) {
+        let _ = self.observer.set(observer);
     }
 
     fn ping(&self) -> BoxFuture<'_, StoreResult<()>> {
@@ -936,6 +1069,7 @@ impl Store for RedisStore {
         now: u64,
         validity: u64,
         max_active: u64,
+        waits: ClaimWaits,
     ) -> BoxFuture<'_, StoreResult<Claim>> {
         async move {
             let mut c = self.conn();
@@ -947,10 +1081,13 @@ impl Store for RedisStore {
                 .key(qk(queue, "sess"))
                 .key(qk(queue, "sinfo"))
                 .key(qk(queue, "nclaimed"))
+                .key(qk(queue, "waits"))
                 .arg(position)
                 .arg(now)
                 .arg(validity)
                 .arg(max_active)
+                .arg(waits.served)
+                .arg(waits.claimed)
                 .invoke_async(&mut c)
                 .await
                 .map_err(unavailable)?;
@@ -977,6 +1114,7 @@ impl Store for RedisStore {
         position: u64,
         jti: String,
         now: u64,
+        outcome: Outcome,
     ) -> BoxFuture<'_, StoreResult<Ended>> {
         async move {
             let mut c = self.conn();
@@ -988,10 +1126,12 @@ impl Store for RedisStore {
                 .key(qk(queue, "sess"))
                 .key(qk(queue, "sinfo"))
                 .key(qk(queue, "rev"))
+                .key(qk(queue, "stats"))
                 .arg(position)
                 .arg(jti)
                 .arg(now)
                 .arg(REVOKED_BEYOND_EXP)
+                .arg(outcome.name())
                 .invoke_async(&mut c)
                 .await
                 .map_err(unavailable)?;
@@ -1047,7 +1187,6 @@ impl Store for RedisStore {
                 .scripts
                 .active
                 .key(qk(queue, "sess"))
-                .key(qk(queue, "sinfo"))
                 .arg(now)
                 .invoke_async(&mut c)
                 .await
@@ -1083,6 +1222,112 @@ impl Store for RedisStore {
                 expired_upto: u(e),
                 claimed_upto: u(cu),
             })
+        }
+        .boxed()
+    }
+
+    fn sweep_expired(&self, queue: u32, now: u64) -> BoxFuture<'_, StoreResult<Vec<u64>>> {
+        async move {
+            let mut c = self.conn();
+            let dead: Vec<u64> = self
+                .scripts
+                .sweep
+                .key(qk(queue, "sess"))
+                .key(qk(queue, "sinfo"))
+                .key(qk(queue, "stats"))
+                .arg(now)
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            Ok(dead)
+        }
+        .boxed()
+    }
+
+    fn stats(&self, queue: u32, now: u64, t0: u64) -> BoxFuture<'_, StoreResult<QueueStats>> {
+        async move {
+            let mut c = self.conn();
+            let mut inv = self.scripts.stats.prepare_invoke();
+            for k in ["ctr", "srv", "nclaimed", "hist", "arr", "claimed", "sess", "stats"] {
+                inv.key(qk(queue, k));
+            }
+            let v: Value = inv.arg(t0).arg(now).invoke_async(&mut c).await.map_err(unavailable)?;
+            let v = ints(v)?;
+            let [ctr, srv, nclaimed, e, cu, active, completed, abandoned, expired] = v[..] else {
+                return Err(corrupt("stats"));
+            };
+            Ok(QueueStats {
+                facts: WaitingFacts {
+                    counters: Counters { assigned: u(ctr), serving: u(srv) },
+                    claimed_total: u(nclaimed),
+                    expired_upto: u(e),
+                    claimed_upto: u(cu),
+                },
+                active: u(active),
+                completed: u(completed),
+                abandoned: u(abandoned),
+                expired: u(expired),
+            })
+        }
+        .boxed()
+    }
+
+    fn wait_counts(&self, queue: u32) -> BoxFuture<'_, StoreResult<WaitCounts>> {
+        async move {
+            let mut c = self.conn();
+            let all: Vec<(String, u64)> = redis::cmd("HGETALL")
+                .arg(qk(queue, "waits"))
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            let mut w =
+                WaitCounts { served: vec![0; WAIT_BUCKETS], claimed: vec![0; WAIT_BUCKETS] };
+            for (field, n) in all {
+                let (which, bucket) = field.split_at(1);
+                let b: usize = bucket.parse().map_err(|_| corrupt("wait bucket"))?;
+                let hist = if which == "s" { &mut w.served } else { &mut w.claimed };
+                *hist.get_mut(b).ok_or_else(|| corrupt("wait bucket"))? += n;
+            }
+            Ok(w)
+        }
+        .boxed()
+    }
+
+    fn record_minute(
+        &self,
+        queue: u32,
+        sample: MinuteSample,
+        keep: u64,
+    ) -> BoxFuture<'_, StoreResult<bool>> {
+        async move {
+            let mut c = self.conn();
+            let n: i64 = self
+                .scripts
+                .record_minute
+                .key(qk(queue, "mins"))
+                .arg(sample.minute)
+                .arg(sample.encode())
+                .arg(sample.minute.saturating_sub(keep))
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            Ok(n == 1)
+        }
+        .boxed()
+    }
+
+    fn minutes(&self, queue: u32, from: u64) -> BoxFuture<'_, StoreResult<Vec<MinuteSample>>> {
+        async move {
+            let mut c = self.conn();
+            let all: Vec<String> = redis::cmd("ZRANGE")
+                .arg(qk(queue, "mins"))
+                .arg(from)
+                .arg("+inf")
+                .arg("BYSCORE")
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            all.iter().map(|m| MinuteSample::decode(m).ok_or_else(|| corrupt("minute"))).collect()
         }
         .boxed()
     }
@@ -1308,6 +1553,96 @@ impl Store for RedisStore {
                 None => Ok(Vec::new()),
                 Some(j) => serde_json::from_str(&j).map_err(|_| corrupt("pauses")),
             }
+        }
+        .boxed()
+    }
+
+    fn records(&self, kind: RecordKind) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        async move {
+            let mut c = self.conn();
+            redis::cmd("HVALS").arg(record_key(kind)).query_async(&mut c).await.map_err(unavailable)
+        }
+        .boxed()
+    }
+
+    fn add_record(
+        &self,
+        kind: RecordKind,
+        name: String,
+        json: String,
+    ) -> BoxFuture<'_, StoreResult<bool>> {
+        async move {
+            let mut c = self.conn();
+            let n: i64 = redis::cmd("HSETNX")
+                .arg(record_key(kind))
+                .arg(name)
+                .arg(json)
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            self.replicate(&mut c, record_key(kind)).await?;
+            Ok(n == 1)
+        }
+        .boxed()
+    }
+
+    fn remove_record(&self, kind: RecordKind, name: String) -> BoxFuture<'_, StoreResult<bool>> {
+        async move {
+            let mut c = self.conn();
+            let n: i64 = redis::cmd("HDEL")
+                .arg(record_key(kind))
+                .arg(name)
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            self.replicate(&mut c, record_key(kind)).await?;
+            Ok(n == 1)
+        }
+        .boxed()
+    }
+
+    fn append_audit(
+        &self,
+        json: String,
+        now_ms: u64,
+        keep: u64,
+    ) -> BoxFuture<'_, StoreResult<String>> {
+        async move {
+            let mut c = self.conn();
+            self.scripts
+                .audit
+                .key(REG_AUDIT)
+                .arg(now_ms)
+                .arg(keep)
+                .arg(json)
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)
+        }
+        .boxed()
+    }
+
+    fn audit_page(
+        &self,
+        from: AuditFrom,
+        count: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<(String, String)>>> {
+        async move {
+            let mut c = self.conn();
+            let start =
+                format!("{}{}-{}", if from.exclusive { "(" } else { "" }, from.ms, from.seq);
+            let v: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+                .arg(REG_AUDIT)
+                .arg(start)
+                .arg("+")
+                .arg("COUNT")
+                .arg(count)
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            Ok(v.into_iter()
+                .filter_map(|(id, fields)| fields.into_iter().next().map(|(_, json)| (id, json)))
+                .collect())
         }
         .boxed()
     }
