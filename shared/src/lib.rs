@@ -10,6 +10,7 @@ pub mod eta;
 pub mod mac;
 pub mod path;
 pub mod place;
+pub mod poll;
 pub mod positions;
 pub mod pow;
 pub mod prequeue;
