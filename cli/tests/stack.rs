@@ -175,7 +175,8 @@ async fn a_small_rehearsal_matches_the_predicted_median_wait() {
         speedup: 1.0,
         edge_key: Some(EDGE_KEY.into()),
     };
-    let r = rehearse::rehearse(&profile, &options, &stack.admin_args()).await.unwrap();
+    let admin = Admin::new(&stack.admin_args()).unwrap();
+    let r = rehearse::rehearse(&profile, &options, &admin).await.unwrap();
     println!("{}", r.table());
     assert!(r.complete, "the line did not empty in time");
     assert_eq!(r.places, 960);
@@ -194,7 +195,6 @@ async fn a_small_rehearsal_matches_the_predicted_median_wait() {
     let (pl, ml) = (r.predicted_line_peak, r.measured_line_peak);
     assert!((ml - pl).abs() <= 0.15 * pl, "line peak: predicted {pl}, measured {ml}");
     // The rehearsal queue is gone.
-    let admin = Admin::new(&stack.admin_args()).unwrap();
     let gone = admin.status(&r.queue_id).await.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(gone.contains("unknown_queue"), "{gone}");
     stack.stop().await;
