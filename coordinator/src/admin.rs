@@ -128,8 +128,21 @@ fn merge(base: QueueConfig, input: &QueueInput) -> ApiResult<QueueConfig> {
         allow_no_js: i.allow_no_js.unwrap_or(base.allow_no_js),
         template: i.template.unwrap_or(base.template),
         forward_token: i.forward_token.unwrap_or(base.forward_token),
+        display_name: i.display_name.unwrap_or(base.display_name),
+        logo_text: i.logo_text.unwrap_or(base.logo_text),
+        notice: i.notice.unwrap_or(base.notice),
         ..base
     };
+    let invalid = |e: shared::presentation::TextError| ApiError::invalid(e.0);
+    if let Some(n) = &cfg.display_name {
+        shared::presentation::check_display_name(n).map_err(invalid)?;
+    }
+    if let Some(l) = &cfg.logo_text {
+        shared::presentation::check_logo_text(l).map_err(invalid)?;
+    }
+    if let Some(n) = &cfg.notice {
+        shared::presentation::check_notice(n).map_err(invalid)?;
+    }
     if let Some(t) = &cfg.template {
         shared::template::check(t).map_err(|e| ApiError::invalid(e.to_string()))?;
     }

@@ -98,6 +98,7 @@ pub async fn snapshot(state: &AppState, q: &QueueConfig) -> StoreResult<EdgeStat
         },
         admission: state.estimate(q.id),
         template: q.template.clone(),
+        presentation: q.presentation(),
         pauses,
         lost: false,
     })

@@ -36,6 +36,7 @@ pub async fn queue_pos(ctx: &Ctx, queue_id: &str, request_id: &str) -> EdgeResul
                 place: p.fields(now),
                 version: s.state.version,
                 next_poll_ms: p.next_poll_ms,
+                shown: s.state.presentation.clone(),
             };
             Ok(json_response(200, &body))
         }
@@ -52,6 +53,7 @@ pub async fn serving_pos(ctx: &Ctx, queue_id: &str) -> EdgeResult {
         admission_rate: None,
         version: Some(s.state.version),
         next_poll_ms: Some(next_poll_ms(None, ctx.jitter.next())),
+        shown: Default::default(),
     };
     Ok(json_response(200, &body))
 }

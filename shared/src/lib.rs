@@ -12,6 +12,7 @@ pub mod place;
 pub mod positions;
 pub mod pow;
 pub mod prequeue;
+pub mod presentation;
 pub mod sync;
 pub mod template;
 pub mod ticket;

@@ -70,6 +70,10 @@ pub struct PositionResponse {
     /// *Extension* (edge): when to ask again, milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_poll_ms: Option<u64>,
+    /// *Extension* (`queue_pos`): what the visitor waits for and the operator's message,
+    /// each field present only when set.
+    #[serde(flatten)]
+    pub shown: Presentation,
 }
 
 /// Answer of `GET /waiting_num/{queue_id}`.
@@ -112,6 +116,10 @@ pub struct EdgePosition {
     pub version: u64,
     /// When to ask again, milliseconds (by how far back the place is, jittered).
     pub next_poll_ms: u64,
+    /// What the visitor waits for and the operator's message (each only when set), so a
+    /// page that polls shows a change within the edge's freshness bound.
+    #[serde(flatten)]
+    pub shown: Presentation,
 }
 
 /// `GET {prefix}/pow/challenge?queue_id=`: a proof-of-work challenge.
@@ -156,6 +164,9 @@ pub struct QueuedAnswer {
     /// The presented ticket's place, when it has one.
     #[serde(flatten)]
     pub place: Option<PlaceFields>,
+    /// What the visitor waits for and the operator's message, each only when set.
+    #[serde(flatten)]
+    pub shown: Presentation,
 }
 
 /// Answer `200` of `POST /generate_token`.
@@ -265,6 +276,18 @@ pub struct QueueConfig {
     /// newer of two queues with one slug (a delete and re-create it has not heard of yet).
     #[serde(default)]
     pub created_at: u64,
+    /// *Extension*: what the visitor waits for, plain text (`The Night Orchestra`); the
+    /// default page says it, so a visitor knows which line they are in.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// *Extension*: the site's name shown as a text logo above it (`Riverside Tickets`):
+    /// no image, so the page loads nothing from elsewhere.
+    #[serde(default)]
+    pub logo_text: Option<String>,
+    /// *Extension*: the operator's message to the people waiting, plain text in the page's
+    /// two languages; `None` = no message.
+    #[serde(default)]
+    pub notice: Option<Notice>,
 }
 
 fn default_waiting_status() -> u16 {
@@ -309,7 +332,56 @@ impl QueueConfig {
             template: None,
             forward_token: false,
             created_at: 0,
+            display_name: None,
+            logo_text: None,
+            notice: None,
         }
+    }
+
+    /// What the waiting room shows of this queue besides the numbers.
+    pub fn presentation(&self) -> Presentation {
+        Presentation {
+            display_name: self.display_name.clone(),
+            logo_text: self.logo_text.clone(),
+            notice: self.notice.clone(),
+        }
+    }
+}
+
+/// An operator's message to the people waiting, plain text (no markup: the page escapes it)
+/// in English and Chinese. One of the two may be empty: the page then shows the other.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notice {
+    /// English text.
+    #[serde(default)]
+    pub en: String,
+    /// Chinese text.
+    #[serde(default)]
+    pub zh: String,
+}
+
+/// What the waiting room shows besides the numbers: carried to the edge in each queue's
+/// state and in the answers a page polls. Every field is left out of JSON when unset.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presentation {
+    /// What the visitor waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The site's name as a text logo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_text: Option<String>,
+    /// The operator's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<Notice>,
+}
+
+impl Presentation {
+    /// Nothing set.
+    pub fn is_empty(&self) -> bool {
+        self.display_name.is_none() && self.logo_text.is_none() && self.notice.is_none()
     }
 }
 
@@ -381,6 +453,15 @@ pub struct QueueInput {
     /// Default false.
     #[serde(default)]
     pub forward_token: Option<bool>,
+    /// Default none. `null` clears it.
+    #[serde(default, with = "double_option")]
+    pub display_name: Option<Option<String>>,
+    /// Default none. `null` clears it.
+    #[serde(default, with = "double_option")]
+    pub logo_text: Option<Option<String>>,
+    /// Default none. `null` clears it (one call takes the message down).
+    #[serde(default, with = "double_option")]
+    pub notice: Option<Option<Notice>>,
 }
 
 /// Form of `POST /api/queue/extend_session`.
