@@ -1006,3 +1006,173 @@ pub struct Peaks {
     /// Its minute's start.
     pub waiting_at: Option<u64>,
 }
+
+/// Body of `POST /console/session`: sign in to the console with an operator key.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSignIn {
+    /// An admin key (the bootstrap key or a named one).
+    pub key: Option<String>,
+}
+
+/// A console session as its holder sees it (`POST`/`GET /console/session`); the session id
+/// itself travels only in its `HttpOnly` cookie.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleSession {
+    /// The name of the key signed in with: what audit entries name.
+    pub key: String,
+    /// Whether it is the bootstrap key (which alone manages named keys).
+    pub bootstrap: bool,
+    /// To send as `X-CSRF-Token` with every change made with the session.
+    pub csrf: String,
+    /// When the session ends, unix ms.
+    pub expires_at_ms: u64,
+}
+
+/// Where a queue stands, for the operator.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueState {
+    /// Taking visitors and admitting them.
+    Open,
+    /// Not open yet (`opens_at` ahead, no pre-queue open).
+    Scheduled,
+    /// Taking arrivals for the draw at `opens_at`.
+    Prequeue,
+    /// Taking visitors, admitting nobody.
+    Paused,
+    /// No new places or sessions; running sessions finish.
+    Draining,
+    /// Mode `closed`, or past `closes_at`.
+    Closed,
+    /// Mode `passthrough`: everyone passes the edge.
+    Passthrough,
+    /// The store lost the queue; held until an operator re-creates or deletes it.
+    Lost,
+}
+
+/// Something an operator should look at.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    /// `origin_unhealthy`, `origin_silent`, `publisher_stale`, `line_stuck`, `queue_lost`,
+    /// `store_down` or `redis_errors`.
+    pub code: String,
+    /// What is off, with its numbers.
+    pub message: String,
+}
+
+/// The origin's last health report, with its age.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OriginHealth {
+    /// Latency the origin measured, milliseconds.
+    pub latency_ms: f64,
+    /// Share of failed requests.
+    pub error_rate: f64,
+    /// Work in progress at the origin, if reported.
+    pub in_flight: Option<u64>,
+    /// Seconds since the report arrived.
+    pub age_secs: f64,
+}
+
+/// One queue on the operator's overview (`GET /api/overview`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueSummary {
+    /// Numeric id.
+    pub id: u32,
+    /// Slug.
+    pub queue_id: String,
+    /// Display name, if set.
+    pub display_name: Option<String>,
+    /// Where it stands.
+    pub state: QueueState,
+    /// `manual`, `fixed_rate`, `capacity` or `health`.
+    pub strategy: String,
+    /// Serving position.
+    pub serving_pos: u64,
+    /// Positions handed out.
+    pub assigned: u64,
+    /// Visitors waiting.
+    pub waiting: u64,
+    /// Live sessions.
+    pub active: u64,
+    /// The session cap, if the policy has one.
+    pub max_active: Option<u64>,
+    /// Measured admission rate, per second.
+    pub admission_rate: f64,
+    /// The policy's target rate, per second (fixed rate; the health law's current rate).
+    pub target_rate: Option<f64>,
+    /// Places handed out per minute, over the last minute or two.
+    pub arrivals_per_min: f64,
+    /// The wait of the last place in line, when a rate is measured.
+    pub eta_back: Option<crate::eta::EtaBand>,
+    /// The origin's last health report.
+    pub origin: Option<OriginHealth>,
+    /// Seconds since the queue was last published to the edge (`null`: never, or no
+    /// publisher configured).
+    pub published_age_secs: Option<f64>,
+    /// Seconds since the serving position last moved (since creation if it never did).
+    pub serving_moved_age_secs: u64,
+    /// What is off.
+    pub warnings: Vec<Warning>,
+}
+
+/// `GET /api/overview`: every queue and the process's view of the store.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Overview {
+    /// When it was read, unix ms.
+    pub generated_at_ms: u64,
+    /// `redis`, `redis-cluster` or `memory`.
+    pub store: String,
+    /// Whether the store answered just now.
+    pub store_up: bool,
+    /// Whether this coordinator publishes to the edge.
+    pub publishing: bool,
+    /// Redis commands that failed since this process started (`null` with metrics off).
+    pub redis_errors: Option<u64>,
+    /// Warnings not about one queue (store down, Redis errors in the last minute).
+    pub warnings: Vec<Warning>,
+    /// Every queue, by slug.
+    pub queues: Vec<QueueSummary>,
+}
+
+/// `GET /api/queue/{queue_id}/live`: what the console's queue page draws and acts on.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueLive {
+    /// The queue's settings.
+    pub queue: QueueConfig,
+    /// Its summary, as on the overview.
+    pub summary: QueueSummary,
+    /// The minutes of the last hour (from the stored samples), the last one up to now.
+    pub minutes: Vec<ReportMinute>,
+}
+
+/// `GET /api/queue_defaults`: what a new queue gets, and the bounds the API checks (the
+/// console's create form shows both; the API's 400 messages stay the word on validity).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueDefaults {
+    /// Every setting at its default (id 0, empty slug).
+    pub queue: QueueConfig,
+    /// Largest `token_validity_second`.
+    pub max_token_validity_second: u32,
+    /// Smallest and largest `position_expiry_second`.
+    pub min_position_expiry_second: u32,
+    /// Largest `position_expiry_second`.
+    pub max_position_expiry_second: u32,
+    /// Largest `pow_difficulty`.
+    pub max_pow_difficulty: u8,
+    /// Longest `display_name`, characters.
+    pub max_display_name: usize,
+    /// Longest `logo_text`, characters.
+    pub max_logo_text: usize,
+    /// Longest `notice` text per language, characters.
+    pub max_notice: usize,
+}
