@@ -128,10 +128,12 @@ impl Config {
                 "origin key must be at least 16 characters and differ from the admin key".into()
             );
         }
-        if self.metrics_key.as_ref().is_some_and(|k| k.0.len() < 16 || *k == self.admin_key) {
-            return Err(
-                "metrics key must be at least 16 characters and differ from the admin key".into()
-            );
+        if self.metrics_key.as_ref().is_some_and(|k| {
+            k.0.len() < 16 || *k == self.admin_key || Some(k) == self.origin_key.as_ref()
+        }) {
+            return Err("metrics key must be at least 16 characters and differ from the admin \
+                        and origin keys"
+                .into());
         }
         if self.audit_keep == 0 || self.report_minutes == 0 || self.webhook_buffer == 0 {
             return Err("audit keep, report minutes and webhook buffer must be positive".into());
@@ -175,5 +177,30 @@ pub struct PublishConfig {
 impl std::fmt::Debug for PublishConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PublishConfig").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    fn check(extra: &[&str], ok: bool) {
+        let mut args = vec!["coordinator", "--admin-key", "admin-key-0123456789"];
+        args.extend_from_slice(extra);
+        let cfg = Config::try_parse_from(&args).unwrap();
+        assert_eq!(cfg.validate().is_ok(), ok, "{extra:?}");
+    }
+
+    #[test]
+    fn the_keys_are_long_and_tell_their_holders_apart() {
+        let origin = ["--origin-key", "origin-key-0123456789"];
+        check(&origin, true);
+        check(&["--metrics-key", "metrics-key-0123456789"], true);
+        check(&["--metrics-key", "short"], false);
+        check(&["--metrics-key", "admin-key-0123456789"], false);
+        // The same key for the origin and Prometheus would be taken for the origin's alone.
+        check(&[&origin[..], &["--metrics-key", "origin-key-0123456789"]].concat(), false);
+        check(&["--audit-keep", "0"], false);
     }
 }

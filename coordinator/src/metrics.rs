@@ -28,6 +28,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use shared::wire::WaitPercentiles;
+
 use crate::store::{Observer, QueueStats};
 
 /// The `Content-Type` of `/metrics`.
@@ -101,12 +103,16 @@ pub struct QueueSnapshot {
     pub health: Option<(shared::admission::HealthReading, f64)>,
     /// Proof-of-work difficulty asked.
     pub pow_difficulty: u8,
+    /// Wait percentiles of the visitors who claimed, by what they waited for (`served`,
+    /// `claimed`), from the store's wait histograms.
+    pub waits: Vec<(&'static str, WaitPercentiles)>,
 }
 
 /// Encodes the queue figures read at scrape time.
 #[derive(Debug, Default)]
 pub struct QueueCollector {
-    snapshot: Arc<Mutex<Vec<QueueSnapshot>>>,
+    /// The queues read for this scrape; `None`: the store failed, queue figures are left out.
+    snapshot: Arc<Mutex<Option<Vec<QueueSnapshot>>>>,
     /// Last successful publish per queue slug (unix ms), for the age gauge.
     published: Arc<Mutex<HashMap<String, u64>>>,
     /// Unix ms of the scrape, for the ages.
@@ -209,7 +215,7 @@ impl Metrics {
         r.register("anteroom_status_reads", format!("Status answers (queue_pos, serving_pos, waiting_num) served here, by source: edge (its client header: the edge pulling fresh status) or direct{local}"), m.status_reads.clone());
         r.register(
             "anteroom_publish_lag_seconds",
-            format!("From a queue's state changing to its publish to the edge succeeding{local}"),
+            format!("From the publisher seeing a queue's state change (it looks every 250 ms) to the edge accepting it{local}"),
             m.publish_lag.clone(),
         );
         r.register(
@@ -233,8 +239,9 @@ impl Metrics {
         Metrics { registry: r, ..m }
     }
 
-    /// The exposition text.
-    pub fn encode(&self, snapshot: Vec<QueueSnapshot>, now_ms: u64) -> String {
+    /// The exposition text; `snapshot` is `None` when the store could not be read (the
+    /// process-local series are still there, `anteroom_store_up` is 0).
+    pub fn encode(&self, snapshot: Option<Vec<QueueSnapshot>>, now_ms: u64) -> String {
         *lock(&self.collector.snapshot) = snapshot;
         *lock(&self.collector.now_ms) = now_ms;
         let mut out = String::new();
@@ -532,6 +539,29 @@ impl QueueCollector {
             "anteroom_pow_difficulty_bits",
             "Proof-of-work difficulty asked of each enqueue",
             per(&|x| f64::from(x.pow_difficulty)),
+        )?;
+        let waits = s
+            .iter()
+            .flat_map(|x| {
+                x.waits.iter().flat_map(|(until, p)| {
+                    [("0.5", p.p50), ("0.9", p.p90), ("0.99", p.p99)].into_iter().filter_map(
+                        |(quantile, v)| {
+                            let labels = vec![
+                                ("queue", x.queue.clone()),
+                                ("until", (*until).to_string()),
+                                ("quantile", quantile.to_string()),
+                            ];
+                            v.map(|v| (labels, v))
+                        },
+                    )
+                })
+            })
+            .collect();
+        gauges(
+            enc,
+            "anteroom_wait_seconds",
+            "Time from joining to being served (until=served) or to claiming (until=claimed) of the visitors who claimed, since the queue was created; each quantile is the upper end of its bucket (1 s wide to 10 s, then 10% wide)",
+            waits,
         )
     }
 
@@ -583,8 +613,16 @@ impl QueueCollector {
 
 impl Collector for QueueCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
-        let s = lock(&self.snapshot).clone();
+        let read = lock(&self.snapshot).clone();
         let now_ms = *lock(&self.now_ms);
+        let up = if read.is_some() { 1.0 } else { 0.0 };
+        gauges(
+            &mut enc,
+            "anteroom_store_up",
+            "1 if this scrape read the queue figures from the store; 0 if the store failed and they are left out",
+            vec![(Vec::new(), up)],
+        )?;
+        let s = read.unwrap_or_default();
         self.totals(&mut enc, &s)?;
         self.state(&mut enc, &s)?;
         self.origin(&mut enc, &s, now_ms)

@@ -31,6 +31,7 @@ async fn snapshot(state: &AppState, q: &shared::wire::QueueConfig) -> ApiResult<
     let stats = state.store().stats(q.id, now, t0).await?;
     let ctl = crate::control::load(state, q.id).await?;
     let health = crate::control::health(state, q.id).await?;
+    let waits = state.store().wait_counts(q.id).await?;
     let policy = q.admission.as_ref().map(|a| &a.policy);
     use shared::admission::AdmissionPolicy as P;
     let (strategy, target_rate) = match policy {
@@ -50,10 +51,33 @@ async fn snapshot(state: &AppState, q: &shared::wire::QueueConfig) -> ApiResult<
         draining: q.admission.as_ref().is_some_and(|a| a.draining),
         health: health.map(|h| (h, state.now_ms().saturating_sub(h.at_ms) as f64 / 1000.0)),
         pow_difficulty: q.pow_difficulty,
+        waits: vec![
+            ("served", crate::report::percentiles(&waits.served)),
+            ("claimed", crate::report::percentiles(&waits.claimed)),
+        ],
     })
 }
 
-/// `GET /metrics`: the Prometheus exposition (admin or metrics key).
+/// Every queue's figures for a scrape, or `None` if the store failed (logged).
+async fn snapshots(state: &AppState) -> Option<Vec<QueueSnapshot>> {
+    let mut queues = state.cached_queues();
+    queues.sort_by(|a, b| a.queue_id.cmp(&b.queue_id));
+    let mut snap = Vec::with_capacity(queues.len());
+    for q in &queues {
+        match snapshot(state, q).await {
+            Ok(s) => snap.push(s),
+            Err(e) => {
+                tracing::warn!(queue = %q.queue_id, cause = %e, "metrics: queue figures not read");
+                return None;
+            }
+        }
+    }
+    Some(snap)
+}
+
+/// `GET /metrics`: the Prometheus exposition (admin or metrics key). When the store fails
+/// it still answers 200 with this process's series and `anteroom_store_up 0`: a scrape
+/// during an outage is when the Redis error counts matter most.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -65,12 +89,7 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
         .metrics()
         .ok_or_else(|| ApiError::with(ErrorCode::NotFound, "metrics are turned off"))?;
     let _one = m.scrape_lock.lock().await;
-    let mut queues = state.cached_queues();
-    queues.sort_by(|a, b| a.queue_id.cmp(&b.queue_id));
-    let mut snap = Vec::with_capacity(queues.len());
-    for q in &queues {
-        snap.push(snapshot(&state, q).await?);
-    }
+    let snap = snapshots(&state).await;
     let body = m.encode(snap, state.now_ms());
     let mut resp = body.into_response();
     resp.headers_mut()

@@ -116,9 +116,15 @@ fn lerp(a: &Point, b: &Point, t: f64, f: impl Fn(&MinuteSample) -> u64) -> f64 {
     f(&a.1) as f64 + share * (f(&b.1) as f64 - f(&a.1) as f64)
 }
 
-/// When the serving position reached `p`, interpolated; `None` if it has not.
+/// When the serving position reached `p`, interpolated; `None` if it has not. A binary
+/// search: the serving position never goes back, so the samples are sorted by it (a linear
+/// scan made a two-day report, 2,880 samples by 200 visitors per cohort, about 1.7 billion
+/// steps).
 fn served_at(points: &[Point], p: u64) -> Option<f64> {
-    let k = points.iter().position(|(_, s)| s.serving >= p)?;
+    let k = points.partition_point(|(_, s)| s.serving < p);
+    if k == points.len() {
+        return None;
+    }
     if k == 0 {
         return Some(points[0].0 as f64);
     }
@@ -286,6 +292,20 @@ mod tests {
             honesty(&manual),
             EtaHonesty { counted: 0, no_band: 5, within: None, early: None, late: None }
         );
+    }
+
+    #[test]
+    fn a_two_day_report_judges_every_cohort() {
+        // 2,880 minutes at 10 arrivals and 10 admissions a second, 600 always waiting: every
+        // visitor is shown about 60 s and waits 60 s.
+        let points: Vec<Point> =
+            (0..2880u64).map(|m| sample(m, 600 + 600 * m, 600 * m, 10.0)).collect();
+        let h = honesty(&points);
+        assert_eq!(h.counted, 600 * 2878, "every cohort but the last, not yet served");
+        assert!(h.within.unwrap() > 0.95, "{h:?}");
+        assert_eq!(served_at(&points, 600 * 2880), None);
+        assert_eq!(served_at(&points, 600 * 2879), Some(2879.0 * 60.0));
+        assert_eq!(served_at(&points, 300), Some(30.0), "interpolated");
     }
 
     #[test]

@@ -114,5 +114,6 @@ pub fn metrics_event(q: &QueueConfig, prev: &MinuteSample, s: &MinuteSample) -> 
         total_num_tokens: s.claimed,
         completed_sessions: s.completed,
         abandoned_sessions: s.abandoned,
+        num_active_tokens: s.active,
     }
 }

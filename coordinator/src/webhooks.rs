@@ -11,7 +11,7 @@
 //! bounded buffer without waiting; a full buffer drops the event and counts it
 //! (`anteroom_webhook_dropped_total`). One task takes events from the buffer and delivers each
 //! to every endpoint that wants it, at most [`IN_FLIGHT`] deliveries at once, each retried
-//! with exponential backoff ([`FIRST_RETRY`] doubling, [`ATTEMPTS`] attempts, about two
+//! with exponential backoff ([`FIRST_RETRY`] doubling, [`ATTEMPTS`] attempts, one to two
 //! minutes) until a 2xx: at least once while the process holds the event. An event held by a
 //! process that stops is lost (the buffer is memory).
 
@@ -33,7 +33,8 @@ use crate::store::{RecordKind, Store, StoreResult};
 pub const IN_FLIGHT: usize = 64;
 /// Attempts per event and endpoint.
 pub const ATTEMPTS: u32 = 9;
-/// Wait before the first retry; it doubles after each failure (0.25 s .. 64 s).
+/// Wait before the first retry; it doubles after each failure (0.25 s .. 32 s: 63.75 s of
+/// waiting over the [`ATTEMPTS`], plus up to 5 s per attempt).
 pub const FIRST_RETRY: Duration = Duration::from_millis(250);
 /// Time limit of one POST.
 const POST_TIMEOUT: Duration = Duration::from_secs(5);

@@ -781,6 +781,32 @@ async fn redis_down_is_503_and_recovers() {
         assert_eq!(r.headers[header::RETRY_AFTER], "2");
         assert_eq!(r.json["error"], "unavailable");
     }
+    // The observability routes too, but /metrics: it still answers with this process's
+    // series and says the store could not be read.
+    let hook = json!({"url": "http://127.0.0.1:9/hook"});
+    for (method, uri, body) in [
+        ("GET", "/api/audit", Value::Null),
+        ("GET", "/api/queue/q/report", Value::Null),
+        ("GET", "/api/queue/q/report?format=html", Value::Null),
+        ("GET", "/api/webhooks", Value::Null),
+        ("POST", "/api/webhooks", hook),
+        ("GET", "/api/admin_keys", Value::Null),
+        ("POST", "/api/admin_keys", json!({"name": "ops"})),
+        ("DELETE", "/api/admin_keys/ops", Value::Null),
+        ("POST", "/api/queue/q/pause", Value::Null),
+    ] {
+        let r = api.admin_json(method, uri, body).await;
+        assert_eq!(r.status, 503, "{method} {uri}: {}", r.json);
+        assert_eq!(r.headers[header::RETRY_AFTER], "2");
+        assert_eq!(r.json["error"], "unavailable");
+    }
+    let m = api.admin_req("GET", "/metrics", None, "", Some(common::ADMIN_KEY)).await;
+    assert_eq!(m.status, 200);
+    let text = m.json.as_str().unwrap();
+    let up = text.lines().find_map(|l| l.strip_prefix("anteroom_store_up "));
+    assert_eq!(up.map(|v| v.parse::<f64>().unwrap()), Some(0.0), "{text}");
+    assert!(!text.contains("anteroom_waiting{"), "no queue figure without the store");
+    assert!(text.contains("anteroom_redis_command_errors_total{"), "{text}");
     let ready = Api::send(&api.public, Request::get("/readyz").body(Body::empty()).unwrap()).await;
     assert_eq!(ready.status, 503);
     redis.restart();

@@ -203,17 +203,19 @@ impl Sale {
         if status != 200 {
             return (status, HashMap::new());
         }
-        let text = r.text().await.unwrap();
-        let values = text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .filter_map(|l| {
-                l.rsplit_once(' ')
-                    .map(|(k, v)| (k.to_string(), v.parse().unwrap_or_else(|_| panic!("{l}"))))
-            })
-            .collect();
-        (status, values)
+        (status, exposition(&r.text().await.unwrap()))
     }
+}
+
+/// The samples of a Prometheus text exposition, by series (name and labels).
+fn exposition(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            l.rsplit_once(' ')
+                .map(|(k, v)| (k.to_string(), v.parse().unwrap_or_else(|_| panic!("{l}"))))
+        })
+        .collect()
 }
 
 /// The bootstrap key names an operator key and the operator points a webhook at the receiver.
@@ -310,7 +312,7 @@ async fn minutes_2_and_3(sale: &Sale, v: &[String]) {
 async fn a_scripted_sale_is_seen_in_metrics_audit_webhooks_and_the_report() {
     let redis = common::Redis::start();
     let store: Arc<dyn Store> = Arc::new(RedisStore::single(&redis.url(), 0).unwrap());
-    let mut sale = Sale::start(store).await;
+    let mut sale = Sale::start(store.clone()).await;
     let inbox = Arc::new(Inbox::default());
     let hook = receiver(inbox.clone()).await;
     set_up(&mut sale, &inbox, hook).await;
@@ -318,14 +320,15 @@ async fn a_scripted_sale_is_seen_in_metrics_audit_webhooks_and_the_report() {
     let v = minute_1(&sale, v).await;
     minutes_2_and_3(&sale, &v).await;
     let admitted = sale.serving().await.min(10);
-    check_metrics(&sale, admitted).await;
+    let before = check_metrics(&sale, admitted).await;
+    check_restart(store, &before).await;
     check_audit(&sale).await;
     check_webhooks(&sale, &inbox, &v).await;
     check_report(&sale, admitted).await;
     check_revocation(&sale).await;
 }
 
-async fn check_metrics(sale: &Sale, admitted: u64) {
+async fn check_metrics(sale: &Sale, admitted: u64) -> HashMap<String, f64> {
     assert_eq!(sale.metrics("").await.0, 401);
     assert_eq!(sale.metrics(common::ORIGIN_KEY).await.0, 401, "the origin key reads no metrics");
     let (st, m) = sale.metrics(METRICS_KEY).await;
@@ -344,12 +347,57 @@ async fn check_metrics(sale: &Sale, admitted: u64) {
     assert_eq!(q("anteroom_admission_paused"), 0.0);
     assert_eq!(m["anteroom_admission_strategy{queue=\"sale\",strategy=\"fixed_rate\"}"], 1.0);
     assert_eq!(m["anteroom_admission_rate_per_second{queue=\"sale\",kind=\"target\"}"], 1.0);
+    assert_eq!(m["anteroom_store_up"], 1.0);
+    // The same waits as the report's (below): to served 5 s for most, to claim 15 s.
+    let wait = |until: &str, quantile: &str| {
+        m[&format!(
+            "anteroom_wait_seconds{{queue=\"sale\",until=\"{until}\",quantile=\"{quantile}\"}}"
+        )]
+    };
+    assert_eq!(wait("served", "0.5"), 5.0);
+    assert!((15.0..=16.5).contains(&wait("claimed", "0.5")));
+    assert!(wait("served", "0.99") >= 65.0, "two waited a minute more");
     assert_eq!(q("anteroom_enqueue_duration_seconds_count"), 10.0);
     assert_eq!(q("anteroom_claim_duration_seconds_count"), 8.0, "seven tokens and one refusal");
     let route = "anteroom_http_requests_total{listener=\"public\",route=\"/assign_queue_pos\",class=\"2xx\"}";
     assert_eq!(m[route], 10.0);
     assert!(m["anteroom_redis_command_duration_seconds_count{command=\"EVALSHA\"}"] > 0.0);
     assert!(m["anteroom_webhook_deliveries_total{result=\"failed\"}"] >= 2.0);
+    m
+}
+
+/// A coordinator started afresh on the same Redis (a restart) reports the same figures from
+/// the store, while this process's own series start again from nothing.
+async fn check_restart(store: Arc<dyn Store>, before: &HashMap<String, f64>) {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let cfg = common::config_with(None, &["--edge-only", "false"]);
+    let (state, _) = common::state_with_config(store, T0 + 185, &cfg).await;
+    let admin = coordinator::admin_app(state, Default::default());
+    let req = axum::http::Request::get("/metrics")
+        .header("authorization", format!("Bearer {}", common::ADMIN_KEY))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let body = admin.oneshot(req).await.unwrap().into_body().collect().await.unwrap();
+    let after = exposition(&String::from_utf8(body.to_bytes().to_vec()).unwrap());
+    // Process-local series, and the measured rate, which the running controller updates.
+    let local = [
+        "_duration_seconds",
+        "anteroom_publish_",
+        "anteroom_status_",
+        "anteroom_pow_ref",
+        "kind=\"measured\"",
+    ];
+    let from_store: Vec<&String> = before
+        .keys()
+        .filter(|k| k.contains("{queue=\"sale\"") && !local.iter().any(|l| k.contains(l)))
+        .collect();
+    assert!(from_store.len() >= 20, "{from_store:?}");
+    for k in from_store {
+        assert_eq!(after.get(k), Some(&before[k]), "{k} after a restart");
+    }
+    let local = "anteroom_enqueue_duration_seconds_count{queue=\"sale\"}";
+    assert_eq!((before.get(local), after.get(local)), (Some(&10.0), None), "process-local");
 }
 
 async fn audit_page(sale: &Sale, query: &str) -> Value {
@@ -474,6 +522,7 @@ async fn check_webhooks(sale: &Sale, inbox: &Inbox, v: &[String]) {
     assert_eq!(figures, [(6, 1, 1, 0, 0), (4, 0, 0, 0, 60), (0, 1, 0, 1, 120)]);
     assert_eq!(minutes[2]["queue_counter"], 10);
     assert_eq!(minutes[2]["total_num_tokens"], 7);
+    assert_eq!(minutes[2]["num_active_tokens"], minutes[2]["active"], "AWS's name too");
     let _ = sale;
 }
 

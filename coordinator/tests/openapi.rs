@@ -93,6 +93,70 @@ async fn each_listener_serves_exactly_what_its_document_names() {
     assert!(schemas["QueueConfig"]["properties"].get("position_expiry_second").is_some());
 }
 
+/// `method uri` with `key` as the bearer (none: no header).
+async fn with_key(router: &Router, method: &str, uri: &str, key: Option<&str>) -> (u16, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(k) = key {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {k}"));
+    }
+    let (st, headers, v) = common::call(router, req.body(Body::empty()).unwrap()).await;
+    if st == 401 {
+        assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+        assert_eq!(v["error"], "unauthorized", "{v}");
+    }
+    (st, v)
+}
+
+/// Every operation of the private document, taken from the document itself (so a new route
+/// is checked without being listed here), refuses a call without a key, with a wrong one and
+/// with a key of the wrong kind, and lets its own kinds through.
+#[tokio::test]
+async fn every_private_operation_needs_a_key_of_its_kind() {
+    const METRICS_KEY: &str = "test-metrics-key-0123456789";
+    let cfg = common::config_with(None, &["--edge-only", "false", "--metrics-key", METRICS_KEY]);
+    let store = Arc::new(MemoryStore::new());
+    let (state, _) = common::state_with_config(store, 1_800_000_000, &cfg).await;
+    let admin = coordinator::admin_app(state, Limits::default());
+    let doc = doc(&admin, Some(common::ADMIN_KEY)).await;
+    let req = Request::post("/api/admin_keys")
+        .header(header::AUTHORIZATION, format!("Bearer {}", common::ADMIN_KEY))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"name":"ops"}"#))
+        .unwrap();
+    let (st, _, v) = common::call(&admin, req).await;
+    assert_eq!(st, 201, "{v}");
+    let named = v["key"].as_str().unwrap().to_string();
+    let origin_ops = [
+        "POST /api/queue/update_token_status",
+        "POST /api/queue/extend_session",
+        "POST /api/queue/{queue_id}/health",
+    ];
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if ["/healthz", "/readyz"].contains(&path.as_str()) {
+            continue; // probes, open by design
+        }
+        for m in METHODS.iter().filter(|m| item.get(m.to_lowercase()).is_some()) {
+            let op = format!("{m} {path}");
+            let uri = concrete(path);
+            let keys = [
+                (None, false),
+                (Some("wrong-key-0123456789"), false),
+                (Some(common::ORIGIN_KEY), origin_ops.contains(&op.as_str())),
+                (Some(METRICS_KEY), path == "/metrics"),
+                (Some(named.as_str()), !path.starts_with("/api/admin_keys")),
+                (Some(common::ADMIN_KEY), true),
+            ];
+            for (key, allowed) in keys {
+                let (st, v) = with_key(&admin, m, &uri, key).await;
+                assert_eq!(st != 401, allowed, "{op} with {key:?}: {st} {v}");
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 27, "every private operation but the two probes");
+}
+
 #[test]
 fn routes_are_added_only_through_the_documenting_macro() {
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");

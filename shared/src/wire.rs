@@ -857,7 +857,7 @@ pub struct MetricsEvent {
     pub secs: u64,
     /// Visitors waiting at its end.
     pub waiting: u64,
-    /// Live sessions at its end (AWS: `num_active_tokens`).
+    /// Live sessions at its end.
     pub active: u64,
     /// Places handed out in it.
     pub arrivals: u64,
@@ -879,6 +879,8 @@ pub struct MetricsEvent {
     pub completed_sessions: u64,
     /// Sessions ever abandoned (AWS: `abandoned_sessions`).
     pub abandoned_sessions: u64,
+    /// Live sessions, as `active` (AWS: `num_active_tokens`).
+    pub num_active_tokens: u64,
 }
 
 /// `GET /api/queue/{queue_id}/report`: the post-sale report.
