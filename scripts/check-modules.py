@@ -12,7 +12,7 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CRATES = ["shared", "coordinator", "edge-worker", "bench", "examples/ticket-shop", "testkit"]
+CRATES = ["shared", "coordinator", "edge-worker", "bench", "examples/ticket-shop", "testkit", "loadgen", "cli"]
 
 
 def modules(src):

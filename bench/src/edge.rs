@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 use crate::harness::{Env, compare_made, create_queue, increment_serving};
-use crate::load::{self, Call, MakeCall};
 use crate::procs::{Coordinator, Redis, Workerd, free_addr};
 use crate::results::{Compare, Edge, Knobs};
+use loadgen::{self as load, Call, MakeCall};
 
 /// Route prefix the worker is given.
 const PREFIX: &str = "/anteroom";

@@ -10,9 +10,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use crate::load::{self, Call, Plan};
 use crate::procs::{ADMIN_KEY, Baseline, Coordinator, Redis};
 use crate::results::{Knobs, Machine, Outcome, RedisBench, Row, WrkRow};
+use loadgen::{self as load, Call, Plan};
 
 fn cmd_out(cmd: &str, args: &[&str]) -> String {
     std::process::Command::new(cmd)
@@ -149,7 +149,7 @@ pub async fn compare_made(
                 warmup: secs(knobs.warmup),
                 duration: Some(secs(knobs.secs)),
                 max_requests: None,
-                rate: None,
+                schedule: None,
                 make: make.clone(),
                 inspect: None,
             };

@@ -5,7 +5,6 @@
 mod baseline;
 mod edge;
 mod harness;
-mod load;
 mod procs;
 mod report;
 mod results;
@@ -182,17 +181,17 @@ fn calibrate(
     secs: f64,
 ) -> anyhow::Result<()> {
     let call = match form {
-        Some(f) => load::Call::form(path, f),
-        None => load::Call::get(path),
+        Some(f) => loadgen::Call::form(path, f),
+        None => loadgen::Call::get(path),
     };
-    let plan = load::Plan::fixed(
+    let plan = loadgen::Plan::fixed(
         addr,
         connections,
         std::time::Duration::from_secs(1),
         std::time::Duration::from_secs_f64(secs),
         call,
     );
-    let o = rt.block_on(load::run(plan))?;
+    let o = rt.block_on(loadgen::run(plan))?;
     println!("{}", serde_json::to_string(&o)?);
     Ok(())
 }
@@ -313,14 +312,14 @@ async fn run(scenario: Scenario, knobs: &Knobs, out: &PathBuf) -> anyhow::Result
         let bare = match r.storm.as_ref().and_then(|s| s.get("bare axum", c)) {
             Some(row) => row.outcome.rps,
             None => {
-                let plan = load::Plan::fixed(
+                let plan = loadgen::Plan::fixed(
                     env.axum.addr,
                     c,
                     std::time::Duration::from_secs_f64(knobs.warmup),
                     std::time::Duration::from_secs_f64(knobs.secs),
-                    load::Call::form("/assign_queue_pos", "queue_id=surge"),
+                    loadgen::Call::form("/assign_queue_pos", "queue_id=surge"),
                 );
-                load::run(plan).await?.rps
+                loadgen::run(plan).await?.rps
             }
         };
         let s = surge::surge(&env, knobs, bare, !knobs.surge_by_harness).await?;

@@ -2,7 +2,6 @@
 //! `bench run` and read back by the report. Plain data with a few accessors; it names no other
 //! module of the harness.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -13,38 +12,7 @@ pub const METRICS_OFF: &str = "coordinator, metrics off";
 /// Slack of the edge's staleness target, milliseconds.
 pub const SLACK_MS: u64 = 300;
 
-/// What a run measured.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-pub struct Outcome {
-    /// Connections used.
-    pub connections: usize,
-    /// 2xx responses in the window.
-    pub ok: u64,
-    /// Answers during the warm-up (not in the rates; CPU per request counts them).
-    #[serde(default)]
-    pub warm_ok: u64,
-    /// Other statuses in the window, by code.
-    pub statuses: BTreeMap<u16, u64>,
-    /// Transport errors (connect, reset, timeout).
-    pub errors: u64,
-    /// Length of the measured window, seconds.
-    pub secs: f64,
-    /// 2xx responses per second.
-    pub rps: f64,
-    /// Latency percentiles, milliseconds.
-    pub p50_ms: f64,
-    /// 99th percentile latency, milliseconds.
-    pub p99_ms: f64,
-    /// Largest latency, milliseconds.
-    pub max_ms: f64,
-}
-
-impl Outcome {
-    /// Responses that were not 2xx, plus transport errors.
-    pub fn failures(&self) -> u64 {
-        self.errors + self.statuses.values().sum::<u64>()
-    }
-}
+pub use loadgen::Outcome;
 
 /// Sizes of a run; the smoke run shrinks every one of them.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -10,9 +10,9 @@ use crate::harness::{
     Env, Seen, Tickets, compare, create_queue, increment_serving, record_assigned, redis_benchmark,
     secs, wrk,
 };
-use crate::load::{self, Call, Plan};
 use crate::procs::{Coordinator, Redis};
 use crate::results::{Compare, Knobs, METRICS_OFF, Memory, Outcome};
+use loadgen::{self as load, Call, Plan};
 
 /// Enqueue storm: `assign_queue_pos` against bare axum, the one-call handler and
 /// `redis-benchmark`, at each concurrency (and the coordinator with metrics off, when asked).
@@ -173,7 +173,7 @@ async fn enqueue(coord: &Coordinator, pids: Pids, n: u64, k: u64) -> anyhow::Res
         warmup: Duration::ZERO,
         duration: None,
         max_requests: Some(n),
-        rate: None,
+        schedule: None,
         make: Arc::new(|_| Some(Call::form("/assign_queue_pos", "queue_id=mem"))),
         inspect: Some(inspect),
     })
@@ -217,7 +217,7 @@ async fn claim(
         warmup: Duration::ZERO,
         duration: None,
         max_requests: Some(k),
-        rate: None,
+        schedule: None,
         make: Arc::new(move |i| {
             let t = tickets.get(usize::try_from(i).ok()?)?;
             Some(Call::form("/generate_token", format!("queue_id=mem&request_id={t}")))

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::harness::{Env, Seen, Tickets, create_queue, increment_serving, record_assigned};
-use crate::load::{self, Call, Plan};
 use crate::procs::{ADMIN_KEY, Coordinator};
 use crate::results::{Knobs, Surge};
+use loadgen::{self as load, Call, Plan};
 
 /// Requests per second of the seed's first profile.
 pub const SEED_RPS: f64 = 500_000.0;
@@ -189,7 +189,7 @@ fn arrivals(env: &Env, z: &Sizes, inspect: load::Inspect) -> Plan {
         warmup: Duration::ZERO,
         duration: Some(Duration::from_secs_f64(z.secs)),
         max_requests: Some(z.max_pos),
-        rate: Some(z.offered / 2.0),
+        schedule: Some(load::steady(z.offered / 2.0)),
         make: Arc::new(|_| Some(Call::form("/assign_queue_pos", "queue_id=surge"))),
         inspect: Some(inspect),
     }
@@ -203,7 +203,7 @@ fn polls(env: &Env, z: &Sizes, log: PollLog) -> Plan {
         warmup: Duration::ZERO,
         duration: Some(Duration::from_secs_f64(z.secs)),
         max_requests: Some(z.max_pos),
-        rate: Some(z.offered / 2.0),
+        schedule: Some(load::steady(z.offered / 2.0)),
         make: Arc::new(|_| Some(Call::get("/serving_pos/surge"))),
         inspect: Some(Arc::new(move |_i, status, body, t0, t1| {
             if !status.is_success() {

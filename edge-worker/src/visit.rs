@@ -4,9 +4,9 @@
 
 use std::cell::Cell;
 
-use sha2::{Digest, Sha256};
 use shared::error::ErrorCode;
 use shared::eta::EtaBand;
+pub use shared::poll::{next_poll_ms, visitor_seed};
 use shared::sync::{EdgeState, TicketStanding};
 use shared::ticket::{Ticket, TicketKey};
 use shared::wire::PlaceFields;
@@ -14,35 +14,6 @@ use worker::Request;
 
 use crate::http::{EdgeError, EdgeResult, now_ms};
 use crate::store::Loaded;
-
-/// Adaptive polling: `(ahead below, interval ms)`, first match wins. Far back a visitor is
-/// asked rarely (nothing changes for them for minutes), near the front often.
-pub const POLL_TABLE: [(u64, u64); 5] =
-    [(51, 2_000), (501, 5_000), (2_001, 10_000), (10_000, 20_000), (u64::MAX, 30_000)];
-/// Interval when the answer does not know the visitor (`serving_pos`, `waiting_num`).
-pub const POLL_UNKNOWN_MS: u64 = 5_000;
-/// Jitter either side of the interval, percent.
-pub const POLL_JITTER_PCT: u64 = 20;
-
-/// The interval before the next status poll, without jitter.
-pub fn poll_base_ms(ahead: Option<u64>) -> u64 {
-    let Some(ahead) = ahead else { return POLL_UNKNOWN_MS };
-    POLL_TABLE.iter().find(|&&(below, _)| ahead < below).map_or(POLL_UNKNOWN_MS, |&(_, ms)| ms)
-}
-
-/// `next_poll_ms` of a status answer: [`poll_base_ms`] moved by up to ±[`POLL_JITTER_PCT`]
-/// by `seed` (uniform over `u32`), so visitors who joined together do not poll together.
-pub fn next_poll_ms(ahead: Option<u64>, seed: u32) -> u64 {
-    let base = poll_base_ms(ahead);
-    let spread = base * POLL_JITTER_PCT / 100;
-    base - spread + u64::from(seed) * 2 * spread / u64::from(u32::MAX)
-}
-
-/// A jitter seed stable for one visitor: the first bytes of the hash of their request_id.
-pub fn visitor_seed(request_id: &str) -> u32 {
-    let h = Sha256::digest(request_id.as_bytes());
-    u32::from_le_bytes([h[0], h[1], h[2], h[3]])
-}
 
 /// The jitter generator (xorshift32) of answers that name no visitor, seeded once per isolate
 /// from the runtime's random source: a `crypto.getRandomValues` call per poll cost a
@@ -181,48 +152,5 @@ impl Place {
             claim_by: self.claim_by,
             claim_in_secs: self.claim_by.map(|c| c.saturating_sub(now_secs)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_poll_interval_follows_the_table_within_its_jitter() {
-        for (ahead, base) in [
-            (0, 2_000),
-            (50, 2_000),
-            (51, 5_000),
-            (500, 5_000),
-            (2_000, 10_000),
-            (9_999, 20_000),
-            (10_000, 30_000),
-            (1_000_000, 30_000),
-        ] {
-            assert_eq!(poll_base_ms(Some(ahead)), base);
-            assert_eq!(next_poll_ms(Some(ahead), 0), base * 8 / 10);
-            assert_eq!(next_poll_ms(Some(ahead), u32::MAX), base * 12 / 10);
-        }
-        assert_eq!(poll_base_ms(None), POLL_UNKNOWN_MS);
-    }
-
-    #[test]
-    fn a_million_waiting_visitors_poll_about_33_7k_times_a_second() {
-        let rate: f64 = (1..=1_000_000u64).map(|a| 1000.0 / poll_base_ms(Some(a)) as f64).sum();
-        assert!((rate - 33_665.0).abs() < 1.0, "{rate}");
-    }
-
-    #[test]
-    fn the_default_position_expiry_survives_hidden_tabs() {
-        // Browsers run a hidden tab's timers about once a minute, so a hidden page may learn of
-        // its turn up to a throttled timer plus the longest poll late. The default expiry must
-        // leave room for several of those.
-        const HIDDEN_TAB_TIMER_SECS: u64 = 60;
-        let longest_poll_secs =
-            POLL_TABLE.iter().map(|&(_, ms)| ms).max().unwrap_or(0) * 12 / 10_000; // +20% jitter
-        let expiry =
-            u64::from(shared::wire::QueueConfig::with_defaults("q").position_expiry_second);
-        assert!(expiry >= 5 * (HIDDEN_TAB_TIMER_SECS + longest_poll_secs), "{expiry}");
     }
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod eta;
 pub mod path;
 pub mod place;
+pub mod poll;
 pub mod positions;
 pub mod pow;
 pub mod prequeue;

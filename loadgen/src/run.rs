@@ -1,5 +1,5 @@
-//! The load generator: N keep-alive HTTP/1.1 connections (hyper), closed or open loop,
-//! bounded by a duration and/or a request count, latency in an HDR histogram.
+//! A run: N keep-alive connections sending a plan's calls, closed loop or open loop on a
+//! schedule, bounded by a duration and/or a request count, latency in an HDR histogram.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -7,88 +7,30 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt as _, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper::{Method, Request, StatusCode, header};
-use hyper_util::rt::TokioIo;
+use hyper::StatusCode;
 
-use crate::results::Outcome;
-
-/// One request to send.
-#[derive(Debug, Clone)]
-pub struct Call {
-    /// GET or POST.
-    pub method: Method,
-    /// Path and query.
-    pub path: String,
-    /// A form body (`application/x-www-form-urlencoded`), or JSON when `json` is set.
-    pub body: Option<String>,
-    /// Whether `body` is JSON rather than a form.
-    pub json: bool,
-    /// Bearer key for the private API.
-    pub bearer: Option<String>,
-}
-
-impl Call {
-    /// A GET of `path`.
-    pub fn get(path: impl Into<String>) -> Self {
-        Call { method: Method::GET, path: path.into(), body: None, json: false, bearer: None }
-    }
-
-    /// A POST of a form.
-    pub fn form(path: impl Into<String>, body: impl Into<String>) -> Self {
-        Call {
-            method: Method::POST,
-            path: path.into(),
-            body: Some(body.into()),
-            json: false,
-            bearer: None,
-        }
-    }
-
-    /// A POST of a JSON body.
-    pub fn json(path: impl Into<String>, body: impl Into<String>) -> Self {
-        Call { json: true, ..Call::form(path, body) }
-    }
-
-    /// Adds the private API's bearer key.
-    pub fn bearer(mut self, key: &str) -> Self {
-        self.bearer = Some(key.to_string());
-        self
-    }
-
-    fn build(&self) -> anyhow::Result<Request<Full<Bytes>>> {
-        let mut b = Request::builder()
-            .method(self.method.clone())
-            .uri(&self.path)
-            .header(header::HOST, "127.0.0.1");
-        if let Some(key) = &self.bearer {
-            b = b.header(header::AUTHORIZATION, format!("Bearer {key}"));
-        }
-        let body = match &self.body {
-            Some(s) => {
-                let ct = if self.json {
-                    "application/json"
-                } else {
-                    "application/x-www-form-urlencoded"
-                };
-                b = b.header(header::CONTENT_TYPE, ct);
-                Bytes::from(s.clone())
-            }
-            None => Bytes::new(),
-        };
-        Ok(b.body(Full::new(body))?)
-    }
-}
+use crate::call::{Call, Sender, connect, send};
+use crate::outcome::Outcome;
 
 /// Makes the `i`-th request of a run (`None`: no more work for this run).
 pub type MakeCall = Arc<dyn Fn(u64) -> Option<Call> + Send + Sync>;
 
 /// Sees every response of the measured window: request index, status, body, send time, end.
 pub type Inspect = Arc<dyn Fn(u64, StatusCode, &Bytes, Instant, Instant) + Send + Sync>;
+
+/// Open loop: when the `j`-th request of the run is due, counted from its start (`None`: the
+/// schedule has no `j`-th request). Connection `k` of `n` sends requests `k`, `k + n`, ...
+pub type Schedule = Arc<dyn Fn(u64) -> Option<Duration> + Send + Sync>;
+
+/// A schedule of `rate` requests per second, evenly spaced (none for a rate that is not
+/// above zero).
+pub fn steady(rate: f64) -> Schedule {
+    Arc::new(move |j| {
+        (rate.is_finite() && rate > 0.0).then(|| Duration::from_secs_f64(j as f64 / rate))
+    })
+}
 
 /// How to load a target.
 #[derive(Clone)]
@@ -104,9 +46,10 @@ pub struct Plan {
     pub duration: Option<Duration>,
     /// Upper bound on requests in the measured window.
     pub max_requests: Option<u64>,
-    /// Open loop: total requests per second on a fixed schedule (latency counted from the
-    /// scheduled time, so a stalled server is not hidden). `None`: closed loop.
-    pub rate: Option<f64>,
+    /// Open loop: when each request is due (latency counted from the scheduled time, so a
+    /// stalled server is not hidden); a connection stops when the schedule runs out.
+    /// `None`: closed loop.
+    pub schedule: Option<Schedule>,
     /// The requests.
     pub make: MakeCall,
     /// Optional response hook.
@@ -128,7 +71,7 @@ impl Plan {
             warmup,
             duration: Some(duration),
             max_requests: None,
-            rate: None,
+            schedule: None,
             make: Arc::new(move |_| Some(call.clone())),
             inspect: None,
         }
@@ -159,52 +102,6 @@ impl Tally {
             last_end: None,
         })
     }
-}
-
-/// The request side of one keep-alive HTTP/1.1 connection.
-pub type Sender = SendRequest<Full<Bytes>>;
-
-/// Opens one keep-alive connection.
-pub async fn connect(addr: SocketAddr) -> anyhow::Result<Sender> {
-    let stream =
-        tokio::net::TcpStream::connect(addr).await.with_context(|| format!("connect {addr}"))?;
-    stream.set_nodelay(true)?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
-}
-
-/// Sends one request on a connection and reads the whole body.
-pub async fn send(sender: &mut Sender, call: &Call) -> anyhow::Result<(StatusCode, Bytes)> {
-    sender.ready().await?;
-    let resp = sender.send_request(call.build()?).await?;
-    let status = resp.status();
-    let body = resp.into_body().collect().await?.to_bytes();
-    Ok((status, body))
-}
-
-/// One request on a fresh connection (setup and admin calls).
-pub async fn once(addr: SocketAddr, call: &Call) -> anyhow::Result<(StatusCode, Bytes)> {
-    let mut s = connect(addr).await?;
-    let fut = send(&mut s, call);
-    tokio::time::timeout(Duration::from_secs(30), fut)
-        .await
-        .with_context(|| format!("{} {} timed out", call.method, call.path))?
-}
-
-/// Like [`once`], but fails unless the answer is 2xx; returns the body as JSON.
-pub async fn once_ok(addr: SocketAddr, call: &Call) -> anyhow::Result<serde_json::Value> {
-    let (status, body) = once(addr, call).await?;
-    anyhow::ensure!(
-        status.is_success(),
-        "{} {} answered {status}: {}",
-        call.method,
-        call.path,
-        String::from_utf8_lossy(&body)
-    );
-    Ok(serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
 }
 
 /// Per-request time limit inside a run; a request slower than this counts as an error.
@@ -289,28 +186,26 @@ struct Conn {
     shared: Arc<Shared>,
     sender: Option<Sender>,
     tally: Tally,
-    /// Open loop: this connection's share of the rate, requests per second.
-    per_conn: Option<f64>,
-    /// Open loop: when the next request is due.
-    next_at: Option<Instant>,
+    /// Open loop: the schedule's index of this connection's next request.
+    slot: u64,
     /// Requests made so far (the index given to `make` for warm-up calls).
     sent: u64,
 }
 
 /// Sends on the `k`-th connection until the window ends or the plan runs out of work.
 async fn drive(shared: Arc<Shared>, k: usize, sender: Sender) -> anyhow::Result<Tally> {
-    let n_conn = shared.plan.connections;
-    let per_conn = shared.plan.rate.map(|r| r / n_conn as f64);
-    let next_at =
-        per_conn.map(|r| shared.begin + Duration::from_secs_f64(k as f64 / (r * n_conn as f64)));
     let mut conn =
-        Conn { shared, sender: Some(sender), tally: Tally::new()?, per_conn, next_at, sent: 0 };
+        Conn { shared, sender: Some(sender), tally: Tally::new()?, slot: k as u64, sent: 0 };
     let sh = conn.shared.clone();
     loop {
         if sh.done.load(Ordering::Relaxed) {
             break;
         }
-        let scheduled = conn.pace().await;
+        let scheduled = match conn.pace().await {
+            Due::Now => None,
+            Due::At(at) => Some(at),
+            Due::Never => break,
+        };
         let now = Instant::now();
         if sh.window_end.is_some_and(|e| now >= e) {
             break;
@@ -345,18 +240,31 @@ async fn drive(shared: Arc<Shared>, k: usize, sender: Sender) -> anyhow::Result<
     Ok(conn.tally)
 }
 
+/// When a connection's next request goes out.
+enum Due {
+    /// Closed loop: at once.
+    Now,
+    /// Open loop: at its scheduled time, which has come.
+    At(Instant),
+    /// Open loop: the schedule has no more requests for this connection.
+    Never,
+}
+
 impl Conn {
-    /// Open loop: waits until the next request is due and returns its scheduled time.
-    async fn pace(&mut self) -> Option<Instant> {
-        let (Some(at), Some(r)) = (self.next_at, self.per_conn) else {
-            return None;
+    /// Open loop: waits until this connection's next request is due.
+    async fn pace(&mut self) -> Due {
+        let Some(schedule) = &self.shared.plan.schedule else {
+            return Due::Now;
         };
-        let now = Instant::now();
-        if at > now {
+        let Some(offset) = schedule(self.slot) else {
+            return Due::Never;
+        };
+        self.slot += self.shared.plan.connections as u64;
+        let at = self.shared.begin + offset;
+        if at > Instant::now() {
             tokio::time::sleep_until(at.into()).await;
         }
-        self.next_at = Some(at + Duration::from_secs_f64(1.0 / r));
-        Some(at)
+        Due::At(at)
     }
 
     /// The sender, reconnecting after a failure; `None` (after a short pause, with an error
