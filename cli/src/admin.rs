@@ -9,6 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shared::wire::{ErrorBody, QueueConfig, QueueStatus};
 
+pub use crate::failure::Refusal;
+
 /// Where the private API is and the operator's key; flattened into every command that needs
 /// them, so they read the same flags and variables.
 #[derive(Debug, Clone, clap::Args)]
@@ -37,7 +39,7 @@ impl Admin {
     /// A client for `args`; an error when the key is missing or the URL is not http(s).
     pub fn new(args: &AdminArgs) -> anyhow::Result<Admin> {
         let Some(key) = args.admin_key.clone().filter(|k| !k.is_empty()) else {
-            return Err(crate::exit::Usage(
+            return Err(crate::failure::Usage(
                 "the private API needs the operator key: set ANTEROOM_ADMIN_KEY or --admin-key"
                     .into(),
             )
@@ -107,34 +109,6 @@ impl Admin {
         serde_json::from_slice(body).with_context(|| format!("could not {what}: unexpected answer"))
     }
 }
-
-/// The coordinator refused a call: which call, the status and the API's own error (the exit
-/// code follows the status, `crate::exit`).
-#[derive(Debug)]
-pub struct Refusal {
-    /// What the command tried ("pause the queue").
-    pub what: String,
-    /// The HTTP status.
-    pub status: u16,
-    /// The API's error body, when it sent one.
-    pub body: Option<ErrorBody>,
-    /// The answer as text, when it was not an error body.
-    pub raw: String,
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let why = match &self.body {
-            Some(e) => format!("{} ({})", e.message, e.error),
-            None => self.raw.clone(),
-        };
-        let status = reqwest::StatusCode::from_u16(self.status)
-            .map_or_else(|_| self.status.to_string(), |s| s.to_string());
-        write!(f, "could not {}: the coordinator answered {status}: {why}", self.what)
-    }
-}
-
-impl std::error::Error for Refusal {}
 
 /// The private API calls of the operator commands (queue, switches, rate, advance, message,
 /// keys, audit, report, watch).

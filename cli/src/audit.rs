@@ -3,7 +3,7 @@
 
 use shared::wire::{AuditEntry, AuditPage};
 
-use crate::exit::Usage;
+use crate::failure::Usage;
 use crate::out::{Common, table, utc};
 
 /// `anteroom audit`.

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use crate::admin::Refusal;
+pub use crate::failure::{Refusal, Usage};
 
 /// Done.
 pub const OK: u8 = 0;
@@ -53,18 +53,6 @@ pub fn code(e: &anyhow::Error) -> u8 {
     }
     FAILED
 }
-
-/// A command line that is well-formed but asks for something it cannot (exit code 2).
-#[derive(Debug)]
-pub struct Usage(pub String);
-
-impl std::fmt::Display for Usage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Usage {}
 
 /// Prints the error and turns it into the process's exit code.
 pub fn report(result: anyhow::Result<()>) -> ExitCode {

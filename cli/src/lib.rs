@@ -6,6 +6,7 @@ pub mod admin;
 pub mod advance;
 pub mod audit;
 pub mod exit;
+pub mod failure;
 pub mod keys;
 pub mod message;
 pub mod out;

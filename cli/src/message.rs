@@ -6,7 +6,7 @@
 use serde_json::{Map, Value, json};
 use shared::wire::Notice;
 
-use crate::exit::Usage;
+use crate::failure::Usage;
 use crate::out::Common;
 
 /// `anteroom message`.

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use serde_json::{Map, Value, json};
 use shared::wire::{Overview, QueueConfig, QueueLive};
 
-use crate::exit::Usage;
+use crate::failure::Usage;
 use crate::out::{Common, n, per_sec, secs, table};
 
 /// `anteroom queue ...`.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use shared::wire::QueueLive;
 
-use crate::exit::Usage;
+use crate::failure::Usage;
 use crate::out::{Common, bar, n, per_sec, secs, sparkline, utc};
 
 /// `anteroom watch`.
