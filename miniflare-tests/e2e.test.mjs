@@ -7,9 +7,8 @@
 // caused by 10,000 status polls) as `# measure:` lines.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, request as httpRequest } from "node:http";
 import { createRequire } from "node:module";
-import { PREFIX, STACK_ADMIN_KEY, startOrigin, startStack, until } from "./helpers.mjs";
+import { PREFIX, STACK_ADMIN_KEY, startCountingProxy, startOrigin, startStack, until } from "./helpers.mjs";
 
 const require = createRequire(import.meta.url);
 const pow = require("../edge-worker/assets/pow.js");
@@ -18,29 +17,6 @@ const IP = "192.0.2.50";
 
 let stack, proxy, mf, origin;
 let edge, publicUrl;
-
-/// Forwards every request to `target`, counting them by path.
-async function startCountingProxy(target) {
-  const counts = new Map();
-  const t = new URL(target);
-  const server = createServer((req, res) => {
-    const path = req.url.split("?")[0];
-    counts.set(path, (counts.get(path) ?? 0) + 1);
-    const up = httpRequest({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode, r.headers);
-      r.pipe(res);
-    });
-    up.on("error", () => { res.writeHead(502); res.end(); });
-    req.pipe(up);
-  });
-  await new Promise((r) => server.listen(0, "127.0.0.1", r));
-  return {
-    url: `http://127.0.0.1:${server.address().port}`,
-    counts,
-    total: () => [...counts.values()].reduce((a, b) => a + b, 0),
-    close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }),
-  };
-}
 
 const admin = (path, init = {}) => fetch(`${stack.adminUrl}${path}`, {
   ...init, headers: { authorization: `Bearer ${STACK_ADMIN_KEY}`, ...(init.headers ?? {}) },

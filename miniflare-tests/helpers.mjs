@@ -2,7 +2,7 @@
 // batches, seals tickets and signs tokens with Node's crypto (an implementation independent of
 // the Rust one), and runs a small origin server that records what reaches it.
 import { createHash, createHmac, createPrivateKey, createPublicKey, sign as edSign, randomBytes } from "node:crypto";
-import { createServer } from "node:http";
+import { createServer, request as httpRequest } from "node:http";
 import { fileURLToPath } from "node:url";
 import { Miniflare } from "miniflare";
 
@@ -49,8 +49,9 @@ export async function until(check, { ms = 10_000, every = 25, what = "condition"
   }
 }
 
-export async function startWorker(vars = {}, { port } = {}) {
+export async function startWorker(vars = {}, { port, options = {} } = {}) {
   const mf = new Miniflare({
+    ...options,
     scriptPath: `${ROOT}/edge-worker/build/index.js`,
     modules: true,
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
@@ -71,9 +72,39 @@ export async function startWorker(vars = {}, { port } = {}) {
 
 /// The worker listening on a loopback port (for browsers and real HTTP): `{ mf, url }`, the
 /// URL without a trailing slash.
-export async function listenWorker(vars = {}) {
-  const mf = await startWorker(vars, { port: await freePort() });
+export async function listenWorker(vars = {}, options = {}) {
+  const mf = await startWorker(vars, { port: await freePort(), options });
   return { mf, url: (await mf.ready).toString().replace(/\/$/, "") };
+}
+
+/// Forwards every request to `target`, counting them by path (`counts`) and keeping when each
+/// came (`log`: `{ path, at }`). The edge's freshness pulls (`/edge/...`) are counted apart:
+/// `total()` counts the others, the calls the edge forwards for visitors.
+export async function startCountingProxy(target) {
+  const counts = new Map();
+  const log = [];
+  const t = new URL(target);
+  const server = createServer((req, res) => {
+    const path = req.url.split("?")[0];
+    counts.set(path, (counts.get(path) ?? 0) + 1);
+    log.push({ path, at: Date.now() });
+    const up = httpRequest({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode, r.headers);
+      r.pipe(res);
+    });
+    up.on("error", () => { res.writeHead(502); res.end(); });
+    req.pipe(up);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const isPull = (path) => path.startsWith("/edge/");
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    counts,
+    log,
+    total: () => [...counts].filter(([p]) => !isPull(p)).reduce((a, [, n]) => a + n, 0),
+    pulls: (from = 0, to = Infinity) => log.filter((e) => isPull(e.path) && e.at >= from && e.at < to).length,
+    close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }),
+  };
 }
 
 // ---- sync ----

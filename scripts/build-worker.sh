@@ -17,7 +17,17 @@ done
 
 cd "$ROOT/edge-worker"
 # The `worker` profile (root Cargo.toml) has the size settings; the coordinator never sees them.
-"$CARGO_BIN/worker-build" --profile worker
+# Unminified, so that the entry can be replaced below; esbuild minifies it afterwards.
+NO_MINIFY=1 "$CARGO_BIN/worker-build" --profile worker
+
+# worker-build's entry is a WorkerEntrypoint class wrapped in Proxies: for every request workerd
+# constructs the class, a Proxy of the instance and a Proxy of `fetch`. That costs about as much
+# workerd CPU as the whole status poll's Rust code (BENCHMARKS.md, "At the edge"). The worker
+# has only a fetch handler and no RPC, so a plain module handler object does the same job with
+# the same re-initialisation after a Wasm trap.
+node "$ROOT/scripts/worker-entry.mjs" "$ROOT/edge-worker/build/index.js"
+"$ESBUILD_BIN" "$ROOT/edge-worker/build/index.js" --minify --format=esm \
+  --outfile="$ROOT/edge-worker/build/index.js" --allow-overwrite --log-level=warning
 
 wasm="$ROOT/edge-worker/build/index_bg.wasm"
 # worker-build keeps the names section (it passes --debuginfo to wasm-opt): about 25 KB

@@ -34,17 +34,20 @@ async function freePort() {
   });
 }
 
-/// Forwards every request to `target` (host:port) and counts them.
+/// Forwards every request to `target` (host:port) and counts them: the worker's freshness
+/// pulls (`/edge/...`, `/__bench/pulls`) apart from the calls it forwards (`/__bench/count`).
 async function countingProxy(target) {
   const [host, port] = target.split(":");
   let count = 0;
+  let pulls = 0;
   const server = createServer((req, res) => {
-    if (req.url === "/__bench/count") {
+    if (req.url === "/__bench/count" || req.url === "/__bench/pulls") {
       res.writeHead(200, { "content-type": "text/plain" });
-      res.end(String(count));
+      res.end(String(req.url === "/__bench/count" ? count : pulls));
       return;
     }
-    count++;
+    if (req.url.startsWith("/edge/")) pulls++;
+    else count++;
     const up = httpRequest({ host, port, method: req.method, path: req.url, headers: req.headers }, (r) => {
       res.writeHead(r.statusCode, r.headers);
       r.pipe(res);

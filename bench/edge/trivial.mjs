@@ -6,6 +6,7 @@ const HEADERS = {
   "content-type": "application/json",
   "cache-control": "no-store",
   "x-content-type-options": "nosniff",
+  "x-anteroom-age-ms": "512",
 };
 
 export default {

@@ -59,8 +59,17 @@ async fn get_json(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<serd
 }
 
 async fn count(counter: Option<std::net::SocketAddr>) -> anyhow::Result<u64> {
+    counter_value(counter, "/__bench/count").await
+}
+
+/// Freshness pulls (`/edge/...`) the counting proxy has passed so far.
+async fn pulls(counter: Option<std::net::SocketAddr>) -> anyhow::Result<u64> {
+    counter_value(counter, "/__bench/pulls").await
+}
+
+async fn counter_value(counter: Option<std::net::SocketAddr>, path: &str) -> anyhow::Result<u64> {
     let addr = counter.context("the worker has no counting proxy")?;
-    let (_, body) = load::once(addr, &Call::get("/__bench/count")).await?;
+    let (_, body) = load::once(addr, &Call::get(path)).await?;
     String::from_utf8_lossy(&body).trim().parse().context("count is not a number")
 }
 
@@ -102,11 +111,17 @@ pub async fn edge(env: &Env, knobs: &Knobs) -> anyhow::Result<Edge> {
     let node_pid = stack.worker.node_pid();
     let node0 = cpu(node_pid);
     let counted_from = count(stack.worker.counter).await?;
+    let (pulled_from, started) = (pulls(stack.worker.counter).await?, Instant::now());
 
     eprintln!("== status at the edge ({c} connections)");
     let (status, polls) = stack.status(knobs, c, &paths).await?;
     let coordinator_requests = count(stack.worker.counter).await? - counted_from;
-    eprintln!("  {polls} polls at the edge caused {coordinator_requests} coordinator requests");
+    let pull_secs = started.elapsed().as_secs_f64();
+    let pulled = pulls(stack.worker.counter).await? - pulled_from;
+    eprintln!(
+        "  {polls} polls at the edge caused {coordinator_requests} coordinator requests and \
+         {pulled} freshness pulls in {pull_secs:.1} s"
+    );
 
     eprintln!("== protected pass-through ({c} connections)");
     let (pass, pass_requests) = stack.pass(knobs, c).await?;
@@ -131,6 +146,9 @@ pub async fn edge(env: &Env, knobs: &Knobs) -> anyhow::Result<Edge> {
         staleness_ms,
         publish_ms: PUBLISH_MS,
         cache_ms: CACHE_MS,
+        bound_ms: shared::pull::STALENESS_BOUND_MS,
+        pulls: pulled,
+        pull_secs,
     };
     eprintln!(
         "  staleness p50 {:.0} ms p99 {:.0} ms (target p99 <= {:.0} ms)",

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 /// The storm's target name for the coordinator with metrics off.
 pub const METRICS_OFF: &str = "coordinator, metrics off";
 
-/// Slack of the edge's staleness target, milliseconds.
+/// Slack of the edge's staleness target before freshness pulls (results without `bound_ms`),
+/// milliseconds.
 pub const SLACK_MS: u64 = 300;
 
 pub use loadgen::Outcome;
@@ -299,6 +300,15 @@ pub struct Edge {
     pub publish_ms: u64,
     /// The worker's isolate cache TTL, milliseconds.
     pub cache_ms: u64,
+    /// The staleness bound the worker keeps with pulls (`shared::pull::STALENESS_BOUND_MS`);
+    /// 0 in results from before pulls.
+    #[serde(default)]
+    pub bound_ms: u64,
+    /// Freshness pulls the worker made during the status polls, and over how many seconds.
+    #[serde(default)]
+    pub pulls: u64,
+    #[serde(default)]
+    pub pull_secs: f64,
 }
 
 impl Edge {
@@ -313,8 +323,13 @@ impl Edge {
         s[rank - 1]
     }
 
-    /// The staleness target: p99 at most publish interval + isolate cache TTL + 0.3 s.
+    /// The staleness target: p99 at most the pull bound (before pulls: publish interval +
+    /// isolate cache TTL + 0.3 s).
     pub fn staleness_target_ms(&self) -> f64 {
-        (self.publish_ms + self.cache_ms + SLACK_MS) as f64
+        if self.bound_ms > 0 {
+            self.bound_ms as f64
+        } else {
+            (self.publish_ms + self.cache_ms + SLACK_MS) as f64
+        }
     }
 }

@@ -27,8 +27,8 @@ use crate::store::{Created, Ended, Outcome};
 /// Upper bounds, so a typo cannot make a session last a year.
 const MAX_TOKEN_VALIDITY: u32 = 86_400;
 const MAX_POSITION_EXPIRY: u32 = 86_400;
-/// Shortest position expiry.
-const MIN_POSITION_EXPIRY: u32 = 1;
+/// Shortest position expiry (the edge's freshness bound and a poll must fit in it).
+const MIN_POSITION_EXPIRY: u32 = shared::pull::MIN_POSITION_EXPIRY_SECS;
 /// Largest single serving increment.
 const MAX_INCREMENT: u64 = 1_000_000_000;
 /// Seconds between publishing a rotated key and signing with it, beyond two publish
@@ -209,7 +209,10 @@ fn merge(base: QueueConfig, input: &QueueInput) -> ApiResult<QueueConfig> {
     }
     if !(MIN_POSITION_EXPIRY..=MAX_POSITION_EXPIRY).contains(&cfg.position_expiry_second) {
         return Err(ApiError::invalid(format!(
-            "position_expiry_second must be {MIN_POSITION_EXPIRY}..={MAX_POSITION_EXPIRY}"
+            "position_expiry_second must be {MIN_POSITION_EXPIRY}..={MAX_POSITION_EXPIRY}: a \
+             served visitor's page learns its turn up to {} ms late (the edge's freshness \
+             bound) plus one poll, and then needs time to claim",
+            shared::pull::STALENESS_BOUND_MS
         )));
     }
     if cfg.pow_difficulty > shared::pow::MAX_DIFFICULTY {

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod observe;
 pub mod overview;
 pub mod publish;
+pub mod pull;
 pub mod queue;
 pub mod recovery;
 pub mod report;
@@ -176,7 +177,8 @@ fn harden(
 
 /// The public router.
 pub fn public_app(state: AppState, limits: Limits) -> Router {
-    harden(api::routes(state.clone()), state, Listener::Public, PUBLIC_BODY_LIMIT, limits)
+    let routes = api::routes(state.clone()).merge(pull::routes());
+    harden(routes, state, Listener::Public, PUBLIC_BODY_LIMIT, limits)
 }
 
 /// The private router.

@@ -136,6 +136,7 @@ pub struct Metrics {
     redis_failed_at_ms: std::sync::atomic::AtomicU64,
     pow: Family<Labels, Counter>,
     status_reads: Family<Labels, Counter>,
+    edge_pulls: Family<Labels, Counter>,
     publish_lag: Hist,
     publish_failures: Counter,
     webhook_events: Family<Labels, Counter>,
@@ -174,6 +175,7 @@ impl Metrics {
             redis_failed_at_ms: Default::default(),
             pow: Family::default(),
             status_reads: Family::default(),
+            edge_pulls: Family::default(),
             publish_lag: Family::new_with_constructor(lag_hist),
             publish_failures: Counter::default(),
             webhook_events: Family::default(),
@@ -213,6 +215,7 @@ impl Metrics {
         );
         r.register("anteroom_pow_refusals", format!("Enqueues refused for their proof-of-work, by reason (required, invalid, expired, replayed){local}"), m.pow.clone());
         r.register("anteroom_status_reads", format!("Status answers (queue_pos, serving_pos, waiting_num) served here, by source: edge (its client header: the edge pulling fresh status) or direct{local}"), m.status_reads.clone());
+        r.register("anteroom_edge_pulls", format!("Edge freshness pulls answered (GET /edge/state/{{queue_id}}: what=state, GET /edge/index: what=index), by queue (empty for the index and for pulls of no known queue) and outcome: served, unauthorised (no or bad pull header), not_found, lost (a queue the store lost), error{local}"), m.edge_pulls.clone());
         r.register(
             "anteroom_publish_lag_seconds",
             format!("From the publisher seeing a queue's state change (it looks every 250 ms) to the edge accepting it{local}"),
@@ -316,6 +319,16 @@ impl Metrics {
         let source = if via_edge { "edge" } else { "direct" };
         let labels = vec![("queue", slug.to_string()), ("source", source.to_string())];
         self.status_reads.get_or_create(&labels).inc();
+    }
+
+    /// An edge freshness pull answered (`what`: `state` or `index`).
+    pub fn edge_pull(&self, what: &'static str, queue: &str, outcome: &'static str) {
+        let labels = vec![
+            ("what", what.to_string()),
+            ("queue", queue.to_string()),
+            ("outcome", outcome.to_string()),
+        ];
+        self.edge_pulls.get_or_create(&labels).inc();
     }
 
     /// A queue's state reached the edge, `lag` after it changed (`None`: a periodic

@@ -32,28 +32,6 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The edge's view of a queue's settings.
-pub fn edge_queue(q: &QueueConfig) -> EdgeQueue {
-    EdgeQueue {
-        id: q.id,
-        queue_id: q.queue_id.clone(),
-        mode: q.mode,
-        paths: q.paths.clone(),
-        bypass: q.bypass.clone(),
-        case_sensitive: q.case_sensitive,
-        pow_difficulty: q.pow_difficulty,
-        fail_open: q.fail_open,
-        waiting_status: q.waiting_status,
-        token_validity_second: q.token_validity_second,
-        enable_queue_position_expiry: q.enable_queue_position_expiry,
-        position_expiry_second: q.position_expiry_second,
-        allow_no_js: q.allow_no_js,
-        forward_token: q.forward_token,
-        created_at: q.created_at,
-        removed_at: 0,
-    }
-}
-
 /// Builds a queue's state (version and time filled in by the caller).
 pub async fn snapshot(state: &AppState, q: &QueueConfig) -> StoreResult<EdgeState> {
     let store = state.store();
@@ -77,7 +55,7 @@ pub async fn snapshot(state: &AppState, q: &QueueConfig) -> StoreResult<EdgeStat
         version: 0,
         published_at_ms: 0,
         issuer: state.settings().issuer.clone(),
-        queue: edge_queue(q),
+        queue: EdgeQueue::from(q),
         serving_pos: serving,
         assigned,
         waiting_num: w.waiting(),

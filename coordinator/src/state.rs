@@ -377,6 +377,21 @@ impl AppState {
         Ok(())
     }
 
+    /// Reloads the registry if it was loaded more than `max_age` ago (one reload at a time):
+    /// the edges' freshness pulls read it, so a setting changed through another process
+    /// reaches them within `max_age` instead of the upkeep loop's second.
+    pub async fn refresh_queues_within(&self, max_age: std::time::Duration) -> StoreResult<()> {
+        let stale = |c: &QueueCache| c.loaded_at.is_none_or(|t| t.elapsed() >= max_age);
+        if !self.cached(stale) {
+            return Ok(());
+        }
+        let _guard = self.inner.refresh_lock.lock().await;
+        if self.cached(stale) {
+            self.refresh_queues().await?;
+        }
+        Ok(())
+    }
+
     fn cached<T>(&self, f: impl FnOnce(&QueueCache) -> T) -> T {
         match self.inner.queues.read() {
             Ok(g) => f(&g),

@@ -766,7 +766,9 @@ async fn api_on_redis() {
 
 #[tokio::test]
 async fn redis_down_is_503_and_recovers() {
-    let mut redis = common::Redis::start_with(&["--appendonly", "yes"]);
+    // Every write fsynced before its answer: with everysec Redis may hold a write back for up
+    // to two seconds while an fsync is in progress, and the kill below then loses it.
+    let mut redis = common::Redis::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
     let api = Api::new(Arc::new(RedisStore::single(&redis.url(), 0).unwrap())).await;
     assert_eq!(api.admin_json("POST", "/api/queue", json!({"queue_id": "q"})).await.status, 200);
     let rid = api.enqueue("q").await;

@@ -379,7 +379,7 @@ async fn check_restart(store: Arc<dyn Store>, before: &HashMap<String, f64>) {
         .body(axum::body::Body::empty())
         .unwrap();
     let body = admin.oneshot(req).await.unwrap().into_body().collect().await.unwrap();
-    let after = exposition(&String::from_utf8(body.to_bytes().to_vec()).unwrap());
+    let after = exposition(std::str::from_utf8(&body.to_bytes()).unwrap());
     // Process-local series, and the measured rate, which the running controller updates.
     let local = [
         "_duration_seconds",

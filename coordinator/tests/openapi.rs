@@ -77,7 +77,10 @@ async fn each_listener_serves_exactly_what_its_document_names() {
     let public_doc = doc(&public, None).await;
     let private_doc = doc(&admin, Some(common::ADMIN_KEY)).await;
     assert_eq!(public_doc["openapi"].as_str().map(|v| v.starts_with("3.")), Some(true));
-    assert_eq!(matches(&public, &public_doc).await, 10);
+    assert_eq!(matches(&public, &public_doc).await, 12);
+    for edge in ["/edge/state/{queue_id}", "/edge/index"] {
+        assert!(public_doc["paths"][edge].get("get").is_some(), "{edge} (the edge's pulls)");
+    }
     assert_eq!(matches(&admin, &private_doc).await, 37);
     // The private document says every call needs a bearer key, and is itself behind one.
     assert_eq!(private_doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");

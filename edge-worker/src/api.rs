@@ -14,7 +14,7 @@ use worker::Request;
 
 use crate::context::Ctx;
 use crate::forms::{self, field};
-use crate::http::{EdgeError, EdgeResult, ReqUrl, bad, json_response, now_ms};
+use crate::http::{Answer, EdgeError, EdgeResult, ReqUrl, bad, json_response, now_ms};
 use crate::page::Room;
 use crate::visit::{Visit, next_poll_ms, open_ticket, visit, visit_of, visitor_seed};
 
@@ -24,7 +24,7 @@ const CHALLENGE_SECS: u32 = 120;
 const MAX_SYNC_BODY: usize = 4 << 20;
 
 /// `GET {prefix}/queue_pos/{queue_id}/{request_id}`, answered from the ticket and synced state.
-pub async fn queue_pos(ctx: &Ctx, queue_id: &str, request_id: &str) -> EdgeResult {
+pub async fn queue_pos(ctx: &Ctx, queue_id: &str, request_id: &str) -> EdgeResult<Answer> {
     let s = ctx.synced.queue_state(queue_id).await?;
     let ticket = open_ticket(ctx.ticket_keys()?, request_id)?;
     let now = now_ms() / 1000;
@@ -38,13 +38,13 @@ pub async fn queue_pos(ctx: &Ctx, queue_id: &str, request_id: &str) -> EdgeResul
                 next_poll_ms: p.next_poll_ms,
                 shown: s.state.presentation.clone(),
             };
-            Ok(json_response(200, &body))
+            Ok(Answer::json(200, &body, s.age_ms()))
         }
     }
 }
 
 /// `GET {prefix}/serving_pos/{queue_id}`.
-pub async fn serving_pos(ctx: &Ctx, queue_id: &str) -> EdgeResult {
+pub async fn serving_pos(ctx: &Ctx, queue_id: &str) -> EdgeResult<Answer> {
     let s = ctx.synced.queue_state(queue_id).await?;
     let body = PositionResponse {
         position: s.state.serving_pos,
@@ -55,18 +55,18 @@ pub async fn serving_pos(ctx: &Ctx, queue_id: &str) -> EdgeResult {
         next_poll_ms: Some(next_poll_ms(None, ctx.jitter.next())),
         shown: Default::default(),
     };
-    Ok(json_response(200, &body))
+    Ok(Answer::json(200, &body, s.age_ms()))
 }
 
 /// `GET {prefix}/waiting_num/{queue_id}`.
-pub async fn waiting_num(ctx: &Ctx, queue_id: &str) -> EdgeResult {
+pub async fn waiting_num(ctx: &Ctx, queue_id: &str) -> EdgeResult<Answer> {
     let s = ctx.synced.queue_state(queue_id).await?;
     let body = WaitingNumResponse {
         waiting_num: s.state.waiting_num,
         version: Some(s.state.version),
         next_poll_ms: Some(next_poll_ms(None, ctx.jitter.next())),
     };
-    Ok(json_response(200, &body))
+    Ok(Answer::json(200, &body, s.age_ms()))
 }
 
 /// `GET {prefix}/pow/challenge?queue_id=`: a fresh stateless challenge.
@@ -169,7 +169,7 @@ pub async fn generate_token(ctx: &Ctx, mut req: Request) -> EdgeResult {
                 next_poll_ms: Some(poll),
                 version: Some(s.state.version),
             };
-            return Ok(json_response(202, &body));
+            return s.stamp(json_response(202, &body));
         }
         // Not decided (pre-queue) and ready: the coordinator knows best.
         TicketStanding::NotDecided | TicketStanding::Ready => {}

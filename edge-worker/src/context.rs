@@ -39,7 +39,7 @@ pub struct Ctx {
     ticket_keys: Result<Vec<TicketKey>, String>,
     /// The coordinator's address and the edge key.
     pub coordinator: Coordinator,
-    /// Synced state, through KV and the isolate's cache.
+    /// Synced state: pulled, through the PoP's cache, and from KV.
     pub synced: Synced,
     /// Tokens checked in this isolate.
     pub tokens: TokenCache,
@@ -87,16 +87,17 @@ impl Ctx {
         let ticket_keys = var(env, "TICKET_KEYS")
             .ok_or_else(|| "TICKET_KEYS is not set".to_owned())
             .and_then(|t| shared::ticket::parse_keys(&t).map_err(|e| format!("TICKET_KEYS: {e}")));
+        let coordinator =
+            Coordinator { url: var(env, "COORDINATOR_URL"), key: edge_key.as_ref().ok().copied() };
+        // Pulls are on whenever they can be; `STATE_PULL = "off"` keeps to KV and pushes.
+        let pulls = coordinator.can_pull() && var(env, "STATE_PULL").as_deref() != Some("off");
         Ctx {
-            coordinator: Coordinator {
-                url: var(env, "COORDINATOR_URL"),
-                key: edge_key.as_ref().ok().copied(),
-            },
+            synced: Synced::new(env.kv(KV).ok(), pulls.then(|| coordinator.clone())),
+            coordinator,
             origin_url: var(env, "ORIGIN_URL"),
             unsynced_fail_open: var(env, "UNSYNCED_FAIL_OPEN").as_deref() == Some("true"),
             edge_key,
             ticket_keys,
-            synced: Synced::new(env.kv(KV).ok()),
             tokens: TokenCache::default(),
             crypto: Crypto::default(),
             jitter: Jitter::default(),

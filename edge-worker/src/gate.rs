@@ -157,7 +157,7 @@ pub async fn protected(ctx: &Ctx, req: Request) -> EdgeResult {
             resp.headers_mut()
                 .append("set-cookie", &clear_ticket_cookie(&queue.queue_id, secure))?;
         }
-        return Ok(resp);
+        return s.stamp(resp);
     }
     let r = Room {
         queue: &queue.queue_id,
@@ -167,7 +167,7 @@ pub async fn protected(ctx: &Ctx, req: Request) -> EdgeResult {
         visit,
         now_secs: now,
     };
-    room_response(ctx, &r, status, secure)
+    s.stamp(room_response(ctx, &r, status, secure)?)
 }
 
 /// The page's fields, for apps: the place when a ticket comes with the request

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use shared::error::ErrorCode;
 use wasm_bindgen::prelude::wasm_bindgen;
-use worker::{Request, Response};
+use worker::{Request, Response, web_sys};
 
 #[wasm_bindgen]
 extern "C" {
@@ -94,7 +94,11 @@ pub fn bad(message: &'static str) -> EdgeError {
 
 /// A JSON answer with `no-store`; never fails (falls back to an empty 500).
 pub fn json_response(status: u16, body: &impl serde::Serialize) -> Response {
-    let text = serde_json::to_string(body).unwrap_or_default();
+    json_text(status, serde_json::to_string(body).unwrap_or_default())
+}
+
+/// JSON text as an answer with `no-store`.
+fn json_text(status: u16, text: String) -> Response {
     let resp = Response::builder()
         .with_status(status)
         .with_header("content-type", "application/json")
@@ -103,6 +107,72 @@ pub fn json_response(status: u16, body: &impl serde::Serialize) -> Response {
     match resp {
         Ok(b) => b.fixed(text.into_bytes()),
         Err(_) => Response::builder().with_status(500).empty(),
+    }
+}
+
+/// A JSON answer computed from synced state, not yet a response: the router turns it into a
+/// `worker::Response`, the status polls' path (`lib.rs`) straight into a `web_sys::Response`
+/// with the fewest calls into JavaScript.
+#[derive(Debug)]
+pub struct Answer {
+    status: u16,
+    body: String,
+    /// How old the state behind it is, ms (`x-anteroom-age-ms`).
+    age_ms: u64,
+}
+
+thread_local! {
+    /// The init of every `200` JSON answer, built once per isolate: status 200 and a `Headers`
+    /// with the fixed headers. `new Response` copies the headers, so each answer only sets its
+    /// age on the shared object first (an isolate runs one piece of code at a time).
+    static JSON_OK: Option<(web_sys::ResponseInit, web_sys::Headers)> = json_init(200).ok();
+}
+
+fn json_init(
+    status: u16,
+) -> Result<(web_sys::ResponseInit, web_sys::Headers), wasm_bindgen::JsValue> {
+    let h = web_sys::Headers::new()?;
+    h.set("content-type", "application/json")?;
+    h.set("cache-control", "no-store")?;
+    h.set("x-content-type-options", "nosniff")?;
+    let init = web_sys::ResponseInit::new();
+    init.set_status(status);
+    init.set_headers(&h);
+    Ok((init, h))
+}
+
+impl Answer {
+    /// `body` as JSON with `status`, made from state `age_ms` old.
+    pub fn json(status: u16, body: &impl serde::Serialize, age_ms: u64) -> Self {
+        Answer { status, body: serde_json::to_string(body).unwrap_or_default(), age_ms }
+    }
+
+    /// As a `worker::Response` (the router's type).
+    pub fn into_response(self) -> EdgeResult {
+        let mut resp = json_text(self.status, self.body);
+        resp.headers_mut().set(shared::pull::AGE_HEADER, &self.age_ms.to_string())?;
+        Ok(resp)
+    }
+
+    /// As a `web_sys::Response`: for a `200`, two calls into JavaScript (the age on the
+    /// isolate's template, then `new Response`); other statuses build their init.
+    pub fn into_web(self) -> Result<web_sys::Response, wasm_bindgen::JsValue> {
+        let age = self.age_ms.to_string();
+        let body = Some(self.body.as_str());
+        if self.status == 200 {
+            let ok = JSON_OK.with(|t| {
+                t.as_ref().map(|(init, headers)| {
+                    headers.set(shared::pull::AGE_HEADER, &age)?;
+                    web_sys::Response::new_with_opt_str_and_init(body, init)
+                })
+            });
+            if let Some(resp) = ok {
+                return resp;
+            }
+        }
+        let (init, headers) = json_init(self.status)?;
+        headers.set(shared::pull::AGE_HEADER, &age)?;
+        web_sys::Response::new_with_opt_str_and_init(body, &init)
     }
 }
 
@@ -136,6 +206,21 @@ impl ReqUrl {
         let path = url[after_scheme..].find('/').map_or("/", |i| &url[after_scheme + i..]);
         let path = path.split('#').next().unwrap_or("/");
         ReqUrl { secure, path_and_query: path.to_owned() }
+    }
+
+    /// `scheme://host[:port]` of the request, by string (the `url` crate's parser and its
+    /// IDNA tables would add to the bundle for nothing).
+    pub fn origin(url: &str) -> &str {
+        let after_scheme = url.find("://").map_or(0, |i| i + 3);
+        let end = url[after_scheme..].find('/').map_or(url.len(), |i| after_scheme + i);
+        &url[..end]
+    }
+
+    /// The path of `url` (no query, no fragment), as `worker::Request::path` gives it.
+    pub fn path(url: &str) -> &str {
+        let after_scheme = url.find("://").map_or(0, |i| i + 3);
+        let path = url[after_scheme..].find('/').map_or("/", |i| &url[after_scheme + i..]);
+        path.split(['?', '#']).next().unwrap_or("/")
     }
 
     /// The query string, without `?`.

@@ -20,25 +20,62 @@ mod forms;
 mod gate;
 mod http;
 mod page;
+mod pop;
 mod store;
 mod tokens;
 mod visit;
 mod webcrypto;
 
 use shared::error::ErrorCode;
-use worker::{Context, Env, Method, Request, Response, event};
+use worker::{Context, Env, Method, Request, event, web_sys};
 
 use crate::context::Ctx;
 use crate::http::{EdgeError, EdgeResult};
 
-/// Entry point for every request the worker's route covers.
+/// Entry point for every request the worker's route covers. Status polls, the most frequent
+/// requests of a sale, are answered from the raw `web_sys::Request` (`poll`); everything else
+/// goes through the router with the `worker` crate's request.
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+async fn fetch(
+    req: web_sys::Request,
+    env: Env,
+    _ctx: Context,
+) -> worker::Result<web_sys::Response> {
     let ctx = Ctx::get(&env);
-    Ok(match route(&ctx, req).await {
-        Ok(resp) => resp,
-        Err(e) => e.into_response(),
+    let url = req.url();
+    if !ctx.synced.pop.has_base() {
+        ctx.synced.pop.set_base(http::ReqUrl::origin(&url));
+    }
+    if let Some(answer) = poll(&ctx, &req, &url).await {
+        return Ok(answer);
+    }
+    Ok(match route(&ctx, Request::from(req)).await {
+        Ok(resp) => resp.into(),
+        Err(e) => e.into_response().into(),
     })
+}
+
+/// A `GET` of `queue_pos`, `serving_pos` or `waiting_num` under the prefix, answered with two
+/// calls into JavaScript for the request (its URL and method) and a few for the response; the
+/// `worker` crate's request would also fetch the headers and `cf` objects. `None`: not a poll.
+async fn poll(ctx: &Ctx, req: &web_sys::Request, url: &str) -> Option<web_sys::Response> {
+    let rest = http::ReqUrl::path(url).strip_prefix(ctx.prefix.as_str())?.strip_prefix('/')?;
+    let mut parts = rest.split('/');
+    let (first, second, third, more) = (parts.next()?, parts.next()?, parts.next(), parts.next());
+    if more.is_some() || req.method() != "GET" {
+        return None;
+    }
+    let answer = match (first, third) {
+        ("queue_pos", Some(r)) => api::queue_pos(ctx, second, r).await,
+        ("serving_pos", None) => api::serving_pos(ctx, second).await,
+        ("waiting_num", None) => api::waiting_num(ctx, second).await,
+        _ => return None,
+    };
+    let resp = match answer {
+        Ok(a) => a.into_web().map_err(|e| EdgeError::Internal(format!("{e:?}"))),
+        Err(e) => Err(e),
+    };
+    Some(resp.unwrap_or_else(|e| e.into_response().into()))
 }
 
 async fn route(ctx: &Ctx, req: Request) -> EdgeResult {
@@ -64,17 +101,18 @@ async fn route(ctx: &Ctx, req: Request) -> EdgeResult {
             allow(Method::Post)?;
             api::generate_token(ctx, req).await
         }
+        // Reached for HEAD (a GET is answered by `poll`).
         ["queue_pos", q, r] => {
             allow(Method::Get)?;
-            api::queue_pos(ctx, q, r).await
+            api::queue_pos(ctx, q, r).await?.into_response()
         }
         ["serving_pos", q] => {
             allow(Method::Get)?;
-            api::serving_pos(ctx, q).await
+            api::serving_pos(ctx, q).await?.into_response()
         }
         ["waiting_num", q] => {
             allow(Method::Get)?;
-            api::waiting_num(ctx, q).await
+            api::waiting_num(ctx, q).await?.into_response()
         }
         ["pow", "challenge"] => {
             allow(Method::Get)?;

@@ -1,5 +1,5 @@
 //! Estimated wait: a running estimate of a queue's admission rate and its spread, the ETA
-//! band computed from it, and the rule that keeps the ETA a visitor sees from going up.
+//! band computed from it, and when a band is too wide to show as a range.
 //!
 //! The coordinator feeds [`RateEstimate::update`] with each tick's admissions and publishes
 //! the estimate (status responses, the state synced to the edges); the edge and the page

@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod error;
 pub mod eta;
+pub mod mac;
 pub mod path;
 pub mod place;
 pub mod poll;
@@ -14,6 +15,7 @@ pub mod positions;
 pub mod pow;
 pub mod prequeue;
 pub mod presentation;
+pub mod pull;
 pub mod sync;
 pub mod template;
 pub mod ticket;

@@ -157,9 +157,12 @@ impl CanonicalPath {
         if case_sensitive { &self.segments } else { &self.lower }
     }
 
-    /// The canonical path as text, `/a/b` (`/` for the root), case preserved.
+    /// The canonical path as text, `/a/b` (`/` for the root), case preserved; a literal `%`
+    /// is written `%25`, so the text parses back to the same path (decoded, a lone `%` would
+    /// be a malformed escape).
     pub fn as_string(&self) -> String {
-        format!("/{}", self.segments.join("/"))
+        let segments: Vec<String> = self.segments.iter().map(|s| s.replace('%', "%25")).collect();
+        format!("/{}", segments.join("/"))
     }
 }
 
@@ -183,12 +186,13 @@ pub struct Patterns {
     bypass_exts: Vec<String>,
 }
 
-/// The segments of a pattern (`/`-separated, empty ones dropped), lower-cased unless the
-/// queue is case-sensitive.
+/// The segments of a pattern (`/`-separated, empty ones dropped, the canonical form's `%25`
+/// read back as `%`), lower-cased unless the queue is case-sensitive.
 fn pattern_segments(p: &str, case_sensitive: bool) -> Vec<String> {
     p.split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| if case_sensitive { s.to_owned() } else { s.to_lowercase() })
+        .map(|s| s.replace("%25", "%"))
+        .map(|s| if case_sensitive { s } else { s.to_lowercase() })
         .collect()
 }
 
@@ -373,7 +377,8 @@ mod tests {
         check("/a%2", Err(PathError::BadEscape));
         check("/a%zz", Err(PathError::BadEscape));
         check("/a%252e", Err(PathError::DoubleEncoded));
-        check("/100%25", Ok("/100%"));
+        check("/100%25", Ok("/100%25"));
+        check("/%25a", Ok("/%25a"));
         check("/a%ff", Err(PathError::NotUtf8));
         check("a", Err(PathError::NotAbsolute));
         check("", Err(PathError::NotAbsolute));
@@ -382,7 +387,7 @@ mod tests {
 
     #[test]
     fn canonical_form_is_idempotent() {
-        for raw in ["/A//b/./c/../d;x", "/x%41/y.", "/", "/caf%C3%A9/%7Euser"] {
+        for raw in ["/A//b/./c/../d;x", "/x%41/y.", "/", "/caf%C3%A9/%7Euser", "/%25", "/a%25b/"] {
             let once = CanonicalPath::parse(raw).unwrap().as_string();
             let twice = CanonicalPath::parse(&once).unwrap().as_string();
             assert_eq!(once, twice, "{raw:?}");
@@ -391,13 +396,15 @@ mod tests {
 
     #[test]
     fn patterns_are_checked_for_canonical_form() {
-        for ok in ["/", "/shop", "/shop/", "/Shop/Cart", "*.png", "*.tar-gz"] {
+        for ok in ["/", "/shop", "/shop/", "/Shop/Cart", "*.png", "*.tar-gz", "/100%25"] {
             assert_eq!(check_pattern(ok), Ok(()), "{ok}");
         }
         for bad in ["/shop//cart", "/shop/./x", "/sh%6fp", "/a;b", "shop", "*.", "*.p/g", "/a/.."] {
             assert!(check_pattern(bad).is_err(), "{bad}");
         }
         assert!(check_pattern("/shop//cart").unwrap_err().contains("\"/shop/cart\""));
+        // The form the error names is one the check accepts.
+        assert!(check_pattern("/100%").is_err());
     }
 
     #[test]
@@ -410,6 +417,9 @@ mod tests {
         assert_eq!(c("/shop.old/x"), None, "a format suffix only on the final segment");
         assert_eq!(c("/shopping"), None);
         let root = Patterns::new(&["/".into()], &[], true);
-        assert_eq!(root.covers(&CanonicalPath::parse("/x/y").unwrap()).map(|c| c.depth), Some(0));
+        assert_eq!(root.covers(&CanonicalPath::parse("/x/y").unwrap()).map(|c| c.depth), Some(0)); // A literal % in a pattern is written as in the canonical form.
+        let pct = Patterns::new(&["/100%25".into()], &[], true);
+        assert!(pct.covers(&CanonicalPath::parse("/100%25/off").unwrap()).is_some());
+        assert!(pct.covers(&CanonicalPath::parse("/100").unwrap()).is_none());
     }
 }

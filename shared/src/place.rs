@@ -5,6 +5,13 @@
 //! cap was full (claims answer 202), or the store was down (503). Those seconds are kept per
 //! queue as *pauses*, half-open `[from, to)` unix-second intervals, sorted and disjoint.
 
+/// A position-expiry window as enforced: the configured seconds plus
+/// [`crate::pull::EXPIRY_GRACE_SECS`], so no place expires before every PoP could have shown
+/// it served.
+pub fn expiry_window(position_expiry_second: u32) -> u64 {
+    u64::from(position_expiry_second) + crate::pull::EXPIRY_GRACE_SECS
+}
+
 /// The first second at which a place whose clock started at `start` has been claimable for
 /// `window` seconds outside `pauses`.
 pub fn deadline(start: u64, window: u64, pauses: &[(u64, u64)]) -> u64 {

@@ -15,10 +15,11 @@
 //! `generate_token` calls carry [`CLIENT_HEADER`] = `<ip>|<unix ms>|<mac>`. Both timestamps
 //! must be within [`WINDOW_MS`] of the receiver's clock.
 
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
+use crate::mac::hmac;
+pub use crate::mac::{SyncError, WINDOW_MS};
 use crate::ticket::{Ticket, TicketKind};
 use crate::token::Jwks;
 use crate::wire::QueueMode;
@@ -31,8 +32,6 @@ pub const TIMESTAMP_HEADER: &str = "x-anteroom-timestamp";
 pub const SIGNATURE_HEADER: &str = "x-anteroom-signature";
 /// Header carrying the visitor's IP from the edge to the coordinator.
 pub const CLIENT_HEADER: &str = "x-anteroom-client";
-/// Accepted clock difference between sender and receiver, either way.
-pub const WINDOW_MS: u64 = 30_000;
 
 /// How much older than a state a ticket beyond its `assigned` must be to count as lost: room
 /// for the time between the coordinator reading its counters and stamping the state.
@@ -129,6 +128,10 @@ pub struct EdgeIndex {
     /// The configs of the latest applied states.
     #[serde(default)]
     pub queues: Vec<EdgeQueue>,
+    /// When the coordinator built it, unix ms, for a pulled index (an edge never replaces a
+    /// pulled index with an older one); 0 in the KV copy the edge writes itself.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub version: u64,
 }
 
 /// The worker's answer to a sync request.
@@ -231,54 +234,47 @@ fn default_waiting_status() -> u16 {
     200
 }
 
+/// The edge's view of a queue's settings.
+impl From<&crate::wire::QueueConfig> for EdgeQueue {
+    fn from(q: &crate::wire::QueueConfig) -> Self {
+        EdgeQueue {
+            id: q.id,
+            queue_id: q.queue_id.clone(),
+            mode: q.mode,
+            paths: q.paths.clone(),
+            bypass: q.bypass.clone(),
+            case_sensitive: q.case_sensitive,
+            pow_difficulty: q.pow_difficulty,
+            fail_open: q.fail_open,
+            waiting_status: q.waiting_status,
+            token_validity_second: q.token_validity_second,
+            enable_queue_position_expiry: q.enable_queue_position_expiry,
+            position_expiry_second: q.position_expiry_second,
+            allow_no_js: q.allow_no_js,
+            forward_token: q.forward_token,
+            created_at: q.created_at,
+            removed_at: 0,
+        }
+    }
+}
+
 impl EdgeQueue {
+    /// The index entry of a deleted queue (`removed_at` unix ms): it names the queue by id so
+    /// an edge holds that queue's paths closed, and nothing else.
+    pub fn removed(id: u32, queue_id: String, removed_at: u64) -> Self {
+        let defaults =
+            crate::wire::QueueConfig { id, ..crate::wire::QueueConfig::with_defaults(queue_id) };
+        EdgeQueue {
+            mode: QueueMode::Closed,
+            removed_at: removed_at.max(1),
+            ..EdgeQueue::from(&defaults)
+        }
+    }
+
     /// This queue's `paths` and `bypass`, prepared for matching canonical paths.
     pub fn patterns(&self) -> crate::path::Patterns {
         crate::path::Patterns::new(&self.paths, &self.bypass, self.case_sensitive)
     }
-}
-
-/// Why a sync request or client header was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncError {
-    /// Missing part, not a number, not base64.
-    Malformed,
-    /// The timestamp is outside the accepted window.
-    Stale,
-    /// The MAC does not match.
-    BadSignature,
-}
-
-impl core::fmt::Display for SyncError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(match self {
-            SyncError::Malformed => "signed request is malformed",
-            SyncError::Stale => "signed request timestamp is outside the accepted window",
-            SyncError::BadSignature => "signed request failed its integrity check",
-        })
-    }
-}
-
-impl std::error::Error for SyncError {}
-
-fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> Hmac<Sha256> {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("hmac takes any key length");
-    for p in parts {
-        m.update(p);
-    }
-    m
-}
-
-fn check(m: Hmac<Sha256>, sig: &str) -> Result<(), SyncError> {
-    let sig = crate::b64::decode(sig).ok_or(SyncError::Malformed)?;
-    m.verify_slice(&sig).map_err(|_| SyncError::BadSignature)
-}
-
-fn fresh(ts_ms: u64, now_ms: u64) -> Result<(), SyncError> {
-    if ts_ms.abs_diff(now_ms) > WINDOW_MS {
-        return Err(SyncError::Stale);
-    }
-    Ok(())
 }
 
 /// The [`SIGNATURE_HEADER`] value for a sync request body sent at `ts_ms`.
@@ -297,9 +293,8 @@ pub fn verify_sync(
     sig: &str,
     now_ms: u64,
 ) -> Result<(), SyncError> {
-    fresh(ts_ms, now_ms)?;
     let ts = ts_ms.to_string();
-    check(hmac(key, &[SYNC_LABEL, ts.as_bytes(), b"\n", body]), sig)
+    crate::mac::verify(key, ts_ms, now_ms, sig, &[SYNC_LABEL, ts.as_bytes(), b"\n", body])
 }
 
 /// The whole [`CLIENT_HEADER`] value: `<ip>|<ts_ms>|<mac>`.
@@ -316,8 +311,13 @@ pub fn verify_client(key: &[u8; 32], header: &str, now_ms: u64) -> Result<String
         return Err(SyncError::Malformed);
     };
     let ts_ms: u64 = ts.parse().map_err(|_| SyncError::Malformed)?;
-    fresh(ts_ms, now_ms)?;
-    check(hmac(key, &[CLIENT_LABEL, ip.as_bytes(), b"\n", ts.as_bytes()]), sig)?;
+    crate::mac::verify(
+        key,
+        ts_ms,
+        now_ms,
+        sig,
+        &[CLIENT_LABEL, ip.as_bytes(), b"\n", ts.as_bytes()],
+    )?;
     Ok(ip.to_owned())
 }
 
@@ -453,7 +453,7 @@ impl EdgeState {
             expiry_secs: self
                 .queue
                 .enable_queue_position_expiry
-                .then_some(u64::from(self.queue.position_expiry_second)),
+                .then(|| crate::place::expiry_window(self.queue.position_expiry_second)),
             pauses: &self.pauses,
         }
     }
@@ -635,16 +635,17 @@ mod tests {
         check(ticket(21, 1_790_000_050), now, TicketStanding::NotDecided);
         check(ticket(21, 1_790_000_095), now, TicketStanding::Waiting);
         check(ticket(21, 1_790_000_094), now, TicketStanding::NotDecided);
-        // Passed at ...050 (position 10 reached then): expired 60 s later, as the
-        // coordinator's `place::expired` decides a claim.
-        check(ticket(8, 1_790_000_000), 1_790_000_109, TicketStanding::Ready);
-        check(ticket(8, 1_790_000_000), 1_790_000_110, TicketStanding::Expired);
+        // Passed at ...050 (position 10 reached then): expired 60 s (plus the freshness
+        // grace) later, as the coordinator's `place::expired` decides a claim.
+        let g = crate::pull::EXPIRY_GRACE_SECS;
+        check(ticket(8, 1_790_000_000), 1_790_000_109 + g, TicketStanding::Ready);
+        check(ticket(8, 1_790_000_000), 1_790_000_110 + g, TicketStanding::Expired);
         // Passed at ...000; entered later, so the clock starts at entry.
-        check(ticket(3, 1_790_000_020), 1_790_000_079, TicketStanding::Ready);
-        check(ticket(3, 1_790_000_020), 1_790_000_080, TicketStanding::Expired);
+        check(ticket(3, 1_790_000_020), 1_790_000_079 + g, TicketStanding::Ready);
+        check(ticket(3, 1_790_000_020), 1_790_000_080 + g, TicketStanding::Expired);
         // The turn screen's deadline is the last second a claim is still accepted.
-        assert_eq!(s.claim_by(&ticket(8, 1_790_000_000)), Some(1_790_000_109));
-        assert_eq!(s.claim_by(&ticket(3, 1_790_000_020)), Some(1_790_000_079));
+        assert_eq!(s.claim_by(&ticket(8, 1_790_000_000)), Some(1_790_000_109 + g));
+        assert_eq!(s.claim_by(&ticket(3, 1_790_000_020)), Some(1_790_000_079 + g));
         let no_expiry = EdgeState {
             queue: EdgeQueue { enable_queue_position_expiry: false, ..s.queue.clone() },
             ..s.clone()

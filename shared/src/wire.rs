@@ -300,12 +300,13 @@ pub const HISTORY_MARGIN_SECS: u64 = 120;
 impl QueueConfig {
     /// The position-expiry window, seconds, if places expire.
     pub fn expiry(&self) -> Option<u64> {
-        self.enable_queue_position_expiry.then_some(u64::from(self.position_expiry_second))
+        self.enable_queue_position_expiry
+            .then(|| crate::place::expiry_window(self.position_expiry_second))
     }
 
     /// History the store must keep for this queue: its expiry window plus a margin.
     pub fn keep_secs(&self) -> u64 {
-        u64::from(self.position_expiry_second) + HISTORY_MARGIN_SECS
+        crate::place::expiry_window(self.position_expiry_second) + HISTORY_MARGIN_SECS
     }
 
     /// A queue with every setting at its default (id 0 until stored).
