@@ -269,7 +269,8 @@ async fn minute_0(sale: &Sale) -> Vec<String> {
 }
 
 /// Minute 1: four more arrive; the operator switches on a controller, which admits four;
-/// the operator pauses (a claim is refused), resumes, and four claim.
+/// the operator pauses (a claim is refused), resumes, four claim and the controller admits
+/// the last two.
 async fn minute_1(sale: &Sale, mut v: Vec<String>) -> Vec<String> {
     sale.at(65);
     sale.sampled(1).await;
@@ -296,6 +297,12 @@ async fn minute_1(sale: &Sale, mut v: Vec<String>) -> Vec<String> {
     for rid in &v[4..8] {
         assert_eq!(sale.claim(rid).await, 200);
     }
+    // The last two are served now, so their places expire (62 s: the window and the edge's
+    // grace) before the end at 185 s, whichever real second the controller ticks in.
+    until("the controller to admit the last two", 10, async || {
+        (sale.serving().await == 10).then_some(())
+    })
+    .await;
     v
 }
 
