@@ -322,11 +322,11 @@ else (function () {
   // ---- charts: small SVG line charts, no library ----
   function chart(title, series, unit) {
     // series: [{ name, points: [[t ms, value]] }]; x from the oldest point (at most an hour,
-    // at least two minutes back) to now.
+    // at least a minute back) to now.
     var W = 400, Hh = 150, L = 40, B = 20, now = Date.now(), oldest = now;
     var max = 1;
     series.forEach(function (se) { se.points.forEach(function (p) { if (p[1] > max) max = p[1]; if (p[0] < oldest) oldest = p[0]; }); });
-    var span = Math.min(3600e3, Math.max(120e3, now - oldest)), from = now - span;
+    var span = Math.min(3600e3, Math.max(60e3, now - oldest)), from = now - span;
     var mins = function (f) { var m = span * f / 60e3; return "−" + (m >= 10 ? Math.round(m) : Math.round(m * 10) / 10) + " min"; };
     var svg = s("svg", { viewBox: "0 0 " + W + " " + Hh, role: "img" });
     for (var i = 0; i <= 2; i++) {
@@ -389,7 +389,7 @@ else (function () {
       if (!r.ok) return;
       live = r.json;
       var q = live.summary, now = Date.now();
-      samples.push([now, q.waiting, q.active]);
+      samples.push([now, q.waiting, q.active, q.serving_pos, q.arrivals_per_min]);
       if (samples.length > 1800) samples.shift();
       clear(head);
       head.appendChild(h("h1", { text: live.queue.display_name || slug }));
@@ -418,10 +418,22 @@ else (function () {
           adm.push([end, m.admitted * 60 / m.secs]);
         }
       });
-      // Between minute samples, what this page saw at each poll.
-      samples.forEach(function (p) { line.push([p[0], p[1]]); act.push([p[0], p[2]]); });
+      // Between minute samples, what this page saw at each poll: the line, the sessions, the
+      // coordinator's arrivals per minute, and admissions per minute from the serving
+      // position's rise over the polls of the last minute (at least 10 s of them).
+      samples.forEach(function (p, i) {
+        line.push([p[0], p[1]]);
+        act.push([p[0], p[2]]);
+        arr.push([p[0], p[4]]);
+        for (var j = 0; j < i; j++) {
+          var dt = p[0] - samples[j][0];
+          if (dt > 60000) continue;
+          if (dt >= 10000) adm.push([p[0], (p[3] - samples[j][3]) * 60000 / dt]);
+          break;
+        }
+      });
       var byTime = function (a, b) { return a[0] - b[0]; };
-      line.sort(byTime); act.sort(byTime);
+      line.sort(byTime); act.sort(byTime); arr.sort(byTime); adm.sort(byTime);
       clear(charts);
       charts.appendChild(chart("Line length", [{ name: "waiting", points: line }], ""));
       charts.appendChild(chart("Arrivals and admissions per minute", [{ name: "arrivals", points: arr }, { name: "admissions", points: adm }], "/min"));

@@ -716,7 +716,8 @@ pub struct AuditEntry {
     pub key: String,
     /// What was done: `queue.create`, `queue.update`, `queue.delete`, `queue.pause`,
     /// `queue.resume`, `queue.drain`, `queue.open`, `serving.increment`, `session.status`,
-    /// `keys.rotate`, `admin_key.add`, `admin_key.revoke`, `webhook.add`, `webhook.remove`.
+    /// `keys.rotate`, `admin_key.add`, `admin_key.revoke`, `webhook.add`, `webhook.remove`,
+    /// `console.sign_in`, `console.sign_out`.
     pub action: String,
     /// The queue's slug, when the change was to a queue.
     pub queue_id: Option<String>,
