@@ -35,4 +35,11 @@ ulimit -n 65536 2>/dev/null || true
 target/release/bench run "$scenario" --out "$results" --coordinator target/release/coordinator "$@"
 target/release/bench report --results "$results" --markdown BENCHMARKS.md --svg-dir docs
 cp "$results" docs/bench-results.json
-echo "wrote BENCHMARKS.md, docs/bench-*.svg and docs/bench-results.json (raw numbers)"
+# Plans are priced with these figures (built into the binary): re-plan the committed scenarios,
+# or their test (cli/tests/invariants.rs) finds them out of date.
+cargo build --release -p anteroom-cli
+for profile in examples/plans/*.toml; do
+  target/release/anteroom plan "$profile" --out docs/plans >/dev/null
+done
+echo "wrote BENCHMARKS.md, docs/bench-*.svg, docs/bench-results.json (raw numbers) and docs/plans/"
+echo "(re-priced plans: check the numbers in README.md and docs/plans/README.md against docs/plans/*.json)"

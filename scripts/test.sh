@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 "$ROOT/scripts/install.sh"
 
-echo "== rust tests (shared, coordinator, bench)"
+echo "== rust tests (shared, coordinator, testkit, loadgen, cli, bench, ticket shop)"
 cargo test --workspace --exclude edge-worker
 echo "== edge worker unit tests (native)"
 cargo test -p edge-worker --lib

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::recommend::Bound;
 use super::report::PlanReport;
 use super::svg::{Line, esc, histogram, lines};
 use super::text::{pow, strategy};
@@ -48,10 +49,14 @@ fn config(r: &PlanReport) -> String {
         let mark = if i == rec.binding { " (tightest)" } else { "" };
         let _ = write!(
             s,
-            "<tr><td>{}{mark}</td><td class=n>{}</td><td>{:?}</td></tr>",
+            "<tr><td>{}{mark}</td><td class=n>{}</td><td>{}</td></tr>",
             esc(&st.name),
             count(st.visitors_per_sec),
-            st.bound
+            match st.bound {
+                Bound::Rate => "its rate",
+                Bound::HeldConcurrency => "its concurrency over the time a unit is held",
+                Bound::SessionCap => "its concurrency held for whole sessions (a session cap)",
+            }
         );
     }
     s + "</table>\n"

@@ -74,25 +74,23 @@ pub enum Format {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let base = args.profile.as_deref().map(Profile::read).transpose()?;
     let profile = args.overrides.apply(base)?;
+    // A missing key or a bad URL is said before the plan is computed, not after.
+    let admin = (args.apply || args.rehearse).then(|| Admin::new(&args.admin)).transpose()?;
     let planned = plan(&profile)?;
     if let Some(dir) = &args.out {
         write_files(dir, &planned.report)?;
     }
-    let needs_net = args.apply || args.rehearse;
-    let rt = needs_net.then(tokio::runtime::Runtime::new).transpose()?;
-    if args.apply
-        && let Some(rt) = &rt
-    {
-        let admin = Admin::new(&args.admin)?;
-        let q = rt.block_on(admin.create_queue(&planned.report.recommendation.queue))?;
-        eprintln!("created queue {} (id {})", q.queue_id, q.id);
-    }
-    let rehearsal = match &rt {
-        Some(rt) if args.rehearse => {
-            Some(rt.block_on(rehearse::rehearse(&profile, &args.rehearsal, &args.admin))?)
+    let rt = admin.is_some().then(tokio::runtime::Runtime::new).transpose()?;
+    let mut rehearsal = None;
+    if let (Some(admin), Some(rt)) = (&admin, &rt) {
+        if args.apply {
+            let q = rt.block_on(admin.create_queue(&planned.report.recommendation.queue))?;
+            eprintln!("created queue {} (id {})", q.queue_id, q.id);
         }
-        _ => None,
-    };
+        if args.rehearse {
+            rehearsal = Some(rt.block_on(rehearse::rehearse(&profile, &args.rehearsal, admin))?);
+        }
+    }
     if let (Some(dir), Some(h)) = (&args.out, &rehearsal) {
         write_rehearsal(dir, &planned.report.profile.name, h)?;
     }

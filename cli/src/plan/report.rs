@@ -13,7 +13,7 @@ use super::recommend::Recommendation;
 use super::sim::Timeline;
 use super::spread::Summary;
 use super::traffic::Second;
-use super::units::nice_step;
+use super::units::time_step;
 
 /// Points of a committed chart at most: a week at a point per 14 minutes, a spike per second.
 const MAX_POINTS: usize = 720;
@@ -132,7 +132,7 @@ pub fn build(
 ) -> PlanReport {
     let series = series(arrivals, &rec, tl);
     let max_wait = tl.waits.max();
-    let bin_secs = nice_step(max_wait / WAIT_BINS as f64);
+    let bin_secs = time_step(max_wait / WAIT_BINS as f64);
     PlanReport {
         generated_by: format!("anteroom plan {}", env!("CARGO_PKG_VERSION")),
         profile: profile.clone(),

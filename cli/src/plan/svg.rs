@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::units::{count, nice_step};
+use super::units::{count, nice_step, time_step};
 
 const W: f64 = 760.0;
 const H: f64 = 300.0;
@@ -30,15 +30,17 @@ pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// An x-axis value in seconds as a time.
+/// An x-axis value in seconds as a time: `45 s`, `2 min`, `2:30 min`, `1:20 h`.
 fn time_label(secs: f64) -> String {
-    let m = (secs / 60.0).round() as u64;
-    if m >= 60 {
-        format!("{}:{:02} h", m / 60, m % 60)
-    } else if secs >= 60.0 {
-        format!("{m} min")
+    let s = secs.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{}:{:02} h", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 && s.is_multiple_of(60) {
+        format!("{} min", s / 60)
+    } else if s >= 60 {
+        format!("{}:{:02} min", s / 60, s % 60)
     } else {
-        format!("{secs:.0} s")
+        format!("{s} s")
     }
 }
 
@@ -48,7 +50,6 @@ fn frame(
     title: &str,
     x_max: f64,
     y_max: f64,
-    x_label: fn(f64) -> String,
 ) -> (String, impl Fn(f64) -> f64, impl Fn(f64) -> f64) {
     let (x_max, y_max) = (x_max.max(1e-9), y_max.max(1e-9));
     let sx = move |x: f64| LEFT + x / x_max * (W - LEFT - RIGHT);
@@ -77,7 +78,7 @@ fn frame(
         );
         y += step;
     }
-    let step = nice_step(x_max / 8.0);
+    let step = time_step(x_max / 8.0);
     let mut x = 0.0;
     while x <= x_max * 1.0001 {
         let _ = write!(
@@ -85,7 +86,7 @@ fn frame(
             r#"<text x="{p:.1}" y="{ty}" text-anchor="middle">{v}</text>"#,
             p = sx(x),
             ty = H - BOTTOM + 18.0,
-            v = x_label(x)
+            v = time_label(x)
         );
         x += step;
     }
@@ -96,7 +97,7 @@ fn frame(
 pub fn lines(title: &str, xs: &[f64], lines: &[Line<'_>]) -> String {
     let x_max = xs.last().copied().unwrap_or(1.0);
     let y_max = lines.iter().flat_map(|l| l.ys.iter().copied()).fold(0.0, f64::max) * 1.05;
-    let (mut s, sx, sy) = frame(title, x_max, y_max, time_label);
+    let (mut s, sx, sy) = frame(title, x_max, y_max);
     for (i, l) in lines.iter().enumerate() {
         let pts: Vec<String> =
             xs.iter().zip(l.ys).map(|(&x, &y)| format!("{:.1},{:.1}", sx(x), sy(y))).collect();
@@ -125,7 +126,7 @@ pub fn lines(title: &str, xs: &[f64], lines: &[Line<'_>]) -> String {
 pub fn histogram(title: &str, bin: f64, counts: &[f64], markers: &[(&str, f64)]) -> String {
     let x_max = bin * counts.len().max(1) as f64;
     let y_max = counts.iter().copied().fold(0.0, f64::max) * 1.1;
-    let (mut s, sx, sy) = frame(title, x_max, y_max, time_label);
+    let (mut s, sx, sy) = frame(title, x_max, y_max);
     for (i, &c) in counts.iter().enumerate() {
         let (x0, x1) = (sx(i as f64 * bin), sx((i + 1) as f64 * bin));
         let _ = write!(
@@ -165,6 +166,9 @@ mod tests {
         assert!(svg.contains("a &lt;b&gt;") && svg.contains("x&amp;y") && !svg.contains("<b>"));
         assert!(svg.contains("stroke-dasharray"));
         let h = histogram("waits", 10.0, &[1.0, 3.0], &[("p50", 12.0)]);
+        assert!(svg.contains(">1 min<") && svg.contains(">2 min<"), "{svg}");
+        let labels: Vec<String> = [45.0, 150.0, 4800.0].map(time_label).into();
+        assert_eq!(labels, ["45 s", "2:30 min", "1:20 h"]);
         assert_eq!(h.matches("<rect").count(), 2);
         assert!(h.contains(">p50<"));
     }

@@ -52,6 +52,20 @@ pub fn nice_step(x: f64) -> f64 {
     [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * p).find(|&s| s >= x).unwrap_or(10.0 * p)
 }
 
+/// Round steps of time, seconds: what a clock face or a calendar would mark.
+const TIME_STEPS: [f64; 19] = [
+    1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 3600.0,
+    7200.0, 10_800.0, 21_600.0, 43_200.0, 86_400.0,
+];
+
+/// A round step of time at least `secs` (whole days beyond a day).
+pub fn time_step(secs: f64) -> f64 {
+    if !(secs.is_finite() && secs > 0.0) {
+        return 1.0;
+    }
+    TIME_STEPS.iter().copied().find(|&s| s >= secs).unwrap_or((secs / 86_400.0).ceil() * 86_400.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,5 +80,7 @@ mod tests {
         assert_eq!(secs(10_920.0), "3 h 02 min");
         assert_eq!(bytes(2_100_000.0), "2.1 MB");
         assert_eq!([nice_step(0.3), nice_step(7.0), nice_step(120.0)], [0.5, 10.0, 200.0]);
+        assert_eq!([time_step(0.4), time_step(502.0), time_step(4000.0)], [1.0, 600.0, 7200.0]);
+        assert_eq!(time_step(3.5 * 86_400.0), 4.0 * 86_400.0);
     }
 }

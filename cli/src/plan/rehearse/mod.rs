@@ -27,7 +27,7 @@ use super::profile::Profile;
 use super::spread::{Spread, Summary};
 use super::traffic;
 use super::units::{count, secs};
-use crate::admin::{Admin, AdminArgs};
+use crate::admin::Admin;
 use crowd::{Crowd, Joined, Roles};
 
 /// The most places a rehearsal may enqueue: beyond it, lower `--scale`.
@@ -105,9 +105,8 @@ const EXERCISED: &str = "coordinator public API (assign_queue_pos open loop, gen
 pub async fn rehearse(
     profile: &Profile,
     args: &Options,
-    admin: &AdminArgs,
+    admin: &Admin,
 ) -> anyhow::Result<Rehearsal> {
-    let admin = Admin::new(admin)?;
     ensure!(args.speedup.is_finite() && args.speedup > 0.0, "--speedup must be above 0");
     let requests = traffic::requests(&profile.traffic.curve)?;
     let peak = requests.iter().copied().fold(0.0, f64::max) * profile.traffic.new_visitor_share;
@@ -123,7 +122,7 @@ pub async fn rehearse(
     let mut body = planned.report.recommendation.queue.clone();
     body["pow_difficulty"] = 0.into();
     let q = admin.create_queue(&body).await?;
-    let run = replay(&small, &small_requests, &planned, args, &admin, &queue_id).await;
+    let run = replay(&small, &small_requests, &planned, args, admin, &queue_id).await;
     let deleted = admin.delete_queue(q.id).await;
     let (enqueues, m) = run?;
     deleted?;
