@@ -4,64 +4,16 @@
 //! completions and the help's examples.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use clap::Parser as _;
+use common::{ADMIN_KEY, Stack};
 use serde_json::Value;
-use testkit::Redis;
 
-const ADMIN_KEY: &str = "cli-test-admin-key-0123456789";
 const BIN: &str = env!("CARGO_BIN_EXE_anteroom");
-
-/// Redis and a coordinator over it (public API open to direct calls: no edge key).
-struct Stack {
-    _redis: Redis,
-    public: SocketAddr,
-    admin: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Stack {
-    async fn start() -> Stack {
-        let redis = Redis::start();
-        let args = [
-            "coordinator",
-            "--admin-key",
-            ADMIN_KEY,
-            "--redis-url",
-            &redis.url(),
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ];
-        let cfg = coordinator::Config::try_parse_from(args).unwrap();
-        cfg.validate().unwrap();
-        let store = coordinator::open_store(&cfg).await.unwrap();
-        let state =
-            coordinator::start(&cfg, store, coordinator::state::Clock::System).await.unwrap();
-        let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (p, a) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let limits = coordinator::Limits::default();
-            let stop = async move {
-                let _ = rx.await;
-            };
-            coordinator::run(public, admin, state, limits, stop).await.unwrap();
-        });
-        Stack { _redis: redis, public: p, admin: a, stop: Some(tx) }
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        self.stop.take();
-    }
-}
 
 /// A run of the binary: exit code, stdout, stderr.
 struct Ran {
@@ -109,7 +61,7 @@ async fn code(admin: SocketAddr, args: &[&str]) -> i32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_command_against_a_real_coordinator() {
-    let s = Stack::start().await;
+    let s = Stack::start(None).await;
     let a = s.admin;
 
     // queue create / list / show / update.
