@@ -577,7 +577,13 @@ describe("protected paths", () => {
       assert.equal(rules.etaText(t, c.ahead, c.eta), c.text, JSON.stringify(c));
     }
     for (const c of table.safe_return) assert.equal(rules.safeReturn(c.path), c.safe, JSON.stringify(c.path.slice(0, 40)));
+    for (const c of table.presentation) {
+      assert.equal(rules.what(c.logo_text, c.display_name), c.what, JSON.stringify(c));
+      assert.equal(rules.pageTitle("You are in the queue", c.what), c.title, JSON.stringify(c));
+    }
+    for (const c of table.notice) assert.equal(rules.noticeText(c.notice, c.lang), c.text, JSON.stringify(c));
     assert.ok(table.eta.length >= 18 && table.safe_return.length >= 12);
+    assert.ok(table.presentation.length >= 5 && table.notice.length >= 8);
   });
 
   test("the revocation set encodes as shared/src/positions.rs does (shared vectors)", () => {
@@ -913,5 +919,34 @@ describe("visitors known by their ticket: server-rendered room, JSON mode, no-JS
     const closed = await (await get("/shop/item")).text();
     assert.doesNotMatch(closed, /custom/);
     assert.match(closed, /closed/);
+  });
+
+  test("the default page says what the visitor waits for and shows the operator's message, escaped; polls carry them", async () => {
+    const presentation = {
+      display_name: "The Night <Orchestra>", logo_text: "Riverside Tickets",
+      notice: { en: "Doors open at 8 & \"not before\"", zh: "" },
+    };
+    await sync({}, { presentation });
+    const t = sealTicket({ queue: 7, position: 42 });
+    for (const lang of ["en", "zh-CN"]) {
+      const html = await (await get("/shop/item", { headers: { ...cookie(t), "accept-language": lang } })).text();
+      assert.match(html, /<title>(You are in the queue|您正在排队) · Riverside Tickets: The Night &lt;Orchestra&gt;<\/title>/, lang);
+      assert.match(html, /<header id="anteroom-brand" class="brand" ><p id="anteroom-logo" class="logo">Riverside Tickets<\/p><p id="anteroom-name" class="name">The Night &lt;Orchestra&gt;<\/p><\/header>/, lang);
+      // No Chinese text: both pages show the English one.
+      assert.match(html, /<p id="anteroom-notice" class="notice" role="status" aria-live="polite" >Doors open at 8 &amp; &quot;not before&quot;<\/p>/, lang);
+      assert.doesNotMatch(html, /<Orchestra>/);
+    }
+    const body = polled(await (await get(`${PREFIX}/queue_pos/concert/${t}`)).json());
+    assert.deepEqual([body.display_name, body.logo_text, body.notice], [presentation.display_name, presentation.logo_text, presentation.notice]);
+    const app = await (await get("/shop/item", { headers: { accept: "application/json", ...cookie(t) } })).json();
+    assert.deepEqual(app.notice, presentation.notice);
+    // Cleared (a state without them): hidden on the page, absent from the answers.
+    await sync();
+    const html = await (await get("/shop/item", { headers: cookie(t) })).text();
+    assert.match(html, /<header id="anteroom-brand" class="brand" hidden>/);
+    assert.match(html, /<p id="anteroom-notice" class="notice" role="status" aria-live="polite" hidden><\/p>/);
+    assert.match(html, /<title>You are in the queue<\/title>/);
+    const bare = polled(await (await get(`${PREFIX}/queue_pos/concert/${t}`)).json());
+    assert.deepEqual(["display_name", "logo_text", "notice"].filter((k) => k in bare), []);
   });
 });

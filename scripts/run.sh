@@ -54,7 +54,7 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly yes --
   --daemonize yes --pidfile "$DEV/redis.pid" --logfile "$DEV/redis.log" --dir "$DEV"
 
 log "building the coordinator and the worker"
-cargo build -q -p coordinator -p ticket-shop
+cargo build -q -p coordinator -p ticket-shop -p anteroom-cli
 "$ROOT/scripts/build-worker.sh" >/dev/null
 
 pids=()
@@ -104,10 +104,11 @@ SHOP_LISTEN="127.0.0.1:$ORIGIN_PORT" SHOP_QUEUE_ID=demo SHOP_ORIGIN_KEY="$ANTERO
 pids+=($!); echo $! >"$DEV/origin.pid"
 
 # A demo queue protecting the whole shop: at most 3 shoppers at once, admitted as sessions
-# end (the shop completes or abandons them), places expire after 10 minutes unclaimed.
+# end (the shop completes or abandons them), places expire after 10 minutes unclaimed; the
+# waiting page says what it is for.
 curl -fs -o /dev/null -H "Authorization: Bearer $ANTEROOM_ADMIN_KEY" \
   -H 'content-type: application/json' "http://127.0.0.1:$ADMIN_PORT/api/queue" \
-  -d '{"queue_id":"demo","paths":["/"],"bypass":["/healthz"],"pow_difficulty":12,"forward_token":true,"enable_queue_position_expiry":true,"position_expiry_second":600,"admission":{"policy":{"strategy":"capacity","max_active":3}}}' \
+  -d '{"queue_id":"demo","paths":["/"],"bypass":["/healthz"],"pow_difficulty":12,"forward_token":true,"enable_queue_position_expiry":true,"position_expiry_second":600,"admission":{"policy":{"strategy":"capacity","max_active":3}},"display_name":"The Night Orchestra","logo_text":"Riverside Tickets"}' \
   || log "demo queue exists already"
 
 wait_http "http://127.0.0.1:$ORIGIN_PORT/healthz" "ticket shop"
@@ -119,6 +120,16 @@ cat <<MSG
     coordinator:  http://127.0.0.1:$PUBLIC_PORT (public), http://127.0.0.1:$ADMIN_PORT (private)
     admin key:    in $DEV/keys.env (ANTEROOM_ADMIN_KEY)
     logs:         $DEV/*.log
+
+  The operator console: open http://127.0.0.1:$ADMIN_PORT/console and sign in with the
+  admin key (ANTEROOM_ADMIN_KEY in $DEV/keys.env).
+
+  The command line, in another terminal:
+    set -a; . $DEV/keys.env; set +a; export ANTEROOM_ADMIN_URL=http://127.0.0.1:$ADMIN_PORT
+    $ROOT/target/debug/anteroom queue list
+    $ROOT/target/debug/anteroom watch demo
+    $ROOT/target/debug/anteroom message demo --en 'Doors open at 8' --zh '八点开门'
+    $ROOT/target/debug/anteroom --help          # every command, exit codes
   Ctrl-C stops everything.
 
 MSG

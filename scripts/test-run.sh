@@ -3,6 +3,7 @@
 # state directory comes up (the demo queue answers at the edge), a plain `kill` of it stops
 # every process it started (nothing listens on its ports any more: wrangler's workerd
 # included), and a second run finds the demo queue again, kept by Redis's append-only file.
+# What it prints for the operator (the console's URL, the CLI with the key file) works.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,6 +38,14 @@ run_once() { # label
   grep -q "Anteroom is running" "$out" || { log "run.sh did not come up"; tail -40 "$out"; exit 1; }
   code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$EDGE_PORT/anteroom/serving_pos/demo")
   [ "$code" = 200 ] || { log "demo queue not served at the edge: $code"; exit 1; }
+  # What it prints for the operator works: the console answers, the CLI lists the demo queue
+  # with the key file and the URL it names.
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN_PORT/console")
+  [ "$code" = 200 ] || { log "the console did not answer: $code"; exit 1; }
+  grep -q "open http://127.0.0.1:$ADMIN_PORT/console" "$out" || { log "no console URL printed"; exit 1; }
+  listed=$( (set -a; . "$ANTEROOM_DEV_DIR/keys.env"; set +a
+    ANTEROOM_ADMIN_URL="http://127.0.0.1:$ADMIN_PORT" "$ROOT/target/debug/anteroom" queue list) )
+  grep -q "^demo .*The Night Orchestra$" <<<"$listed" || { log "anteroom queue list: $listed"; exit 1; }
   # A plain kill (SIGTERM), not Ctrl-C.
   kill "$pid"
   wait "$pid" || true

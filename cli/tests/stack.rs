@@ -5,19 +5,16 @@
 //! median wait within 15%.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use std::net::SocketAddr;
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use anteroom_cli::admin::{Admin, AdminArgs};
+use anteroom_cli::admin::Admin;
 use anteroom_cli::plan::profile::Profile;
 use anteroom_cli::plan::rehearse::{self, Options};
-use clap::Parser as _;
+use common::{ADMIN_KEY, Stack};
 use serde_json::Value;
-use testkit::Redis;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-const ADMIN_KEY: &str = "plan-test-admin-key-0123456789";
 /// The edge key (64 hex): the coordinator is edge-only, so visitors' calls carry the edge's
 /// signed client header.
 const EDGE_KEY: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
@@ -25,61 +22,6 @@ const EDGE_KEY: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e
 /// The stack tests take turns: a rehearsal keeps time and should not share two cores with
 /// another test's planning.
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Redis and a coordinator over it, until `stop`.
-struct Stack {
-    _redis: Redis,
-    public: SocketAddr,
-    admin: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
-}
-
-impl Stack {
-    async fn start() -> Stack {
-        let redis = Redis::start();
-        let args = [
-            "coordinator",
-            "--admin-key",
-            ADMIN_KEY,
-            "--edge-key",
-            EDGE_KEY,
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--redis-url",
-            &redis.url(),
-        ];
-        let cfg = coordinator::Config::try_parse_from(args).unwrap();
-        cfg.validate().unwrap();
-        let store = coordinator::open_store(&cfg).await.unwrap();
-        let state =
-            coordinator::start(&cfg, store, coordinator::state::Clock::System).await.unwrap();
-        let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (public_addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let limits = coordinator::Limits::default();
-            coordinator::run(public, admin, state, limits, async move {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        });
-        Stack { _redis: redis, public: public_addr, admin: admin_addr, stop: Some(tx), task }
-    }
-
-    fn admin_args(&self) -> AdminArgs {
-        AdminArgs { admin_url: format!("http://{}", self.admin), admin_key: Some(ADMIN_KEY.into()) }
-    }
-
-    async fn stop(mut self) {
-        self.stop.take();
-        (&mut self.task).await.unwrap();
-    }
-}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -104,7 +46,7 @@ async fn anteroom(args: Vec<String>) -> (bool, String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_creates_the_planned_queue_and_refuses_a_taken_name() {
     let _turn = TURN.lock().await;
-    let stack = Stack::start().await;
+    let stack = Stack::start(Some(EDGE_KEY)).await;
     let admin = Admin::new(&stack.admin_args()).unwrap();
     for name in ["spike-500k", "ramp-100k-bots"] {
         let file = root().join(format!("examples/plans/{name}.toml"));
@@ -167,7 +109,7 @@ rate_per_sec = 60
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_rehearsal_matches_the_predicted_median_wait() {
     let _turn = TURN.lock().await;
-    let stack = Stack::start().await;
+    let stack = Stack::start(Some(EDGE_KEY)).await;
     let profile: Profile = toml::from_str(SMALL).unwrap();
     let options = Options {
         public_addr: stack.public,

@@ -111,8 +111,13 @@ impl Keys {
         if bearer.is_empty() {
             return None;
         }
-        let d = digest(bearer);
-        let eq = |k: &[u8; 32]| bool::from(k.ct_eq(&d));
+        self.identify_digest(&digest(bearer))
+    }
+
+    /// The name and role of the key whose SHA-256 is `d`, if it is one (a console session
+    /// holds its key's digest, so it ends when the key does).
+    pub fn identify_digest(&self, d: &[u8; 32]) -> Option<(String, Role)> {
+        let eq = |k: &[u8; 32]| bool::from(k.ct_eq(d));
         if eq(&self.bootstrap) {
             return Some((BOOTSTRAP.into(), Role::Bootstrap));
         }
@@ -123,8 +128,8 @@ impl Keys {
             return Some((METRICS.into(), Role::Metrics));
         }
         let named = match self.named.read() {
-            Ok(g) => g.get(&d).cloned(),
-            Err(p) => p.into_inner().get(&d).cloned(),
+            Ok(g) => g.get(d).cloned(),
+            Err(p) => p.into_inner().get(d).cloned(),
         };
         named.map(|name| (name, Role::Admin))
     }

@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 
 use crate::access::{Caller, Role};
 use crate::audit::{self, change};
+use crate::console;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{Form, Json as JsonBody, Path};
 use crate::keys::{Keyring, rotate};
@@ -26,6 +27,8 @@ use crate::store::{Created, Ended, Outcome};
 /// Upper bounds, so a typo cannot make a session last a year.
 const MAX_TOKEN_VALIDITY: u32 = 86_400;
 const MAX_POSITION_EXPIRY: u32 = 86_400;
+/// Shortest position expiry (the edge's freshness bound and a poll must fit in it).
+const MIN_POSITION_EXPIRY: u32 = shared::pull::MIN_POSITION_EXPIRY_SECS;
 /// Largest single serving increment.
 const MAX_INCREMENT: u64 = 1_000_000_000;
 /// Seconds between publishing a rotated key and signing with it, beyond two publish
@@ -60,6 +63,9 @@ pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(observe::audit_log))
         .routes(routes!(observe::list_webhooks, observe::add_webhook))
         .routes(routes!(observe::remove_webhook))
+        .routes(routes!(observe::overview))
+        .routes(routes!(observe::live))
+        .routes(routes!(queue_defaults))
         .routes(routes!(crate::spec::openapi_json))
         .route_layer(guard(Role::is_admin));
     let origin = OpenApiRouter::new()
@@ -70,12 +76,17 @@ pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
     let metrics = OpenApiRouter::new()
         .routes(routes!(observe::metrics))
         .route_layer(guard(|r| r.is_admin() || r == Role::Metrics));
-    keys.merge(admin_only).merge(origin).merge(metrics)
+    // The console's page and session routes authenticate themselves (the page needs no
+    // key; the session routes read the cookie).
+    let console = OpenApiRouter::new()
+        .routes(routes!(console::page))
+        .routes(routes!(console::asset))
+        .routes(routes!(console::sign_in, console::who, console::sign_out));
+    keys.merge(admin_only).merge(origin).merge(metrics).merge(console)
 }
 
-fn bearer(req: &Request) -> &str {
-    req.headers()
-        .get(header::AUTHORIZATION)
+fn bearer(h: &axum::http::HeaderMap) -> &str {
+    h.get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("")
@@ -84,15 +95,43 @@ fn bearer(req: &Request) -> &str {
 /// The state of a route guard: the app state and which roles may pass.
 type Guarded = (AppState, fn(Role) -> bool);
 
-/// Lets the request through when its bearer is a key of an allowed role, with the
-/// [`Caller`] for the handler (its name and the peer address); 401 otherwise.
+/// The key a request stands for: its bearer, or else its console session (`session`); a
+/// change made with a session without its CSRF token is refused.
+async fn identify(
+    state: &AppState,
+    h: &axum::http::HeaderMap,
+    safe: bool,
+) -> Result<Option<(String, Role)>, ApiError> {
+    let bearer = bearer(h);
+    if !bearer.is_empty() {
+        return Ok(state.access().identify(bearer));
+    }
+    let Some(id) = crate::extract::session_id(h) else { return Ok(None) };
+    let Some(session) = state.sessions().find(state.store(), id, state.now_ms()).await else {
+        return Ok(None);
+    };
+    let csrf_ok = crate::extract::csrf_token(h).is_some_and(|t| crate::session::csrf_ok(id, t));
+    let from_console = csrf_ok && crate::extract::same_origin(h);
+    if !safe && !from_console {
+        return Err(ApiError::new(ErrorCode::CsrfFailed));
+    }
+    Ok(crate::session::key_of(state.access(), &session))
+}
+
+/// Lets the request through when its bearer (or console session) is a key of an allowed
+/// role, with the [`Caller`] for the handler (its name and the peer address); 401
+/// otherwise, 403 for a session's change without its CSRF token.
 async fn authorize(
     State((state, allowed)): State<Guarded>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    let Some((key, role)) = state.access().identify(bearer(&req)).filter(|(_, r)| allowed(*r))
-    else {
+    let safe = req.method().is_safe();
+    let found = match identify(&state, req.headers(), safe).await {
+        Ok(found) => found,
+        Err(e) => return e.into_response(),
+    };
+    let Some((key, role)) = found.filter(|(_, r)| allowed(*r)) else {
         return ApiError::new(ErrorCode::Unauthorized).into_response();
     };
     let from = req
@@ -128,8 +167,21 @@ fn merge(base: QueueConfig, input: &QueueInput) -> ApiResult<QueueConfig> {
         allow_no_js: i.allow_no_js.unwrap_or(base.allow_no_js),
         template: i.template.unwrap_or(base.template),
         forward_token: i.forward_token.unwrap_or(base.forward_token),
+        display_name: i.display_name.unwrap_or(base.display_name),
+        logo_text: i.logo_text.unwrap_or(base.logo_text),
+        notice: i.notice.unwrap_or(base.notice),
         ..base
     };
+    let invalid = |e: shared::presentation::TextError| ApiError::invalid(e.0);
+    if let Some(n) = &cfg.display_name {
+        shared::presentation::check_display_name(n).map_err(invalid)?;
+    }
+    if let Some(l) = &cfg.logo_text {
+        shared::presentation::check_logo_text(l).map_err(invalid)?;
+    }
+    if let Some(n) = &cfg.notice {
+        shared::presentation::check_notice(n).map_err(invalid)?;
+    }
     if let Some(t) = &cfg.template {
         shared::template::check(t).map_err(|e| ApiError::invalid(e.to_string()))?;
     }
@@ -155,12 +207,11 @@ fn merge(base: QueueConfig, input: &QueueInput) -> ApiResult<QueueConfig> {
             "token_validity_second must be 1..={MAX_TOKEN_VALIDITY}"
         )));
     }
-    let min = shared::pull::MIN_POSITION_EXPIRY_SECS;
-    if !(min..=MAX_POSITION_EXPIRY).contains(&cfg.position_expiry_second) {
+    if !(MIN_POSITION_EXPIRY..=MAX_POSITION_EXPIRY).contains(&cfg.position_expiry_second) {
         return Err(ApiError::invalid(format!(
-            "position_expiry_second must be {min}..={MAX_POSITION_EXPIRY}: a served visitor's \
-             page learns its turn up to {} ms late (the edge's freshness bound) plus one poll, \
-             and then needs time to claim",
+            "position_expiry_second must be {MIN_POSITION_EXPIRY}..={MAX_POSITION_EXPIRY}: a \
+             served visitor's page learns its turn up to {} ms late (the edge's freshness \
+             bound) plus one poll, and then needs time to claim",
             shared::pull::STALENESS_BOUND_MS
         )));
     }
@@ -300,10 +351,12 @@ enum Switch {
     Open,
 }
 
-/// Applies a switch to a queue's settings. Pause, resume and drain act on automatic
-/// admission; open lets new visitors in again (mode `queue` from `closed`, draining and
-/// paused off).
-fn switched(mut q: QueueConfig, switch: Switch) -> ApiResult<QueueConfig> {
+/// Applies a switch to a queue's settings at `now` (unix seconds). Pause, resume and drain
+/// act on automatic admission; open lets new visitors in now: mode `queue` from `closed`,
+/// draining and paused off, and for a queue scheduled to open later `opens_at` brought to
+/// now (a pre-queue not open yet is dropped: nobody is in it; one already open is drawn
+/// now).
+fn switched(mut q: QueueConfig, switch: Switch, now: u64) -> ApiResult<QueueConfig> {
     let manual = q.admission.is_none();
     if manual && !matches!(switch, Switch::Open) {
         return Err(ApiError::new(ErrorCode::AdmissionManual));
@@ -316,8 +369,19 @@ fn switched(mut q: QueueConfig, switch: Switch) -> ApiResult<QueueConfig> {
             Switch::Open => (a.paused, a.draining) = (false, false),
         }
     }
-    if matches!(switch, Switch::Open) && q.mode == shared::wire::QueueMode::Closed {
-        q.mode = shared::wire::QueueMode::Queue;
+    if matches!(switch, Switch::Open) {
+        if q.mode == shared::wire::QueueMode::Closed {
+            q.mode = shared::wire::QueueMode::Queue;
+        }
+        if q.opens_at.is_some_and(|o| o > now) {
+            q.opens_at = Some(now);
+            if q.prequeue_opens_at.is_some_and(|p| p >= now) {
+                q.prequeue_opens_at = None;
+            }
+        }
+        if q.closes_at.is_some_and(|c| c <= now) {
+            q.closes_at = None;
+        }
     }
     Ok(q)
 }
@@ -331,7 +395,7 @@ async fn apply_switch(
 ) -> ApiResult<Json<QueueConfig>> {
     let q = state.queue_by_slug(&queue_id).await?;
     let current = find(&state, q.id).await?;
-    let cfg = switched(current.clone(), switch)?;
+    let cfg = switched(current.clone(), switch, state.now())?;
     store_update(&state, &caller, action, &current, cfg).await
 }
 
@@ -397,6 +461,27 @@ async fn open(
     Path(queue_id): Path<String>,
 ) -> ApiResult<Json<QueueConfig>> {
     apply_switch(state, caller, queue_id, Switch::Open, "queue.open").await
+}
+
+/// `GET /api/queue_defaults`: a new queue's settings and the bounds checked on them.
+#[utoipa::path(
+    get,
+    path = "/api/queue_defaults",
+    tag = "queues",
+    responses((status = 200, description = "every setting at its default, and the bounds", body = shared::wire::QueueDefaults), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody))
+)]
+async fn queue_defaults() -> Json<shared::wire::QueueDefaults> {
+    use shared::presentation as p;
+    Json(shared::wire::QueueDefaults {
+        queue: QueueConfig::with_defaults(""),
+        max_token_validity_second: MAX_TOKEN_VALIDITY,
+        min_position_expiry_second: MIN_POSITION_EXPIRY,
+        max_position_expiry_second: MAX_POSITION_EXPIRY,
+        max_pow_difficulty: shared::pow::MAX_DIFFICULTY,
+        max_display_name: p::MAX_DISPLAY_NAME,
+        max_logo_text: p::MAX_LOGO_TEXT,
+        max_notice: p::MAX_NOTICE,
+    })
 }
 
 fn parse_id(id: &str) -> ApiResult<u32> {
@@ -751,4 +836,30 @@ async fn health_view(State(state): State<AppState>) -> Json<shared::wire::Health
         faults: state.faults().snapshot(),
         lost_queues: lost,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_now_brings_a_scheduled_opening_forward_and_drops_an_unopened_prequeue() {
+        let mut q = QueueConfig::with_defaults("q");
+        (q.prequeue_opens_at, q.opens_at, q.closes_at) = (Some(150), Some(200), Some(900));
+        let open = |q: &QueueConfig, now| switched(q.clone(), Switch::Open, now).ok();
+        let early = open(&q, 100).expect("open");
+        assert_eq!(
+            (early.prequeue_opens_at, early.opens_at, early.closes_at),
+            (None, Some(100), Some(900))
+        );
+        // The pre-queue is open: its arrivals are drawn at the new opening.
+        let during = open(&q, 170).expect("open");
+        assert_eq!((during.prequeue_opens_at, during.opens_at), (Some(150), Some(170)));
+        // Past closing: taking visitors again means no closing time.
+        let late = open(&q, 1000).expect("open");
+        assert_eq!((late.opens_at, late.closes_at), (Some(200), None));
+        q.mode = shared::wire::QueueMode::Closed;
+        assert_eq!(open(&q, 1000).map(|c| c.mode), Some(shared::wire::QueueMode::Queue));
+        assert!(switched(q, Switch::Pause, 0).is_err(), "manual admission cannot pause");
+    }
 }

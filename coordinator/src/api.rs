@@ -340,6 +340,7 @@ async fn queue_pos(
         admission_rate: state.estimate(q.id).map(|e| e.rate),
         version: None,
         next_poll_ms: None,
+        shown: q.presentation(),
     }))
 }
 
@@ -365,6 +366,7 @@ async fn serving_pos(
         admission_rate: state.estimate(q.id).map(|e| e.rate),
         version: None,
         next_poll_ms: None,
+        shown: Default::default(),
     }))
 }
 

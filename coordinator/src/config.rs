@@ -105,6 +105,16 @@ pub struct Config {
     /// counted (`anteroom_webhook_dropped_total`).
     #[arg(long, env = "ANTEROOM_WEBHOOK_BUFFER", default_value_t = 10_000)]
     pub webhook_buffer: usize,
+    /// The operator console at `/console` on the private listener.
+    #[arg(long, env = "ANTEROOM_CONSOLE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub console: bool,
+    /// Mark the console's session cookie `Secure`: set it when operators reach the private
+    /// listener over https (a TLS proxy in front of it); browsers then send it over https only.
+    #[arg(long, env = "ANTEROOM_CONSOLE_SECURE_COOKIE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub console_secure_cookie: bool,
+    /// How long a console session lasts, seconds (default 12 hours).
+    #[arg(long, env = "ANTEROOM_CONSOLE_SESSION_SECS", default_value_t = 43_200)]
+    pub console_session_secs: u64,
 }
 
 impl Config {
@@ -142,6 +152,9 @@ impl Config {
         }
         if self.publish_interval_ms < 1000 {
             return Err("publish interval must be at least 1000 ms (the KV write limit)".into());
+        }
+        if !(60..=7 * 86_400).contains(&self.console_session_secs) {
+            return Err("console session must last 60 s to 7 days".into());
         }
         if self.max_batch == 0 || self.concurrency_limit == 0 {
             return Err("max batch and concurrency limit must be positive".into());

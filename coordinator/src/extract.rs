@@ -92,3 +92,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
             .map_err(|e| ApiError::invalid(format!("json body is invalid: {e}")))
     }
 }
+
+/// Whether a browser's `Origin`, when it sends one, is the origin the request was sent to
+/// (`Host`): a change made with a console session must come from the console's own page.
+pub fn same_origin(h: &axum::http::HeaderMap) -> bool {
+    let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let rest = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+    !host.is_empty() && rest == Some(host)
+}
+
+/// The console session id in the request's cookie, if any.
+pub fn session_id(h: &axum::http::HeaderMap) -> Option<&str> {
+    h.get(header::COOKIE).and_then(|v| v.to_str().ok()).and_then(crate::session::from_cookie)
+}
+
+/// The console session's CSRF token header, if any.
+pub fn csrf_token(h: &axum::http::HeaderMap) -> Option<&str> {
+    h.get(crate::session::CSRF_HEADER).and_then(|v| v.to_str().ok())
+}

@@ -10,12 +10,14 @@ pub mod audit;
 pub mod batcher;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod error;
 pub mod extract;
 pub mod keys;
 pub mod metrics;
 pub mod observe;
+pub mod overview;
 pub mod publish;
 pub mod pull;
 pub mod queue;
@@ -23,6 +25,7 @@ pub mod recovery;
 pub mod report;
 pub mod report_page;
 pub mod sampling;
+pub mod session;
 pub mod spec;
 pub mod state;
 pub mod store;
@@ -246,6 +249,11 @@ pub async fn start(cfg: &Config, store: Arc<dyn Store>, clock: Clock) -> anyhow:
         publish,
         audit_keep: cfg.audit_keep,
         report_minutes: cfg.report_minutes,
+        console: state::ConsoleSettings {
+            enabled: cfg.console,
+            secure_cookie: cfg.console_secure_cookie,
+            session_secs: cfg.console_session_secs,
+        },
     };
     let metrics = cfg.metrics.then(|| Arc::new(metrics::Metrics::new()));
     if let Some(m) = &metrics {
@@ -258,6 +266,7 @@ pub async fn start(cfg: &Config, store: Arc<dyn Store>, clock: Clock) -> anyhow:
             cfg.metrics_key.as_ref().map(|k| k.0.as_str()),
         ),
         webhooks: Arc::new(webhooks::Webhooks::new(cfg.webhook_buffer, metrics.clone())),
+        sessions: session::Sessions::default(),
         metrics,
     };
     let state = AppState::new(store, keys, settings, clock, observe);

@@ -130,6 +130,10 @@ pub struct Metrics {
     per_queue: RwLock<HashMap<u32, Arc<QueueHandles>>>,
     redis: Hist,
     redis_errors: Family<Labels, Counter>,
+    /// Every failed Redis command, and when the last one failed (unix ms, 0 = never): the
+    /// console's "Redis errors in the last minute" warning.
+    redis_failed: std::sync::atomic::AtomicU64,
+    redis_failed_at_ms: std::sync::atomic::AtomicU64,
     pow: Family<Labels, Counter>,
     status_reads: Family<Labels, Counter>,
     edge_pulls: Family<Labels, Counter>,
@@ -167,6 +171,8 @@ impl Metrics {
             per_queue: RwLock::default(),
             redis: Family::new_with_constructor(redis_hist),
             redis_errors: Family::default(),
+            redis_failed: Default::default(),
+            redis_failed_at_ms: Default::default(),
             pow: Family::default(),
             status_reads: Family::default(),
             edge_pulls: Family::default(),
@@ -372,7 +378,22 @@ impl Observer for Metrics {
         self.redis.get_or_create(&labels).observe(took.as_secs_f64());
         if !ok {
             self.redis_errors.get_or_create(&labels).inc();
+            use std::sync::atomic::Ordering::Relaxed;
+            self.redis_failed.fetch_add(1, Relaxed);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            self.redis_failed_at_ms.store(now, Relaxed);
         }
+    }
+}
+
+impl Metrics {
+    /// Failed Redis commands since start, and when the last one failed (unix ms).
+    pub fn redis_errors(&self) -> (u64, Option<u64>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let at = self.redis_failed_at_ms.load(Relaxed);
+        (self.redis_failed.load(Relaxed), (at > 0).then_some(at))
     }
 }
 

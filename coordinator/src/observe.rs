@@ -365,3 +365,31 @@ pub async fn remove_webhook(
     audit::record(&state, &caller, "webhook.remove", None, vec![change("id", &id, ())]).await;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `GET /api/overview`: every queue's state, numbers and warnings (the console's overview).
+#[utoipa::path(
+    get,
+    path = "/api/overview",
+    tag = "observability",
+    responses((status = 200, description = "every queue with its numbers and warnings", body = shared::wire::Overview), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
+pub async fn overview(State(state): State<AppState>) -> ApiResult<Json<shared::wire::Overview>> {
+    Ok(Json(crate::overview::overview(&state).await?))
+}
+
+/// `GET /api/queue/{queue_id}/live`: a queue's settings, summary and the minutes of the
+/// last hour (the console's queue page, `anteroom watch`).
+#[utoipa::path(
+    get,
+    path = "/api/queue/{queue_id}/live",
+    tag = "observability",
+    params(("queue_id" = String, Path, description = "the queue slug")),
+    responses((status = 200, description = "settings, summary and the last hour by minute", body = shared::wire::QueueLive), (status = "4XX", description = "refused (bad input, unknown queue, missing or wrong key, ...)", body = ErrorBody), (status = "5XX", description = "storage unavailable (503 with Retry-After) or internal error", body = ErrorBody))
+)]
+pub async fn live(
+    State(state): State<AppState>,
+    Path(queue_id): Path<String>,
+) -> ApiResult<Json<shared::wire::QueueLive>> {
+    let q = state.queue_by_slug(&queue_id).await?;
+    Ok(Json(crate::overview::live(&state, &q).await?))
+}

@@ -76,6 +76,7 @@ pub async fn snapshot(state: &AppState, q: &QueueConfig) -> StoreResult<EdgeStat
         },
         admission: state.estimate(q.id),
         template: q.template.clone(),
+        presentation: q.presentation(),
         pauses,
         lost: false,
     })
@@ -150,6 +151,12 @@ pub async fn run(state: AppState, cfg: PublishConfig, mut stop: watch::Receiver<
             Ok(()) => {
                 let at = Instant::now();
                 for (id, fingerprint, s) in published {
+                    // When the edge last got it, for every process's overview (one small
+                    // write per publish, at most one a second per queue).
+                    let at_ms = now_ms().to_string();
+                    if let Err(e) = state.store().put_meta(id, "published", at_ms).await {
+                        tracing::warn!(queue = %s.queue.queue_id, cause = %e, "publish time not stored");
+                    }
                     if let Some(m) = state.metrics() {
                         let lag = changed.remove(&id).map(|t| t.elapsed());
                         m.published(&s.queue.queue_id, lag, now_ms());

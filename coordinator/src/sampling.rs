@@ -22,9 +22,10 @@ pub struct Sampler {
     last: HashMap<u32, u64>,
 }
 
-/// Reloads the named admin keys and webhook endpoints.
+/// Reloads the named admin keys, console sessions and webhook endpoints.
 pub async fn reload(state: &AppState) -> StoreResult<()> {
     state.access().reload(state.store()).await?;
+    state.sessions().reload(state.store()).await?;
     state.webhooks().reload(state.store()).await
 }
 

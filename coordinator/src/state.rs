@@ -14,6 +14,7 @@ pub use crate::clock::Clock;
 use crate::keys::Keyring;
 use crate::metrics::Metrics;
 use crate::recovery::{Faults, Floors};
+use crate::session::Sessions;
 use crate::store::{Store, StoreResult, WaitingFacts};
 use crate::webhooks::Webhooks;
 
@@ -40,6 +41,19 @@ pub struct Settings {
     pub audit_keep: u64,
     /// Minute samples kept per queue.
     pub report_minutes: u64,
+    /// The console at `/console`.
+    pub console: ConsoleSettings,
+}
+
+/// How the console is served.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsoleSettings {
+    /// Whether `/console` serves the page (the session routes answer either way).
+    pub enabled: bool,
+    /// Whether the session cookie is `Secure` (the listener is reached over https).
+    pub secure_cookie: bool,
+    /// How long a session lasts, seconds.
+    pub session_secs: u64,
 }
 
 impl std::fmt::Debug for Settings {
@@ -57,6 +71,8 @@ pub struct Observe {
     pub access: Keys,
     /// Webhook endpoints and the delivery buffer.
     pub webhooks: Arc<Webhooks>,
+    /// Console sessions.
+    pub sessions: Sessions,
 }
 
 /// The application state handed to every handler.
@@ -102,6 +118,8 @@ struct Inner {
     access: Keys,
     /// Webhook endpoints and the delivery buffer.
     webhooks: Arc<Webhooks>,
+    /// Console sessions.
+    sessions: Sessions,
     /// Queues that vanished from the store without an operator deleting them, by id: held
     /// (503 `queue_lost`) and still published to the edge as lost.
     lost: RwLock<HashMap<u32, Arc<QueueConfig>>>,
@@ -219,6 +237,7 @@ impl AppState {
                 metrics: observe.metrics,
                 access: observe.access,
                 webhooks: observe.webhooks,
+                sessions: observe.sessions,
                 lost: RwLock::new(HashMap::new()),
             }),
         }
@@ -232,6 +251,11 @@ impl AppState {
     /// The keys the private API accepts.
     pub fn access(&self) -> &Keys {
         &self.inner.access
+    }
+
+    /// Console sessions.
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
     }
 
     /// Webhook endpoints and delivery.

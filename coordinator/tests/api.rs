@@ -614,6 +614,63 @@ async fn templates(api: &Api) {
     assert_eq!((r.status, &r.json["template"]), (StatusCode::OK, &serde_json::Value::Null));
 }
 
+/// Display name, text logo and the operator's message: checked with a message naming the
+/// field, stored, answered to `queue_pos`, cleared with `null` in one call.
+async fn presentation(api: &Api) {
+    let shown = json!({
+        "display_name": "The Night Orchestra", "logo_text": "Riverside Tickets",
+        "notice": {"en": "Doors open at 8", "zh": "八点开门"},
+    });
+    let mut spec = json!({"queue_id": "shown"});
+    spec.as_object_mut().unwrap().extend(shown.as_object().unwrap().clone());
+    let r = api.admin_json("POST", "/api/queue", spec).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    let id = r.json["id"].as_u64().unwrap();
+    for k in ["display_name", "logo_text", "notice"] {
+        assert_eq!(r.json[k], shown[k], "{k}");
+    }
+    for (field, bad, why) in [
+        ("display_name", json!(""), "display_name is blank; send null to clear it"),
+        ("display_name", json!("x".repeat(81)), "display_name is longer than 80 characters"),
+        ("logo_text", json!("two\nlines"), "logo_text contains a control character"),
+        ("logo_text", json!("a\u{202e}b"), "logo_text contains a control character"),
+        ("notice", json!({"en": "", "zh": ""}), "notice needs en or zh text"),
+        ("notice", json!({"en": "ok", "zh": "\u{7}"}), "notice.zh contains a control character"),
+        ("notice", json!({"en": "长".repeat(281)}), "notice.en is longer than 280 characters"),
+        ("notice", json!({"en": "ok", "fr": "non"}), "unknown field"),
+        ("notice", json!("just text"), "invalid type"),
+    ] {
+        let r = api.admin_json("PUT", "/api/queue", json!({"id": id, field: bad})).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{field} {bad}: {}", r.json);
+        assert_eq!(r.json["error"], "invalid_parameter");
+        let msg = r.json["message"].as_str().unwrap();
+        assert!(msg.contains(why), "{field} {bad}: {msg}");
+    }
+    let rid = api.enqueue("shown").await;
+    let r = api.get(&format!("/queue_pos/shown/{rid}")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        (&r.json["display_name"], &r.json["notice"]["zh"]),
+        (&shown["display_name"], &json!("八点开门"))
+    );
+    // One call takes the message down; the rest stays.
+    let r = api.admin_json("PUT", "/api/queue", json!({"id": id, "notice": null})).await;
+    assert_eq!((r.status, &r.json["notice"]), (StatusCode::OK, &Value::Null));
+    assert_eq!(r.json["logo_text"], "Riverside Tickets");
+    let r = api.get(&format!("/queue_pos/shown/{rid}")).await;
+    assert!(
+        r.json.get("notice").is_none() && r.json["logo_text"] == "Riverside Tickets",
+        "{}",
+        r.json
+    );
+    // Every field of an unadorned queue's answer is absent, not null.
+    let plain = api.enqueue("concert").await;
+    let r = api.get(&format!("/queue_pos/concert/{plain}")).await;
+    for k in ["display_name", "logo_text", "notice"] {
+        assert!(r.json.get(k).is_none(), "{k} in {}", r.json);
+    }
+}
+
 async fn suite(store: Arc<dyn Store>) {
     let api = Api::new(store).await;
     private_api(&api).await;
@@ -621,6 +678,7 @@ async fn suite(store: Arc<dyn Store>) {
     key_rotation(&api).await;
     proof_of_work(&api).await;
     templates(&api).await;
+    presentation(&api).await;
     origin_key_and_extension(&api).await;
 }
 

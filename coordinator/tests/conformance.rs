@@ -138,6 +138,7 @@ async fn registry(s: &dyn Store) {
     assert!(matches!(s.claim(a.id, 2, 1002, 300, 0, W).await.unwrap(), Claim::Issued(_)));
     s.end_session(a.id, 2, format!("{}.2", a.id), 1003, Outcome::Completed).await.unwrap();
     s.put_meta(a.id, "health", "{}".into()).await.unwrap();
+    s.put_meta(a.id, "published", "1000".into()).await.unwrap();
     s.init_meta(a.id, "seed", "ab".into()).await.unwrap();
     s.add_pause(a.id, 1000, 1001).await.unwrap();
     assert_eq!(s.assign_prequeue(a.id, None).await.unwrap(), PreQueued::Arrival(1));
@@ -154,6 +155,7 @@ async fn registry(s: &dyn Store) {
     assert_eq!(s.drawn(a.id).await.unwrap(), None);
     assert_eq!(s.get_meta(a.id, "health").await.unwrap(), None);
     assert_eq!(s.get_meta(a.id, "seed").await.unwrap(), None);
+    assert_eq!(s.get_meta(a.id, "published").await.unwrap(), None);
     assert!(s.lease(a.id, "publish", "y".into(), 60_000).await.unwrap(), "leases gone too");
     assert!(!s.place(a.id, 1).await.unwrap().claimed, "the claimed bitmap gone");
     let again = create(s, "reg-a").await;
@@ -413,6 +415,7 @@ async fn observability(s: &dyn Store) {
     assert!(!s.add_record(k, "a".into(), "{\"x\":1}".into()).await.unwrap(), "name taken");
     assert_eq!(s.records(k).await.unwrap(), vec!["{}".to_string()]);
     assert!(s.records(RecordKind::Webhook).await.unwrap().is_empty());
+    assert!(s.records(RecordKind::ConsoleSession).await.unwrap().is_empty(), "kinds are apart");
     assert!(s.remove_record(k, "a".into()).await.unwrap());
     assert!(!s.remove_record(k, "a".into()).await.unwrap());
 

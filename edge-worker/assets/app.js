@@ -32,7 +32,21 @@ var AnteroomRules = (function () {
     if (new TextEncoder().encode(p).length > 2048 || /[\u0000-\u001f\u007f-\u009f]/.test(p)) return "/";
     return p;
   }
-  return { duration: duration, etaText: etaText, safeReturn: safeReturn, WIDE_BAND: WIDE_BAND };
+  // What the visitor waits for as one line, the page title with it, and the operator's
+  // message in the page language (or the other one when that is empty): shared/src/presentation.rs.
+  function what(logo, name) {
+    return logo && name ? logo + ": " + name : logo || name || "";
+  }
+  function pageTitle(headline, w) { return w ? headline + " · " + w : headline; }
+  function noticeText(n, lang) {
+    if (!n) return "";
+    var first = lang === "zh" ? n.zh : n.en, second = lang === "zh" ? n.en : n.zh;
+    return first || second || "";
+  }
+  return {
+    duration: duration, etaText: etaText, safeReturn: safeReturn, WIDE_BAND: WIDE_BAND,
+    what: what, pageTitle: pageTitle, noticeText: noticeText,
+  };
 })();
 if (typeof module === "object" && module.exports) module.exports = AnteroomRules;
 else (function () {
@@ -56,6 +70,23 @@ else (function () {
   var turned = false;
 
   function t(key, n) { return (S[key] || key).replace("{n}", n); }
+
+  // What the visitor waits for and the operator's message, as the last answer said (the
+  // server rendered them first; each poll may change them).
+  var lang = document.documentElement.lang === "zh" ? "zh" : "en";
+  var waitingFor = "";
+  var logoEl = $("anteroom-logo"), nameEl = $("anteroom-name"), brandEl = $("anteroom-brand"), noticeEl = $("anteroom-notice");
+  if (logoEl || nameEl) waitingFor = R.what(logoEl ? logoEl.textContent : "", nameEl ? nameEl.textContent : "");
+  function setTitle(headline) { document.title = R.pageTitle(headline, waitingFor); }
+  function present(q) {
+    waitingFor = R.what(q.logo_text, q.display_name);
+    if (logoEl) logoEl.textContent = q.logo_text || "";
+    if (nameEl) nameEl.textContent = q.display_name || "";
+    if (brandEl) brandEl.hidden = !waitingFor;
+    var n = R.noticeText(q.notice, lang);
+    if (noticeEl && noticeEl.textContent !== n) noticeEl.textContent = n;
+    if (noticeEl) noticeEl.hidden = !n;
+  }
 
   var returnTo = R.safeReturn(root.getAttribute("data-return"));
 
@@ -228,6 +259,7 @@ else (function () {
       tk.start_ahead = ahead;
       save(tk);
     }
+    present(q);
     place.hidden = false;
     $("anteroom-progress-box").hidden = false;
     $("anteroom-prefs").hidden = false;
@@ -256,7 +288,7 @@ else (function () {
     turned = false;
     claimDeadline = 0;
     place.hidden = true;
-    document.title = t("expired_title");
+    setTitle(t("expired_title"));
     say(t("expired_title"), t("expired_detail"));
     button.textContent = t("rejoin");
     button.onclick = function () {
@@ -266,7 +298,7 @@ else (function () {
       shown.ahead = null;
       shown.eta = null;
       updatedAt = 0;
-      document.title = t("title");
+      setTitle(t("title"));
       start();
     };
     action.hidden = false;
@@ -278,7 +310,7 @@ else (function () {
     if (typeof q.claim_in_secs === "number") claimDeadline = Date.now() + 1000 * q.claim_in_secs;
     if (turned) return;
     turned = true;
-    document.title = "▶ " + t("turn_title");
+    setTitle("▶ " + t("turn_title"));
     say(t("turn_title"), claimDeadline ? "" : t("turn_detail"));
     tick();
     button.textContent = t("go");

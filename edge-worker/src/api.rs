@@ -37,6 +37,7 @@ pub fn queue_pos(ctx: &Ctx, s: &Loaded, request_id: &str) -> EdgeResult<Answer> 
                 place: p.fields(now),
                 version: s.state.version,
                 next_poll_ms: p.next_poll_ms,
+                shown: s.state.presentation.clone(),
             };
             Ok(Answer::json(200, &body, s.age_ms()))
         }
@@ -52,6 +53,7 @@ pub fn serving_pos(ctx: &Ctx, s: &Loaded) -> Answer {
         admission_rate: None,
         version: Some(s.state.version),
         next_poll_ms: Some(next_poll_ms(None, ctx.jitter.next())),
+        shown: Default::default(),
     };
     Answer::json(200, &body, s.age_ms())
 }

@@ -188,6 +188,7 @@ fn queued_answer(ctx: &Ctx, s: &Loaded, visit: &Visit, now: u64) -> QueuedAnswer
         next_poll_ms: place
             .map_or_else(|| next_poll_ms(None, ctx.jitter.next()), |p| p.next_poll_ms),
         place: place.map(|p| p.fields(now)),
+        shown: s.state.presentation.clone(),
     }
 }
 

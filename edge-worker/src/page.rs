@@ -314,8 +314,17 @@ fn render(
         }
         _ => (title.to_owned(), message.to_owned()),
     };
+    let shown = r.state.map(|s| &s.presentation);
+    let name = shown.and_then(|p| p.display_name.as_deref());
+    let logo = shown.and_then(|p| p.logo_text.as_deref());
+    let what = shared::presentation::what(logo, name);
+    let lang_code = if lang == Lang::Zh { "zh" } else { "en" };
+    let notice =
+        shared::presentation::notice_text(shown.and_then(|p| p.notice.as_ref()), lang_code);
+    let hidden_if = |empty: bool| if empty { "hidden".to_owned() } else { String::new() };
     let escaped: Vec<(&str, String)> = vec![
-        ("lang", if lang == Lang::Zh { "zh" } else { "en" }.to_owned()),
+        ("lang", lang_code.to_owned()),
+        ("doc_title", shared::presentation::page_title(&title, &what)),
         ("title", title),
         ("message", message),
         ("css", format!("{assets}{}", hashed("style"))),
@@ -340,13 +349,18 @@ fn render(
         ("s_noscript", text(lang, "noscript").to_owned()),
         ("s_notify", text(lang, "notify").to_owned()),
         ("s_sound", text(lang, "sound").to_owned()),
+        ("display_name", name.unwrap_or("").to_owned()),
+        ("logo_text", logo.unwrap_or("").to_owned()),
+        ("notice", notice.to_owned()),
     ];
     let escaped: Vec<(&str, String)> = escaped.into_iter().map(|(k, v)| (k, esc(&v))).collect();
     let nojs = if script.is_empty() { String::new() } else { nojs_block(&pages.prefix, r) };
-    let raw: [(&str, String); 3] = [
+    let raw: [(&str, String); 5] = [
         ("script", script),
-        ("place_hidden", if place.is_some() { String::new() } else { "hidden".to_owned() }),
+        ("place_hidden", hidden_if(place.is_none())),
         ("nojs", nojs),
+        ("brand_hidden", hidden_if(what.is_empty())),
+        ("notice_hidden", hidden_if(notice.is_empty())),
     ];
     shared::template::render(template, |name| {
         escaped.iter().chain(raw.iter()).find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
@@ -411,11 +425,19 @@ mod tests {
             claim_by: Some(1_000_090),
             next_poll_ms: 2_000,
         };
+        let state: EdgeState = serde_json::from_value(serde_json::json!({
+            "format": shared::sync::FORMAT, "version": 1, "published_at_ms": 1, "issuer": "i",
+            "queue": {"id": 5, "queue_id": "concert"}, "serving_pos": 7, "assigned": 9,
+            "waiting_num": 2, "active_num": 1, "jwks": {"keys": []},
+            "presentation": {"display_name": "The Night <Orchestra>", "logo_text": "R&T",
+                "notice": {"en": "Doors at 8 \"sharp\"", "zh": ""}},
+        }))
+        .expect("a state");
         let r = Room {
             queue: "concert",
             return_to: "/tickets?a=1&b=2",
-            lang: Lang::En,
-            state: None,
+            lang: Lang::Zh,
+            state: Some(&state),
             visit: Visit::Ready(place),
             now_secs: 1_000_000,
         };
@@ -425,12 +447,25 @@ mod tests {
         let page = render(&pages, &r, "t", "m", true, &template);
         for (name, _) in shared::template::VARIABLES {
             let empty = format!("[{name}=]");
-            // Only `place_hidden` is empty when there is a place to show.
-            assert_eq!(page.contains(&empty), name == "place_hidden", "{name} in {page}");
+            // Only the `*_hidden` switches are empty when there is everything to show.
+            assert_eq!(page.contains(&empty), name.ends_with("_hidden"), "{name} in {page}");
         }
         assert!(page.contains("[ticket=tick&lt;et&gt;]"), "{page}");
         assert!(page.contains("[return_to=/tickets?a=1&amp;b=2]"), "{page}");
         assert!(page.contains("[claim_by=1000090]"), "{page}");
+        assert!(page.contains("[message=请在 2 分钟 内进入，以保留您的位置]"), "{page}");
+        assert!(page.contains("[display_name=The Night &lt;Orchestra&gt;]"), "{page}");
+        assert!(page.contains("[logo_text=R&amp;T]"), "{page}");
+        // No Chinese text: the English one, escaped.
+        assert!(page.contains("[notice=Doors at 8 &quot;sharp&quot;]"), "{page}");
+        assert!(
+            page.contains("[doc_title=轮到您了！ · R&amp;T: The Night &lt;Orchestra&gt;]"),
+            "{page}"
+        );
+        // Without a state (or without the fields) the switches hide the brand and message.
+        let bare = Room { state: None, lang: Lang::En, ..r };
+        let page = render(&pages, &bare, "t", "m", true, &template);
+        assert!(page.contains("[brand_hidden=hidden][notice=][notice_hidden=hidden]"), "{page}");
         assert!(page.contains("[message=Continue within 2 min to keep your place]"), "{page}");
         assert!(page.contains(r#"action="/aq/__anteroom/claim""#), "{page}");
     }
@@ -491,7 +526,39 @@ mod tests {
             "en": serde_json::from_str::<serde_json::Value>(&strings_json(Lang::En)).expect("strings are JSON"),
             "zh": serde_json::from_str::<serde_json::Value>(&strings_json(Lang::Zh)).expect("strings are JSON"),
         });
-        let table = serde_json::json!({"strings": strings, "eta": cases, "safe_return": safe});
+        let presentation: Vec<serde_json::Value> = [
+            (Some("Riverside Tickets"), Some("The Night Orchestra")),
+            (None, Some("The Night Orchestra")),
+            (Some("Riverside <Tickets>"), None),
+            (Some(""), Some("")),
+            (None, None),
+        ]
+        .iter()
+        .map(|&(logo, name)| {
+            let what = shared::presentation::what(logo, name);
+            let title = shared::presentation::page_title("You are in the queue", &what);
+            serde_json::json!({"logo_text": logo, "display_name": name, "what": what, "title": title})
+        })
+        .collect();
+        let notice = |en: &str, zh: &str| shared::wire::Notice { en: en.into(), zh: zh.into() };
+        let notices: Vec<serde_json::Value> = [
+            Some(notice("Doors open at 8", "八点开门")),
+            Some(notice("Doors open at 8", "")),
+            Some(notice("", "八点开门")),
+            None,
+        ]
+        .iter()
+        .flat_map(|n| {
+            ["en", "zh"].map(|lang| {
+                let text = shared::presentation::notice_text(n.as_ref(), lang);
+                serde_json::json!({"notice": n, "lang": lang, "text": text})
+            })
+        })
+        .collect();
+        let table = serde_json::json!({
+            "strings": strings, "eta": cases, "safe_return": safe,
+            "presentation": presentation, "notice": notices,
+        });
         let text = serde_json::to_string_pretty(&table).expect("table serialises") + "\n";
         if std::env::var_os("ANTEROOM_WRITE_VECTORS").is_some() {
             std::fs::write(PATH, &text).expect("vectors written");

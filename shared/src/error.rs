@@ -39,6 +39,8 @@ pub enum ErrorCode {
     TokenRequired,
     /// 403 (edge): a waiting-room form posted from another site.
     CrossSite,
+    /// 403: a change made with a console session without its CSRF token.
+    CsrfFailed,
     /// 404: no such route or asset.
     NotFound,
     /// 404: the place is not decided yet (pre-queue before the draw) or not committed.
@@ -93,7 +95,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 40] = [
+    pub const ALL: [ErrorCode; 41] = [
         ErrorCode::InvalidParameter,
         ErrorCode::UnknownQueue,
         ErrorCode::InvalidRequestId,
@@ -109,6 +111,7 @@ impl ErrorCode {
         ErrorCode::EdgeRequired,
         ErrorCode::TokenRequired,
         ErrorCode::CrossSite,
+        ErrorCode::CsrfFailed,
         ErrorCode::NotFound,
         ErrorCode::NotReady,
         ErrorCode::NoPrequeue,
@@ -163,6 +166,11 @@ impl ErrorCode {
             ),
             E::TokenRequired => ("token_required", 403, "a valid access token is required"),
             E::CrossSite => ("cross_site", 403, "this form must be sent from the waiting room"),
+            E::CsrfFailed => (
+                "csrf_failed",
+                403,
+                "a change made with a console session needs its csrf token, from the console",
+            ),
             E::NotFound => ("not_found", 404, "no such endpoint"),
             E::NotReady => ("not_ready", 404, "place is not decided yet"),
             E::NoPrequeue => ("no_prequeue", 404, "this queue has no pre-queue"),

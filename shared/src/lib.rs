@@ -14,6 +14,7 @@ pub mod poll;
 pub mod positions;
 pub mod pow;
 pub mod prequeue;
+pub mod presentation;
 pub mod pull;
 pub mod sync;
 pub mod template;

@@ -105,6 +105,11 @@ pub struct EdgeState {
     /// The operator's waiting-room page, when the queue has one (`crate::template`).
     #[serde(default)]
     pub template: Option<String>,
+    /// What the page says besides the numbers: display name, text logo, the operator's
+    /// message. Here and not in [`EdgeQueue`]: the index carries every queue's `EdgeQueue`
+    /// and is read for every protected path, this only for the queue's own page and polls.
+    #[serde(default, skip_serializing_if = "crate::wire::Presentation::is_empty")]
+    pub presentation: crate::wire::Presentation,
     /// Recent seconds during which the queue's expiry clock stood still, `[from, to)` unix
     /// seconds (`crate::place`).
     #[serde(default)]
@@ -570,6 +575,7 @@ mod tests {
             draw: None,
             admission: None,
             template: None,
+            presentation: Default::default(),
             pauses: vec![],
             lost: false,
         }

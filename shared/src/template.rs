@@ -9,7 +9,7 @@ pub const MAX_TEMPLATE_BYTES: usize = 32 * 1024;
 /// Every variable a template may use, with what the edge puts there. Values are HTML-escaped
 /// unless marked raw. The page script finds its elements by the `anteroom-*` ids of the
 /// default template; a template that keeps `{{script}}` must keep those ids.
-pub const VARIABLES: [(&str, &str); 28] = [
+pub const VARIABLES: [(&str, &str); 34] = [
     ("lang", "page language, `en` or `zh` (from Accept-Language)"),
     ("title", "headline for the visitor's state (in the queue, your turn, expired)"),
     ("message", "one sentence under the headline (people ahead, deadline to claim)"),
@@ -38,6 +38,12 @@ pub const VARIABLES: [(&str, &str); 28] = [
     ("s_sound", "label: play a sound when it is my turn"),
     ("serving_pos", "the queue's serving position"),
     ("waiting_num", "visitors waiting in the queue"),
+    ("display_name", "what the visitor waits for (the queue's `display_name`), or empty"),
+    ("logo_text", "the site's name as a text logo (the queue's `logo_text`), or empty"),
+    ("brand_hidden", "raw: `hidden` when the queue has neither a display name nor a logo text"),
+    ("notice", "the operator's message in the page language (or the other one), or empty"),
+    ("notice_hidden", "raw: `hidden` when there is no message, else empty"),
+    ("doc_title", "the page title with what the visitor waits for (`Riverside Tickets: ...`)"),
 ];
 
 /// Why a template was refused.

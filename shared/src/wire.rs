@@ -70,6 +70,10 @@ pub struct PositionResponse {
     /// *Extension* (edge): when to ask again, milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_poll_ms: Option<u64>,
+    /// *Extension* (`queue_pos`): what the visitor waits for and the operator's message,
+    /// each field present only when set.
+    #[serde(flatten)]
+    pub shown: Presentation,
 }
 
 /// Answer of `GET /waiting_num/{queue_id}`.
@@ -112,6 +116,10 @@ pub struct EdgePosition {
     pub version: u64,
     /// When to ask again, milliseconds (by how far back the place is, jittered).
     pub next_poll_ms: u64,
+    /// What the visitor waits for and the operator's message (each only when set), so a
+    /// page that polls shows a change within the edge's freshness bound.
+    #[serde(flatten)]
+    pub shown: Presentation,
 }
 
 /// `GET {prefix}/pow/challenge?queue_id=`: a proof-of-work challenge.
@@ -156,6 +164,9 @@ pub struct QueuedAnswer {
     /// The presented ticket's place, when it has one.
     #[serde(flatten)]
     pub place: Option<PlaceFields>,
+    /// What the visitor waits for and the operator's message, each only when set.
+    #[serde(flatten)]
+    pub shown: Presentation,
 }
 
 /// Answer `200` of `POST /generate_token`.
@@ -265,6 +276,18 @@ pub struct QueueConfig {
     /// newer of two queues with one slug (a delete and re-create it has not heard of yet).
     #[serde(default)]
     pub created_at: u64,
+    /// *Extension*: what the visitor waits for, plain text (`The Night Orchestra`); the
+    /// default page says it, so a visitor knows which line they are in.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// *Extension*: the site's name shown as a text logo above it (`Riverside Tickets`):
+    /// no image, so the page loads nothing from elsewhere.
+    #[serde(default)]
+    pub logo_text: Option<String>,
+    /// *Extension*: the operator's message to the people waiting, plain text in the page's
+    /// two languages; `None` = no message.
+    #[serde(default)]
+    pub notice: Option<Notice>,
 }
 
 fn default_waiting_status() -> u16 {
@@ -310,7 +333,56 @@ impl QueueConfig {
             template: None,
             forward_token: false,
             created_at: 0,
+            display_name: None,
+            logo_text: None,
+            notice: None,
         }
+    }
+
+    /// What the waiting room shows of this queue besides the numbers.
+    pub fn presentation(&self) -> Presentation {
+        Presentation {
+            display_name: self.display_name.clone(),
+            logo_text: self.logo_text.clone(),
+            notice: self.notice.clone(),
+        }
+    }
+}
+
+/// An operator's message to the people waiting, plain text (no markup: the page escapes it)
+/// in English and Chinese. One of the two may be empty: the page then shows the other.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notice {
+    /// English text.
+    #[serde(default)]
+    pub en: String,
+    /// Chinese text.
+    #[serde(default)]
+    pub zh: String,
+}
+
+/// What the waiting room shows besides the numbers: carried to the edge in each queue's
+/// state and in the answers a page polls. Every field is left out of JSON when unset.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presentation {
+    /// What the visitor waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The site's name as a text logo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_text: Option<String>,
+    /// The operator's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<Notice>,
+}
+
+impl Presentation {
+    /// Nothing set.
+    pub fn is_empty(&self) -> bool {
+        self.display_name.is_none() && self.logo_text.is_none() && self.notice.is_none()
     }
 }
 
@@ -382,6 +454,15 @@ pub struct QueueInput {
     /// Default false.
     #[serde(default)]
     pub forward_token: Option<bool>,
+    /// Default none. `null` clears it.
+    #[serde(default, with = "double_option")]
+    pub display_name: Option<Option<String>>,
+    /// Default none. `null` clears it.
+    #[serde(default, with = "double_option")]
+    pub logo_text: Option<Option<String>>,
+    /// Default none. `null` clears it (one call takes the message down).
+    #[serde(default, with = "double_option")]
+    pub notice: Option<Option<Notice>>,
 }
 
 /// Form of `POST /api/queue/extend_session`.
@@ -635,7 +716,8 @@ pub struct AuditEntry {
     pub key: String,
     /// What was done: `queue.create`, `queue.update`, `queue.delete`, `queue.pause`,
     /// `queue.resume`, `queue.drain`, `queue.open`, `serving.increment`, `session.status`,
-    /// `keys.rotate`, `admin_key.add`, `admin_key.revoke`, `webhook.add`, `webhook.remove`.
+    /// `keys.rotate`, `admin_key.add`, `admin_key.revoke`, `webhook.add`, `webhook.remove`,
+    /// `console.sign_in`, `console.sign_out`.
     pub action: String,
     /// The queue's slug, when the change was to a queue.
     pub queue_id: Option<String>,
@@ -927,4 +1009,174 @@ pub struct Peaks {
     pub waiting: u64,
     /// Its minute's start.
     pub waiting_at: Option<u64>,
+}
+
+/// Body of `POST /console/session`: sign in to the console with an operator key.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSignIn {
+    /// An admin key (the bootstrap key or a named one).
+    pub key: Option<String>,
+}
+
+/// A console session as its holder sees it (`POST`/`GET /console/session`); the session id
+/// itself travels only in its `HttpOnly` cookie.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleSession {
+    /// The name of the key signed in with: what audit entries name.
+    pub key: String,
+    /// Whether it is the bootstrap key (which alone manages named keys).
+    pub bootstrap: bool,
+    /// To send as `X-CSRF-Token` with every change made with the session.
+    pub csrf: String,
+    /// When the session ends, unix ms.
+    pub expires_at_ms: u64,
+}
+
+/// Where a queue stands, for the operator.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueState {
+    /// Taking visitors and admitting them.
+    Open,
+    /// Not open yet (`opens_at` ahead, no pre-queue open).
+    Scheduled,
+    /// Taking arrivals for the draw at `opens_at`.
+    Prequeue,
+    /// Taking visitors, admitting nobody.
+    Paused,
+    /// No new places or sessions; running sessions finish.
+    Draining,
+    /// Mode `closed`, or past `closes_at`.
+    Closed,
+    /// Mode `passthrough`: everyone passes the edge.
+    Passthrough,
+    /// The store lost the queue; held until an operator re-creates or deletes it.
+    Lost,
+}
+
+/// Something an operator should look at.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    /// `origin_unhealthy`, `origin_silent`, `publisher_stale`, `line_stuck`, `queue_lost`,
+    /// `store_down` or `redis_errors`.
+    pub code: String,
+    /// What is off, with its numbers.
+    pub message: String,
+}
+
+/// The origin's last health report, with its age.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OriginHealth {
+    /// Latency the origin measured, milliseconds.
+    pub latency_ms: f64,
+    /// Share of failed requests.
+    pub error_rate: f64,
+    /// Work in progress at the origin, if reported.
+    pub in_flight: Option<u64>,
+    /// Seconds since the report arrived.
+    pub age_secs: f64,
+}
+
+/// One queue on the operator's overview (`GET /api/overview`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueSummary {
+    /// Numeric id.
+    pub id: u32,
+    /// Slug.
+    pub queue_id: String,
+    /// Display name, if set.
+    pub display_name: Option<String>,
+    /// Where it stands.
+    pub state: QueueState,
+    /// `manual`, `fixed_rate`, `capacity` or `health`.
+    pub strategy: String,
+    /// Serving position.
+    pub serving_pos: u64,
+    /// Positions handed out.
+    pub assigned: u64,
+    /// Visitors waiting.
+    pub waiting: u64,
+    /// Live sessions.
+    pub active: u64,
+    /// The session cap, if the policy has one.
+    pub max_active: Option<u64>,
+    /// Measured admission rate, per second.
+    pub admission_rate: f64,
+    /// The policy's target rate, per second (fixed rate; the health law's current rate).
+    pub target_rate: Option<f64>,
+    /// Places handed out per minute, over the last minute or two.
+    pub arrivals_per_min: f64,
+    /// The wait of the last place in line, when a rate is measured.
+    pub eta_back: Option<crate::eta::EtaBand>,
+    /// The origin's last health report.
+    pub origin: Option<OriginHealth>,
+    /// Seconds since the queue was last published to the edge (`null`: never, or no
+    /// publisher configured).
+    pub published_age_secs: Option<f64>,
+    /// Seconds since the serving position last moved (since creation if it never did).
+    pub serving_moved_age_secs: u64,
+    /// What is off.
+    pub warnings: Vec<Warning>,
+}
+
+/// `GET /api/overview`: every queue and the process's view of the store.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Overview {
+    /// When it was read, unix ms.
+    pub generated_at_ms: u64,
+    /// `redis`, `redis-cluster` or `memory`.
+    pub store: String,
+    /// Whether the store answered just now.
+    pub store_up: bool,
+    /// Whether this coordinator publishes to the edge.
+    pub publishing: bool,
+    /// Redis commands that failed since this process started (`null` with metrics off).
+    pub redis_errors: Option<u64>,
+    /// Warnings not about one queue (store down, Redis errors in the last minute).
+    pub warnings: Vec<Warning>,
+    /// Every queue, by slug.
+    pub queues: Vec<QueueSummary>,
+}
+
+/// `GET /api/queue/{queue_id}/live`: what the console's queue page draws and acts on.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueLive {
+    /// The queue's settings.
+    pub queue: QueueConfig,
+    /// Its summary, as on the overview.
+    pub summary: QueueSummary,
+    /// The minutes of the last hour (from the stored samples), the last one up to now.
+    pub minutes: Vec<ReportMinute>,
+}
+
+/// `GET /api/queue_defaults`: what a new queue gets, and the bounds the API checks (the
+/// console's create form shows both; the API's 400 messages stay the word on validity).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueDefaults {
+    /// Every setting at its default (id 0, empty slug).
+    pub queue: QueueConfig,
+    /// Largest `token_validity_second`.
+    pub max_token_validity_second: u32,
+    /// Smallest and largest `position_expiry_second`.
+    pub min_position_expiry_second: u32,
+    /// Largest `position_expiry_second`.
+    pub max_position_expiry_second: u32,
+    /// Largest `pow_difficulty`.
+    pub max_pow_difficulty: u8,
+    /// Longest `display_name`, characters.
+    pub max_display_name: usize,
+    /// Longest `logo_text`, characters.
+    pub max_logo_text: usize,
+    /// Longest `notice` text per language, characters.
+    pub max_notice: usize,
 }

@@ -139,6 +139,7 @@ fn kind_name(kind: RecordKind) -> &'static str {
     match kind {
         RecordKind::AdminKey => "adminkeys",
         RecordKind::Webhook => "webhooks",
+        RecordKind::ConsoleSession => "consolesessions",
     }
 }
 

@@ -375,13 +375,16 @@ impl MinuteSample {
 }
 
 /// Named records kept in the registry, shared by every process: admin keys (their digests,
-/// never the keys) and webhook endpoints.
+/// never the keys), webhook endpoints and console sessions (their digests, never the ids).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordKind {
     /// Named admin keys: name → JSON with the key's SHA-256.
     AdminKey,
     /// Webhook endpoints: id → JSON with the URL and signing secret.
     Webhook,
+    /// Console sessions: SHA-256 of the session id → JSON with the key's name and digest
+    /// and the expiry.
+    ConsoleSession,
 }
 
 /// Where an audit page starts: a stream id `ms-seq`, exclusive (a cursor from the last

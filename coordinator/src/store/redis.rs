@@ -11,6 +11,7 @@
 //! | `anteroom:{registry}:secrets` | string | key ring JSON (signing seeds, ticket keys) |
 //! | `anteroom:{registry}:adminkeys` | hash | admin key name → JSON: the key's SHA-256 (never the key), who added it, when |
 //! | `anteroom:{registry}:webhooks` | hash | endpoint id → JSON: URL, signing secret, event and queue filters |
+//! | `anteroom:{registry}:consolesessions` | hash | SHA-256 of a console session id (never the id) → JSON: the key's name and SHA-256, expiry; expired ones removed at each sign-in |
 //! | `anteroom:{registry}:audit` | stream | audit entries (field `e`: JSON), trimmed to about the newest `--audit-keep` |
 //! | `aq:{q<id>}:ctr` | string | last position handed out |
 //! | `aq:{q<id>}:srv` | string | serving position |
@@ -27,7 +28,7 @@
 //! | `aq:{q<id>}:pq` | string | pre-queue arrivals so far |
 //! | `aq:{q<id>}:drawn` | string | `base:count` once the pre-queue is drawn |
 //! | `aq:{q<id>}:pause` | string | JSON `[[from, to], ...]`: seconds the expiry clock stood still (≤ 64 merged intervals) |
-//! | `aq:{q<id>}:meta:<name>` | string | controller state (`ctl`), last health reading (`health`) |
+//! | `aq:{q<id>}:meta:<name>` | string | controller state (`ctl`), last health reading (`health`), the draw's seed (`seed`), when the queue was last published to the edge (`published`, unix ms) |
 //! | `aq:{q<id>}:lease:<name>` | string | owner of a lease (publisher, controller), with a TTL |
 //! | `aq:{q<id>}:stats` | hash | sessions ended: `completed`, `abandoned`, `expired` |
 //! | `aq:{q<id>}:waits` | hash | `s<b>` / `c<b>` → claims whose wait to being served / to claiming is in bucket b (≤ 256 fields) |
@@ -64,6 +65,7 @@ fn record_key(kind: RecordKind) -> &'static str {
     match kind {
         RecordKind::AdminKey => "anteroom:{registry}:adminkeys",
         RecordKind::Webhook => "anteroom:{registry}:webhooks",
+        RecordKind::ConsoleSession => "anteroom:{registry}:consolesessions",
     }
 }
 
@@ -73,7 +75,7 @@ fn qk(id: u32, what: &str) -> String {
 }
 
 /// All per-queue key suffixes, for deletion (replay sets `pow:<minute>` expire by themselves).
-const QUEUE_KEYS: [&str; 22] = [
+const QUEUE_KEYS: [&str; 23] = [
     "ctr",
     "srv",
     "claimed",
@@ -90,6 +92,7 @@ const QUEUE_KEYS: [&str; 22] = [
     "meta:ctl",
     "meta:health",
     "meta:seed",
+    "meta:published",
     "lease:publish",
     "lease:control",
     "pause",
