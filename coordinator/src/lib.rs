@@ -29,6 +29,7 @@ pub mod session;
 pub mod spec;
 pub mod state;
 pub mod store;
+pub mod track;
 pub mod webhooks;
 
 use std::future::Future;
@@ -85,24 +86,6 @@ fn overloaded(state: &AppState, listener: Listener, err: &BoxError) -> ApiError 
     }
 }
 
-/// Counts every answer by route template and status class.
-async fn track(
-    State((state, listener)): State<(AppState, Listener)>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let route = req.extensions().get::<axum::extract::MatchedPath>().cloned();
-    let resp = next.run(req).await;
-    if let Some(m) = state.metrics() {
-        m.http(
-            listener,
-            route.as_ref().map_or("unmatched", |r| r.as_str()),
-            resp.status().as_u16(),
-        );
-    }
-    resp
-}
-
 async fn not_found() -> ApiError {
     ApiError::with(ErrorCode::NotFound, "no such endpoint")
 }
@@ -155,9 +138,8 @@ fn harden(
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     // With metrics off the layer is not there at all (the bench's baseline).
-    if state.metrics().is_some() {
-        router =
-            router.layer(axum::middleware::from_fn_with_state((state.clone(), listener), track));
+    if let Some(m) = state.metrics_handle() {
+        router = router.layer(track::TrackLayer::new(m, listener));
     }
     let shed = state.clone();
     router

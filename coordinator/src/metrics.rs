@@ -127,8 +127,10 @@ pub struct Metrics {
     overload: Family<Labels, Counter>,
     enqueue: Hist,
     claim: Hist,
-    per_queue: RwLock<HashMap<u32, Arc<QueueHandles>>>,
+    per_queue: RwLock<HashMap<u32, QueueHandles>>,
     redis: Hist,
+    /// Handles of `redis` by command name (no label allocation per round trip).
+    redis_cache: RwLock<HashMap<&'static str, Histogram>>,
     redis_errors: Family<Labels, Counter>,
     /// Every failed Redis command, and when the last one failed (unix ms, 0 = never): the
     /// console's "Redis errors in the last minute" warning.
@@ -170,6 +172,7 @@ impl Metrics {
             claim: Family::new_with_constructor(latency_hist),
             per_queue: RwLock::default(),
             redis: Family::new_with_constructor(redis_hist),
+            redis_cache: RwLock::default(),
             redis_errors: Family::default(),
             redis_failed: Default::default(),
             redis_failed_at_ms: Default::default(),
@@ -254,26 +257,28 @@ impl Metrics {
         out
     }
 
-    fn queue(&self, id: u32, slug: &str) -> Arc<QueueHandles> {
+    /// Runs `f` on the queue's handles, created on first use; observed under the read lock
+    /// (no handle clone on the hot path).
+    fn with_queue(&self, id: u32, slug: &str, f: impl FnOnce(&QueueHandles)) {
         if let Some(h) = read(&self.per_queue).get(&id) {
-            return h.clone();
+            return f(h);
         }
-        let h = Arc::new(QueueHandles {
+        let h = QueueHandles {
             enqueue: self.enqueue.get_or_create_owned(&q(slug)),
             claim: self.claim.get_or_create_owned(&q(slug)),
-        });
-        write(&self.per_queue).insert(id, h.clone());
-        h
+        };
+        f(&h);
+        write(&self.per_queue).insert(id, h);
     }
 
     /// An enqueue answered after `took`.
     pub fn enqueued(&self, id: u32, slug: &str, took: Duration) {
-        self.queue(id, slug).enqueue.observe(took.as_secs_f64());
+        self.with_queue(id, slug, |h| h.enqueue.observe(took.as_secs_f64()));
     }
 
     /// A claim answered after `took`.
     pub fn claimed(&self, id: u32, slug: &str, took: Duration) {
-        self.queue(id, slug).claim.observe(took.as_secs_f64());
+        self.with_queue(id, slug, |h| h.claim.observe(took.as_secs_f64()));
     }
 
     /// Forgets a deleted queue's handles (its series stay until the process restarts).
@@ -374,10 +379,18 @@ impl Default for Metrics {
 
 impl Observer for Metrics {
     fn redis_command(&self, command: &'static str, took: Duration, ok: bool) {
-        let labels = vec![("command", command.to_string())];
-        self.redis.get_or_create(&labels).observe(took.as_secs_f64());
+        let secs = took.as_secs_f64();
+        let labels = || vec![("command", command.to_string())];
+        // The read guard is a temporary of the `if let` only: released before the write.
+        if let Some(h) = read(&self.redis_cache).get(command) {
+            h.observe(secs);
+        } else {
+            let h = self.redis.get_or_create_owned(&labels());
+            h.observe(secs);
+            write(&self.redis_cache).insert(command, h);
+        }
         if !ok {
-            self.redis_errors.get_or_create(&labels).inc();
+            self.redis_errors.get_or_create(&labels()).inc();
             use std::sync::atomic::Ordering::Relaxed;
             self.redis_failed.fetch_add(1, Relaxed);
             let now = std::time::SystemTime::now()

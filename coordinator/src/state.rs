@@ -248,6 +248,11 @@ impl AppState {
         self.inner.metrics.as_deref()
     }
 
+    /// Metrics, unless turned off, as a handle to keep (the HTTP counting layer).
+    pub fn metrics_handle(&self) -> Option<Arc<Metrics>> {
+        self.inner.metrics.clone()
+    }
+
     /// The keys the private API accepts.
     pub fn access(&self) -> &Keys {
         &self.inner.access
