@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use shared::wire::QueueConfig;
 use tokio::sync::Mutex as AsyncMutex;
 
@@ -15,7 +17,7 @@ use crate::keys::Keyring;
 use crate::metrics::Metrics;
 use crate::recovery::{Faults, Floors};
 use crate::session::Sessions;
-use crate::store::{Store, StoreResult, WaitingFacts};
+use crate::store::{Store, StoreError, StoreResult, WaitingFacts};
 use crate::webhooks::Webhooks;
 
 /// Settings that handlers need, fixed at start.
@@ -107,6 +109,9 @@ struct Inner {
     estimates: RwLock<HashMap<u32, shared::eta::RateEstimate>>,
     /// Recently read status numbers per queue, so polls are answered from memory.
     status: RwLock<HashMap<u32, CachedStatus>>,
+    /// The status read in flight per queue, and the generation of its cache (lock before
+    /// `status`).
+    flights: std::sync::Mutex<HashMap<u32, StatusFlight>>,
     /// Highest counters seen per queue: answers never go below them (a read that started
     /// before a change can finish after a newer one), nor does the store after losing writes.
     floors: Arc<Floors>,
@@ -232,6 +237,7 @@ impl AppState {
                 batchers,
                 estimates: RwLock::new(HashMap::new()),
                 status: RwLock::new(HashMap::new()),
+                flights: std::sync::Mutex::new(HashMap::new()),
                 floors,
                 faults,
                 metrics: observe.metrics,
@@ -520,12 +526,54 @@ impl AppState {
         };
         match fresh {
             Some(s) => Ok(s),
-            None => self.read_status(q).await,
+            None => self.shared_read(q).await,
         }
+    }
+
+    /// A status read of `q` shared by every request that misses the cache while it runs: a
+    /// thousand polls arriving as the cache expires cost one read, not a thousand. It runs as
+    /// a task of its own, so a caller that gives up does not stop it for the others.
+    async fn shared_read(&self, q: &QueueConfig) -> StoreResult<CachedStatus> {
+        let read = {
+            let mut flights = lock(&self.inner.flights);
+            let flight = flights.entry(q.id).or_default();
+            match &flight.read {
+                Some(r) => r.clone(),
+                None => {
+                    let (me, queue, changes) = (self.clone(), q.clone(), flight.changes);
+                    let task = tokio::spawn(async move {
+                        let out = me.read_status_as_of(&queue, changes).await;
+                        let mut flights = lock(&me.inner.flights);
+                        if let Some(f) = flights.get_mut(&queue.id).filter(|f| f.changes == changes)
+                        {
+                            f.read = None;
+                        }
+                        out
+                    });
+                    let r = async move {
+                        task.await.unwrap_or_else(|e| {
+                            Err(StoreError::Unavailable(format!("status read stopped: {e}")))
+                        })
+                    }
+                    .boxed()
+                    .shared();
+                    flight.read = Some(r.clone());
+                    r
+                }
+            }
+        };
+        read.await
     }
 
     /// The status of a queue read from the store now (and cached).
     pub async fn read_status(&self, q: &QueueConfig) -> StoreResult<CachedStatus> {
+        let changes = lock(&self.inner.flights).get(&q.id).map_or(0, |f| f.changes);
+        self.read_status_as_of(q, changes).await
+    }
+
+    /// Reads the status of `q`; it fills the cache only if the queue's count of changes made
+    /// here is still `changes` (a read that started before a change must not be served after it).
+    async fn read_status_as_of(&self, q: &QueueConfig, changes: u64) -> StoreResult<CachedStatus> {
         let read_at_ms = self.now_ms();
         let (w, pauses) = self.waiting_and_pauses(q, read_at_ms / 1000).await?;
         let history = self.inner.store.serving_history(q.id, HISTORY_LIMIT).await?;
@@ -543,7 +591,11 @@ impl AppState {
             pauses: pauses.into(),
             read_at_ms,
         };
-        self.forget_status(q.id, Some(s.clone()));
+        let flights = lock(&self.inner.flights);
+        if flights.get(&q.id).map_or(0, |f| f.changes) == changes {
+            write(&self.inner.status).insert(q.id, s.clone());
+        }
+        drop(flights);
         Ok(s)
     }
 
@@ -557,10 +609,11 @@ impl AppState {
 
     /// Replaces (or drops) the cached status of a queue after a change made here.
     pub fn forget_status(&self, queue: u32, fresh: Option<CachedStatus>) {
-        let mut g = match self.inner.status.write() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut flights = lock(&self.inner.flights);
+        let flight = flights.entry(queue).or_default();
+        flight.changes += 1;
+        flight.read = None;
+        let mut g = write(&self.inner.status);
         match fresh {
             Some(s) => g.insert(queue, s),
             None => g.remove(&queue),
@@ -581,6 +634,23 @@ impl AppState {
     pub fn registry_loaded(&self) -> bool {
         self.cached(|c| c.loaded_at.is_some())
     }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// A status read in flight, shared by the requests waiting for it.
+type StatusRead = Shared<BoxFuture<'static, StoreResult<CachedStatus>>>;
+
+/// Per queue: the read in flight, and how many changes made here dropped the cache.
+#[derive(Default)]
+struct StatusFlight {
+    changes: u64,
+    read: Option<StatusRead>,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

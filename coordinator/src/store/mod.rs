@@ -23,7 +23,7 @@ use shared::wire::QueueConfig;
 
 /// A storage failure. Only `Unavailable` is expected in operation (Redis down or failing
 /// over); it becomes a 503 with `Retry-After`.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The backing store cannot be reached or did not answer in time.
     #[error("storage unavailable: {0}")]
