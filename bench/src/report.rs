@@ -130,11 +130,17 @@ fn storm_summary(out: &mut String, s: &Compare, conc: &[usize]) {
         );
         let _ = writeln!(
             out,
-            "| cost of metrics, {hi} / {lo} clients | `assign_queue_pos` with metrics {} / {} req/s | the same binary with `ANTEROOM_METRICS=false` {} / {} req/s | {m_hi:.3}× / {m_lo:.3}× | ≥ 0.95× | {} |",
+            "| cost of metrics, {hi} / {lo} clients | `assign_queue_pos` with metrics {} / {} req/s, coordinator CPU {:.1} / {:.1} µs per request | the same binary with `ANTEROOM_METRICS=false` {} / {} req/s, {:.1} / {:.1} µs per request | {m_hi:.3}× / {m_lo:.3}× (CPU per request {:+.1}% / {:+.1}%) | ≥ 0.95× | {} |",
             fmt_rps(coord_hi),
             fmt_rps(coord_lo),
+            row_cpu(s, "coordinator", hi),
+            row_cpu(s, "coordinator", lo),
             fmt_rps(rps_of(s, crate::results::METRICS_OFF, hi)),
             fmt_rps(rps_of(s, crate::results::METRICS_OFF, lo)),
+            row_cpu(s, crate::results::METRICS_OFF, hi),
+            row_cpu(s, crate::results::METRICS_OFF, lo),
+            cpu_cost(s, hi),
+            cpu_cost(s, lo),
             verdict(m_hi >= 0.95 && m_lo >= 0.95)
         );
     }
@@ -344,6 +350,12 @@ fn surge_invariants(out: &mut String, s: &Surge) {
             )
         )
     );
+}
+
+/// Extra coordinator CPU per enqueue with metrics on, percent of the CPU with them off.
+fn cpu_cost(c: &Compare, n: usize) -> f64 {
+    let off = row_cpu(c, crate::results::METRICS_OFF, n);
+    if off > 0.0 { (row_cpu(c, "coordinator", n) / off - 1.0) * 100.0 } else { 0.0 }
 }
 
 fn row_cpu(c: &Compare, target: &str, n: usize) -> f64 {
