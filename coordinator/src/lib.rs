@@ -29,6 +29,7 @@ pub mod session;
 pub mod spec;
 pub mod state;
 pub mod store;
+pub mod striped;
 pub mod track;
 pub mod webhooks;
 

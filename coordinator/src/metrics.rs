@@ -10,13 +10,16 @@
 //! survive a restart and every process reports the same values (aggregate with `max by
 //! (queue)`).
 //!
-//! The hot paths pay an atomic add and a histogram observation per request: per-queue
-//! handles are cached by queue id (no label allocation per call), HTTP counters by route
-//! template. The enqueue storm measures the cost with metrics on and off in one run
-//! (`BENCHMARKS.md`, "Metrics cost"); `--metrics false` turns all of it off.
+//! The hot paths pay an atomic add and a histogram observation per request, without locks:
+//! the handles (per queue, per Redis command, per route template) are cached per thread, and
+//! the per-request histograms are [`Striped`] (atomic buckets on per-thread stripes). The
+//! enqueue storm measures the cost with metrics on and off in one run (`BENCHMARKS.md`, "Cost
+//! of metrics"); `--metrics false` turns all of it off.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -31,21 +34,24 @@ use prometheus_client::registry::Registry;
 use shared::wire::WaitPercentiles;
 
 use crate::store::{Observer, QueueStats};
+use crate::striped::Striped;
 
 /// The `Content-Type` of `/metrics`.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 type Labels = Vec<(&'static str, String)>;
 type Hist = Family<Labels, Histogram, fn() -> Histogram>;
+/// Histograms observed on every request.
+type HotHist = Family<Labels, Striped, fn() -> Striped>;
 
-fn latency_hist() -> Histogram {
+fn latency_hist() -> Striped {
     // 0.25 ms .. 4 s.
-    Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
+    Striped::new(exponential_buckets(0.000_25, 2.0, 15))
 }
 
-fn redis_hist() -> Histogram {
+fn redis_hist() -> Striped {
     // 50 µs .. 0.8 s.
-    Histogram::new(exponential_buckets(0.000_05, 2.0, 15))
+    Striped::new(exponential_buckets(0.000_05, 2.0, 15))
 }
 
 fn lag_hist() -> Histogram {
@@ -73,12 +79,32 @@ impl Listener {
 
 /// Per-queue handles of the hot-path histograms.
 struct QueueHandles {
-    enqueue: Histogram,
-    claim: Histogram,
+    enqueue: Striped,
+    claim: Striped,
 }
 
-/// HTTP counters of one route: one per status class (1xx..5xx).
-type ClassCounters = [Counter; 5];
+/// The answer counters of one route, by status class (1xx .. 5xx).
+pub type ClassCounters = Arc<[Counter; 5]>;
+
+/// Handles of one [`Metrics`], cached by the thread that uses them: the hot paths take no
+/// lock and touch no shared map.
+#[derive(Default)]
+struct Local {
+    /// The `Metrics::id` these handles belong to (tests run several in one process).
+    owner: u64,
+    /// Its `forgotten` count when they were taken.
+    forgotten: u64,
+    queues: HashMap<u32, QueueHandles>,
+    redis: HashMap<&'static str, Striped>,
+    routes: [HashMap<String, ClassCounters>; 2],
+}
+
+thread_local! {
+    static LOCAL: RefCell<Local> = RefCell::default();
+}
+
+/// Ids of `Metrics` instances.
+static INSTANCES: AtomicU64 = AtomicU64::new(1);
 
 /// What a scrape read of one queue, for [`QueueCollector`].
 #[derive(Debug, Clone, Default)]
@@ -122,15 +148,15 @@ pub struct QueueCollector {
 /// The coordinator's metrics.
 pub struct Metrics {
     registry: Registry,
+    /// Tells this instance's handles from another's in the per-thread caches.
+    id: u64,
+    /// Queues forgotten so far: a change drops every thread's cached handles.
+    forgotten: AtomicU64,
     http: Family<Labels, Counter>,
-    http_cache: [RwLock<HashMap<String, ClassCounters>>; 2],
     overload: Family<Labels, Counter>,
-    enqueue: Hist,
-    claim: Hist,
-    per_queue: RwLock<HashMap<u32, QueueHandles>>,
-    redis: Hist,
-    /// Handles of `redis` by command name (no label allocation per round trip).
-    redis_cache: RwLock<HashMap<&'static str, Histogram>>,
+    enqueue: HotHist,
+    claim: HotHist,
+    redis: HotHist,
     redis_errors: Family<Labels, Counter>,
     /// Every failed Redis command, and when the last one failed (unix ms, 0 = never): the
     /// console's "Redis errors in the last minute" warning.
@@ -165,14 +191,13 @@ impl Metrics {
     pub fn new() -> Self {
         let mut r = Registry::default();
         let m = Metrics {
+            id: INSTANCES.fetch_add(1, Relaxed),
+            forgotten: AtomicU64::new(0),
             http: Family::default(),
-            http_cache: [RwLock::default(), RwLock::default()],
             overload: Family::default(),
             enqueue: Family::new_with_constructor(latency_hist),
             claim: Family::new_with_constructor(latency_hist),
-            per_queue: RwLock::default(),
             redis: Family::new_with_constructor(redis_hist),
-            redis_cache: RwLock::default(),
             redis_errors: Family::default(),
             redis_failed: Default::default(),
             redis_failed_at_ms: Default::default(),
@@ -257,18 +282,26 @@ impl Metrics {
         out
     }
 
-    /// Runs `f` on the queue's handles, created on first use; observed under the read lock
-    /// (no handle clone on the hot path).
+    /// Runs `f` on this thread's cached handles of this instance.
+    fn local<R>(&self, f: impl FnOnce(&mut Local) -> R) -> R {
+        LOCAL.with_borrow_mut(|l| {
+            let forgotten = self.forgotten.load(Relaxed);
+            if l.owner != self.id || l.forgotten != forgotten {
+                *l = Local { owner: self.id, forgotten, ..Local::default() };
+            }
+            f(l)
+        })
+    }
+
+    /// Runs `f` on the queue's handles, created on first use.
     fn with_queue(&self, id: u32, slug: &str, f: impl FnOnce(&QueueHandles)) {
-        if let Some(h) = read(&self.per_queue).get(&id) {
-            return f(h);
-        }
-        let h = QueueHandles {
-            enqueue: self.enqueue.get_or_create_owned(&q(slug)),
-            claim: self.claim.get_or_create_owned(&q(slug)),
-        };
-        f(&h);
-        write(&self.per_queue).insert(id, h);
+        self.local(|l| {
+            let h = l.queues.entry(id).or_insert_with(|| QueueHandles {
+                enqueue: self.enqueue.get_or_create_owned(&q(slug)),
+                claim: self.claim.get_or_create_owned(&q(slug)),
+            });
+            f(h)
+        });
     }
 
     /// An enqueue answered after `took`.
@@ -282,28 +315,34 @@ impl Metrics {
     }
 
     /// Forgets a deleted queue's handles (its series stay until the process restarts).
-    pub fn forget_queue(&self, id: u32) {
-        write(&self.per_queue).remove(&id);
+    pub fn forget_queue(&self, _id: u32) {
+        self.forgotten.fetch_add(1, Relaxed);
+    }
+
+    /// The answer counters of `route` (its template), to count one answer with
+    /// [`count_answer`].
+    pub fn route_counters(&self, listener: Listener, route: &str) -> ClassCounters {
+        self.local(|l| {
+            let routes = &mut l.routes[listener as usize];
+            if let Some(c) = routes.get(route) {
+                return c.clone();
+            }
+            let counters: ClassCounters = Arc::new(std::array::from_fn(|i| {
+                let labels = vec![
+                    ("listener", listener.name().to_string()),
+                    ("route", route.to_string()),
+                    ("class", format!("{}xx", i + 1)),
+                ];
+                self.http.get_or_create_owned(&labels)
+            }));
+            routes.insert(route.to_string(), counters.clone());
+            counters
+        })
     }
 
     /// An HTTP answer of `route` (its template) with `status`.
     pub fn http(&self, listener: Listener, route: &str, status: u16) {
-        let class = usize::from(status / 100).clamp(1, 5) - 1;
-        let cache = &self.http_cache[listener as usize];
-        if let Some(c) = read(cache).get(route) {
-            c[class].inc();
-            return;
-        }
-        let counters: ClassCounters = std::array::from_fn(|i| {
-            let labels = vec![
-                ("listener", listener.name().to_string()),
-                ("route", route.to_string()),
-                ("class", format!("{}xx", i + 1)),
-            ];
-            self.http.get_or_create_owned(&labels)
-        });
-        counters[class].inc();
-        write(cache).insert(route.to_string(), counters);
+        count_answer(&self.route_counters(listener, route), status);
     }
 
     /// A request refused by load shedding or its timeout.
@@ -371,6 +410,12 @@ impl Metrics {
     }
 }
 
+/// Counts one answer with `status` on a route's counters.
+pub fn count_answer(counters: &ClassCounters, status: u16) {
+    let class = usize::from(status / 100).clamp(1, 5) - 1;
+    counters[class].inc();
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -381,14 +426,12 @@ impl Observer for Metrics {
     fn redis_command(&self, command: &'static str, took: Duration, ok: bool) {
         let secs = took.as_secs_f64();
         let labels = || vec![("command", command.to_string())];
-        // The read guard is a temporary of the `if let` only: released before the write.
-        if let Some(h) = read(&self.redis_cache).get(command) {
-            h.observe(secs);
-        } else {
-            let h = self.redis.get_or_create_owned(&labels());
-            h.observe(secs);
-            write(&self.redis_cache).insert(command, h);
-        }
+        self.local(|l| {
+            l.redis
+                .entry(command)
+                .or_insert_with(|| self.redis.get_or_create_owned(&labels()))
+                .observe(secs);
+        });
         if !ok {
             self.redis_errors.get_or_create(&labels()).inc();
             use std::sync::atomic::Ordering::Relaxed;
@@ -657,20 +700,6 @@ impl Collector for QueueCollector {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
-
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    match l.read() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
-
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    match l.write() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
     }
