@@ -284,13 +284,21 @@ impl Metrics {
 
     /// Runs `f` on this thread's cached handles of this instance.
     fn local<R>(&self, f: impl FnOnce(&mut Local) -> R) -> R {
-        LOCAL.with_borrow_mut(|l| {
+        let mut f = Some(f);
+        let cached = LOCAL.try_with(|cell| {
+            let mut l = cell.try_borrow_mut().ok()?;
             let forgotten = self.forgotten.load(Relaxed);
             if l.owner != self.id || l.forgotten != forgotten {
                 *l = Local { owner: self.id, forgotten, ..Local::default() };
             }
-            f(l)
-        })
+            f.take().map(|f| f(&mut l))
+        });
+        if let Ok(Some(r)) = cached {
+            return r;
+        }
+        // The thread is ending (its locals are gone) or they are in use: no cache this once.
+        let f = f.expect("f runs above only when its result is returned");
+        f(&mut Local { owner: self.id, ..Local::default() })
     }
 
     /// Runs `f` on the queue's handles, created on first use.
