@@ -419,3 +419,62 @@ pub async fn run(
     b?;
     Ok(())
 }
+
+/// A coordinator started by [`spawn`]: its listeners' addresses, running until [`Self::stop`]
+/// or drop.
+#[derive(Debug)]
+pub struct Running {
+    /// The public listener's address.
+    pub public: SocketAddr,
+    /// The private listener's address.
+    pub admin: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Running {
+    /// Stops serving (gracefully) and waits until everything it started has ended.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.until(std::future::ready(())).await
+    }
+
+    /// Serves until `shutdown` resolves, then stops as [`Self::stop`] does; returns early with
+    /// the error if serving fails first.
+    pub async fn until(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Some(mut task) = self.task.take() else { return Ok(()) };
+        tokio::select! {
+            out = &mut task => return out?,
+            () = shutdown => {}
+        }
+        self.stop.take();
+        task.await?
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A dropped sender ends `run`'s shutdown future: the servers stop gracefully.
+        self.stop.take();
+    }
+}
+
+/// Opens the store of `cfg`, starts the state, binds both listeners and runs them on a task
+/// of their own, with `cfg`'s limits: the binary's start, and the tests' in-process coordinator.
+pub async fn spawn(cfg: &Config, clock: Clock) -> anyhow::Result<Running> {
+    let store = open_store(cfg).await?;
+    let kind = store.kind();
+    let state = start(cfg, store, clock).await?;
+    let public = TcpListener::bind(cfg.listen).await?;
+    let admin = TcpListener::bind(cfg.admin_listen).await?;
+    let (public_addr, admin_addr) = (public.local_addr()?, admin.local_addr()?);
+    tracing::info!(public = %public_addr, admin = %admin_addr, store = kind, "coordinator listening");
+    let limits = Limits {
+        timeout: Duration::from_millis(cfg.request_timeout_ms),
+        concurrency: cfg.concurrency_limit,
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(run(public, admin, state, limits, async move {
+        let _ = rx.await;
+    }));
+    Ok(Running { public: public_addr, admin: admin_addr, stop: Some(tx), task: Some(task) })
+}

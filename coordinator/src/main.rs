@@ -1,8 +1,8 @@
 //! The coordinator binary: config, tracing, bind, run.
 
 use clap::Parser as _;
+use coordinator::Config;
 use coordinator::state::Clock;
-use coordinator::{Config, Limits};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of glibc's allocator: the allocator was 13-18% of the coordinator's CPU
@@ -17,21 +17,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cfg = Config::parse();
     cfg.validate().map_err(anyhow::Error::msg)?;
-    let store = coordinator::open_store(&cfg).await?;
-    let state = coordinator::start(&cfg, store.clone(), Clock::System).await?;
-    let public = tokio::net::TcpListener::bind(cfg.listen).await?;
-    let admin = tokio::net::TcpListener::bind(cfg.admin_listen).await?;
-    tracing::info!(
-        public = %public.local_addr()?,
-        admin = %admin.local_addr()?,
-        store = store.kind(),
-        "coordinator listening"
-    );
-    let limits = Limits {
-        timeout: std::time::Duration::from_millis(cfg.request_timeout_ms),
-        concurrency: cfg.concurrency_limit,
-    };
-    coordinator::run(public, admin, state, limits, shutdown_signal()).await?;
+    coordinator::spawn(&cfg, Clock::System).await?.until(shutdown_signal()).await?;
     tracing::info!("coordinator stopped");
     Ok(())
 }

@@ -7,21 +7,19 @@ use std::net::SocketAddr;
 use anteroom_cli::admin::AdminArgs;
 use clap::Parser as _;
 use testkit::Redis;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// The coordinator's bootstrap admin key in these tests.
 pub const ADMIN_KEY: &str = "cli-test-admin-key-0123456789";
 
 /// Redis and a coordinator over it.
 pub struct Stack {
+    /// The coordinator, stopped (on drop too) before Redis goes.
+    running: Option<coordinator::Running>,
     _redis: Redis,
     /// The public listener.
     pub public: SocketAddr,
     /// The private listener.
     pub admin: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
 }
 
 impl Stack {
@@ -46,27 +44,12 @@ impl Stack {
         }
         let cfg = coordinator::Config::try_parse_from(args).unwrap();
         cfg.validate().unwrap();
-        let store = coordinator::open_store(&cfg).await.unwrap();
-        let state =
-            coordinator::start(&cfg, store, coordinator::state::Clock::System).await.unwrap();
-        let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (public_addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let limits = coordinator::Limits::default();
-            coordinator::run(public, admin, state, limits, async move {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        });
+        let running = coordinator::spawn(&cfg, coordinator::state::Clock::System).await.unwrap();
         Stack {
             _redis: redis,
-            public: public_addr,
-            admin: admin_addr,
-            stop: Some(tx),
-            task: Some(task),
+            public: running.public,
+            admin: running.admin,
+            running: Some(running),
         }
     }
 
@@ -77,15 +60,8 @@ impl Stack {
 
     /// Stops the coordinator and waits for it.
     pub async fn stop(mut self) {
-        self.stop.take();
-        if let Some(t) = self.task.take() {
-            t.await.unwrap();
+        if let Some(r) = self.running.take() {
+            r.stop().await.unwrap();
         }
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        self.stop.take();
     }
 }

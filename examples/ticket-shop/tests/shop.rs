@@ -57,60 +57,32 @@ impl Running {
     }
 }
 
-struct Coordinator {
-    public: SocketAddr,
-    admin: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
-}
-
-impl Coordinator {
-    async fn start(redis: &Redis, seed: Option<[u8; 32]>) -> Self {
-        let mut args: Vec<String> = [
-            "coordinator",
-            "--admin-key",
-            ADMIN_KEY,
-            "--origin-key",
-            ORIGIN_KEY,
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ]
-        .map(String::from)
-        .into();
-        args.extend(["--redis-url".into(), redis.url()]);
-        if let Some(s) = seed {
-            args.extend(["--signing-key".into(), s.iter().map(|b| format!("{b:02x}")).collect()]);
-        }
-        let cfg = coordinator::Config::try_parse_from(args).unwrap();
-        cfg.validate().unwrap();
-        let store = coordinator::open_store(&cfg).await.unwrap();
-        let state =
-            coordinator::start(&cfg, store, coordinator::state::Clock::System).await.unwrap();
-        let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (public_addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let limits = coordinator::Limits::default();
-            coordinator::run(public, admin, state, limits, async move {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        });
-        Coordinator { public: public_addr, admin: admin_addr, stop: Some(tx), task }
+/// The coordinator in this process on loopback sockets over `redis`, signing with `seed`.
+async fn start_coordinator(redis: &Redis, seed: Option<[u8; 32]>) -> coordinator::Running {
+    let mut args: Vec<String> = [
+        "coordinator",
+        "--admin-key",
+        ADMIN_KEY,
+        "--origin-key",
+        ORIGIN_KEY,
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]
+    .map(String::from)
+    .into();
+    args.extend(["--redis-url".into(), redis.url()]);
+    if let Some(s) = seed {
+        args.extend(["--signing-key".into(), s.iter().map(|b| format!("{b:02x}")).collect()]);
     }
-
-    async fn stop(mut self) {
-        self.stop.take();
-        (&mut self.task).await.unwrap();
-    }
+    let cfg = coordinator::Config::try_parse_from(args).unwrap();
+    cfg.validate().unwrap();
+    coordinator::spawn(&cfg, coordinator::state::Clock::System).await.unwrap()
 }
 
 /// Starts the shop for queue `demo` against `c`, with extra flags.
-async fn start_shop(c: &Coordinator, extra: &[&str]) -> Running {
+async fn start_shop(c: &coordinator::Running, extra: &[&str]) -> Running {
     let public = format!("http://{}", c.public);
     let admin = format!("http://{}", c.admin);
     let mut args = vec![
@@ -144,7 +116,7 @@ async fn start_shop(c: &Coordinator, extra: &[&str]) -> Running {
 
 /// Redis, the coordinator, the shop, and a client for all three.
 struct Stack {
-    coordinator: Coordinator,
+    coordinator: coordinator::Running,
     shop: Running,
     http: reqwest::Client,
     _redis: Redis,
@@ -159,7 +131,7 @@ struct Page {
 impl Stack {
     async fn start(seed: Option<[u8; 32]>, shop_flags: &[&str]) -> Self {
         let redis = Redis::start();
-        let coordinator = Coordinator::start(&redis, seed).await;
+        let coordinator = start_coordinator(&redis, seed).await;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
@@ -518,7 +490,7 @@ async fn bad_input_is_refused_without_ending_the_session_or_leaking() {
     // but cannot end the session: a plain 502 page, no internals.
     let Stack { coordinator, shop, http, _redis } = s;
     let coordinator_addr = coordinator.admin.to_string();
-    coordinator.stop().await;
+    coordinator.stop().await.unwrap();
     let p = Stack::page(http.get(format!("{}/", shop.url())).header(COOKIE, &cookie)).await;
     assert_eq!(p.status, StatusCode::OK);
     let p = Stack::page(
