@@ -124,7 +124,7 @@ pub async fn edge(env: &Env, knobs: &Knobs) -> anyhow::Result<Edge> {
     );
 
     eprintln!("== protected pass-through ({c} connections)");
-    let (pass, pass_requests) = stack.pass(knobs, c).await?;
+    let (pass, pass_requests) = stack.pass(knobs, c, &paths).await?;
     let requests = polls + pass_requests;
     let node_cpu_us = 1e6 * (cpu(node_pid) - node0) / requests.max(1) as f64;
 
@@ -175,6 +175,8 @@ struct Paths {
     serving: String,
     /// `queue_pos` of the ticket enqueued through the worker.
     queue_pos: String,
+    /// The queue's number (its `id`), which session ids name.
+    queue_number: u64,
 }
 
 impl Stack {
@@ -226,7 +228,7 @@ impl Stack {
     /// worker and waits until its place is known at the edge.
     async fn setup(&self) -> anyhow::Result<Paths> {
         let worker = &self.worker;
-        create_queue(
+        let queue_number = create_queue(
             &self.coord,
             QUEUE,
             r#","paths":["/shop"],"bypass":["/shop/open"],"token_validity_second":3600"#,
@@ -258,7 +260,7 @@ impl Stack {
             get_json(worker.addr, &queue_pos_path).await.is_ok()
         })
         .await?;
-        Ok(Paths { serving: serving_path, queue_pos: queue_pos_path })
+        Ok(Paths { serving: serving_path, queue_pos: queue_pos_path, queue_number })
     }
 
     /// Status polls through the worker against the trivial worker, at `c` connections;
@@ -300,18 +302,26 @@ impl Stack {
 
     /// Protected pass-through at `c` connections: the bypass path, the same valid token
     /// repeatedly and a fresh one each request; returns the comparison and the requests sent.
-    async fn pass(&self, knobs: &Knobs, c: usize) -> anyhow::Result<(Compare, u64)> {
+    async fn pass(&self, knobs: &Knobs, c: usize, paths: &Paths) -> anyhow::Result<(Compare, u64)> {
         let worker = &self.worker;
-        let (fresh, cached) = tokens()?;
+        let (fresh, cached) = tokens(paths.queue_number)?;
         let cached_call = bearer(&cached);
-        // The token must admit (and the bypass must be proxied) before anything is measured.
-        for call in [&cached_call, &Call::get("/shop/open/page")] {
+        // The bypass must be proxied, and every kind of token must admit, before anything is
+        // measured: each answer is the origin's own (a refused token would get the waiting
+        // room, also a 200, and the row would measure the page instead of the verification).
+        let (status, origin) = load::once(worker.addr, &Call::get("/shop/open/page")).await?;
+        anyhow::ensure!(
+            status.is_success(),
+            "the bypass path through the worker answered {status}"
+        );
+        let probes = [cached_call.clone(), bearer(&fresh[0]), bearer(&fresh[fresh.len() - 1])];
+        for call in &probes {
             let (status, body) = load::once(worker.addr, call).await?;
             anyhow::ensure!(
-                status.is_success(),
-                "{} through the worker answered {status}: {}",
+                status.is_success() && body == origin,
+                "a valid token on {} was not proxied to the origin: {status} {}",
                 call.path,
-                String::from_utf8_lossy(&body)
+                String::from_utf8_lossy(&body[..body.len().min(200)])
             );
         }
         let next = Arc::new(AtomicUsize::new(0));
@@ -344,9 +354,10 @@ impl Stack {
     }
 }
 
-/// Valid tokens for the scenario's queue: [`FRESH_TOKENS`] distinct ones, and one more (the
-/// one repeated).
-fn tokens() -> anyhow::Result<(Arc<Vec<String>>, String)> {
+/// Valid tokens for the scenario's queue (its number is `queue_number`): [`FRESH_TOKENS`]
+/// distinct ones, and one more (the one repeated). Session ids name the queue and a position
+/// (`<queue number>.<position>`), as the coordinator's do: the edge refuses any other.
+fn tokens(queue_number: u64) -> anyhow::Result<(Arc<Vec<String>>, String)> {
     let key = shared::token::SigningKey::from_seed(SIGNING_SEED);
     let now = i64::try_from(std::time::UNIX_EPOCH.elapsed()?.as_secs())?;
     let token = |i: usize| {
@@ -355,7 +366,7 @@ fn tokens() -> anyhow::Result<(Arc<Vec<String>>, String)> {
             aud: QUEUE.into(),
             sub: format!("bench-visitor-{i}"),
             qpos: i as u64 + 1,
-            jti: format!("bench-session-{i}"),
+            jti: format!("{queue_number}.{}", i + 1),
         };
         key.issue(&claims, now, now + 3600)
     };

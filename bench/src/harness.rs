@@ -109,7 +109,8 @@ pub fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
 
-/// Runs every target once per round at `c` (interleaved, so drift hits all alike) and keeps
+/// Runs every target once per round at `c` (interleaved, so drift hits all alike; each round
+/// starts one target later, so no target is always the one run first after a pause) and keeps
 /// each target's median round.
 pub async fn compare(
     knobs: &Knobs,
@@ -142,7 +143,9 @@ pub async fn compare_made(
     let me = std::process::id();
     let sample = |pid: u32| crate::procs::cpu_secs(pid).unwrap_or(0.0);
     for round in 0..knobs.rounds {
-        for (k, (name, addr, pid, make)) in targets.iter().enumerate() {
+        for step in 0..targets.len() {
+            let k = (round + step) % targets.len();
+            let (name, addr, pid, make) = &targets[k];
             let plan = Plan {
                 addr: *addr,
                 connections: c,

@@ -505,7 +505,7 @@ fn run_header(out: &mut String, r: &Results) {
     if let Some(k) = &r.knobs {
         let _ = writeln!(
             out,
-            "Sizes: {} s measured per closed-loop run after {} s warm-up, {} round(s) per comparison with targets interleaved (median shown), clients {:?}, {} enqueues, surge {} s. Coordinator binary `{}` (release); these scenarios call the coordinator directly, so no proof-of-work (the edge checks it, see the edge scenario).\n",
+            "Sizes: {} s measured per closed-loop run after {} s warm-up, {} round(s) per comparison with targets interleaved, each round starting one target later (median shown), clients {:?}, {} enqueues, surge {} s. Coordinator binary `{}` (release); these scenarios call the coordinator directly, so no proof-of-work (the edge checks it, see the edge scenario).\n",
             k.secs,
             k.warmup,
             k.rounds,
