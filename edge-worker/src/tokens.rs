@@ -6,8 +6,6 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use sha2::{Digest, Sha256};
-
 use crate::store::Loaded;
 use crate::webcrypto::Crypto;
 
@@ -26,24 +24,27 @@ enum CachedToken {
     Forged { until: i64 },
 }
 
-/// Tokens this isolate checked, by SHA-256 of their text.
+/// Tokens this isolate checked, by their whole text (a hit compares it in full, so no token
+/// is ever taken for another; at most 4,096 tokens of at most `MAX_TOKEN_LEN` bytes, 8 MiB at
+/// worst, 1.2 MiB for real tokens of about 300 bytes). Keyed
+/// by a SHA-256 of the text until 2026-12-03: hashing about 300 bytes in Wasm cost more than
+/// the map's own hash and the comparison.
 #[derive(Debug, Default)]
-pub struct TokenCache(RefCell<HashMap<[u8; 32], CachedToken>>);
+pub struct TokenCache(RefCell<HashMap<Box<str>, CachedToken>>);
 
 impl TokenCache {
-    fn remember(&self, digest: [u8; 32], c: CachedToken) {
+    fn remember(&self, token: &str, c: CachedToken) {
         let mut m = self.0.borrow_mut();
         if m.len() >= TOKEN_CACHE_MAX {
             m.clear();
         }
-        m.insert(digest, c);
+        m.insert(token.into(), c);
     }
 
     /// Whether `token` admits to `s`'s queue now.
     pub async fn admits(&self, crypto: &Crypto, s: &Loaded, token: &str, now_secs: i64) -> bool {
         let queue_id = s.state.queue.queue_id.as_str();
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let hit = self.0.borrow().get(&digest).and_then(|c| match c {
+        let hit = self.0.borrow().get(token).and_then(|c| match c {
             CachedToken::Good { aud, jti, kid, exp } => Some(
                 aud == queue_id
                     && now_secs < exp + shared::token::LEEWAY_SECS
@@ -77,7 +78,7 @@ impl TokenCache {
         let v = match verified {
             Ok(v) => v,
             Err(shared::token::TokenError::BadSignature) => {
-                self.remember(digest, CachedToken::Forged { until: now_secs + FORGED_SECS });
+                self.remember(token, CachedToken::Forged { until: now_secs + FORGED_SECS });
                 return false;
             }
             Err(_) => return false,
@@ -87,7 +88,7 @@ impl TokenCache {
         }
         let good =
             CachedToken::Good { aud: v.claims.aud, jti: v.claims.jti, kid: v.kid, exp: v.exp };
-        self.remember(digest, good);
+        self.remember(token, good);
         true
     }
 }

@@ -16,34 +16,43 @@ use worker::wasm_bindgen_futures::JsFuture;
 const KEYS_MAX: usize = 64;
 
 /// The runtime's Ed25519, with what it costs JavaScript calls to look up kept for the
-/// isolate: `crypto.subtle`, the `{name: "Ed25519"}` algorithm object, imported keys.
+/// isolate: `crypto.subtle`, its `verify`, the `{name: "Ed25519"}` algorithm object, imported
+/// keys.
 #[derive(Debug, Default)]
 pub struct Crypto {
     keys: RefCell<HashMap<[u8; 32], JsValue>>,
-    subtle: RefCell<Option<(JsValue, JsValue)>>,
+    subtle: RefCell<Option<Subtle>>,
+}
+
+/// `crypto.subtle`, the Ed25519 algorithm object and `crypto.subtle.verify`.
+#[derive(Debug, Clone)]
+struct Subtle {
+    subtle: JsValue,
+    ed25519: JsValue,
+    verify: Function,
 }
 
 impl Crypto {
-    /// `crypto.subtle` and the Ed25519 algorithm object.
-    fn subtle(&self) -> Option<(JsValue, JsValue)> {
+    fn subtle(&self) -> Option<Subtle> {
         if let Some(s) = self.subtle.borrow().clone() {
             return Some(s);
         }
         let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).ok()?;
         let subtle = Reflect::get(&crypto, &"subtle".into()).ok().filter(JsValue::is_object)?;
+        let verify: Function = Reflect::get(&subtle, &"verify".into()).ok()?.dyn_into().ok()?;
         let alg = Object::new();
         // Setting a property on a fresh plain object cannot fail.
         let _ = Reflect::set(&alg, &"name".into(), &"Ed25519".into());
-        let both = (subtle, JsValue::from(alg));
-        *self.subtle.borrow_mut() = Some(both.clone());
-        Some(both)
+        let s = Subtle { subtle, ed25519: alg.into(), verify };
+        *self.subtle.borrow_mut() = Some(s.clone());
+        Some(s)
     }
 
     /// Whether `signature` is `key`'s Ed25519 signature of `data`; `None` when the runtime's
     /// WebCrypto cannot tell (missing, or no Ed25519).
     pub async fn ed25519_verify(&self, key: &[u8], signature: &[u8], data: &[u8]) -> Option<bool> {
         let raw: [u8; 32] = key.try_into().ok()?;
-        let (subtle, ed25519) = self.subtle()?;
+        let Subtle { subtle, ed25519, verify } = self.subtle()?;
         let cached = self.keys.borrow().get(&raw).cloned();
         let imported = match cached {
             Some(k) => k,
@@ -71,12 +80,16 @@ impl Crypto {
             &Uint8Array::from(signature).into(),
             &Uint8Array::from(data).into(),
         );
-        call(&subtle, "verify", &args).await?.as_bool()
+        apply(&verify, &subtle, &args).await?.as_bool()
     }
 }
 
 async fn call(subtle: &JsValue, method: &str, args: &Array) -> Option<JsValue> {
     let f: Function = Reflect::get(subtle, &method.into()).ok()?.dyn_into().ok()?;
-    let p: Promise = f.apply(subtle, args).ok()?.dyn_into().ok()?;
+    apply(&f, subtle, args).await
+}
+
+async fn apply(f: &Function, this: &JsValue, args: &Array) -> Option<JsValue> {
+    let p: Promise = f.apply(this, args).ok()?.dyn_into().ok()?;
     JsFuture::from(p).await.ok()
 }

@@ -20,7 +20,7 @@ fn main() {
             (255, [0x00; 32], false, u32::MAX, u64::MAX, u32::MAX),
         ];
         for (key_id, secret, prequeue, queue, position, entered_at) in cases {
-            let key = TicketKey { id: key_id, secret };
+            let key = TicketKey::new(key_id, secret);
             let kind = if prequeue { TicketKind::PreQueue } else { TicketKind::Fifo };
             let t = Ticket { key_id, kind, queue, position, entered_at };
             out.push(serde_json::json!({

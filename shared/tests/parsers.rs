@@ -31,7 +31,8 @@ fn mutate(text: &str, at: usize, pick: usize, alphabet: &[u8]) -> String {
     String::from_utf8(b).unwrap()
 }
 
-const KEY: TicketKey = TicketKey { id: 3, secret: [0x5a; 32] };
+static KEY: std::sync::LazyLock<TicketKey> =
+    std::sync::LazyLock::new(|| TicketKey::new(3, [0x5a; 32]));
 const EDGE_KEY: [u8; 32] = [0x42; 32];
 
 fn ticket_strategy() -> impl Strategy<Value = Ticket> {
