@@ -44,6 +44,12 @@ pub const CACHE_MS: u64 = 1_000;
 const KV_FILL_MS: u64 = 10_000;
 /// KV key of the queue index.
 const INDEX_KEY: &str = "index";
+/// How long an isolate answers from what it holds, without looking anywhere, after a refresh
+/// that brought nothing fresh (the coordinator unreachable or slow, the next pull not due),
+/// milliseconds. Without it every request of that second looked in the PoP's cache and found
+/// the same stale entry: under load, each poll then cost a Cache API lookup and waited for
+/// it. Adds at most this to how late a recovered coordinator's state is seen.
+const RECHECK_MS: u64 = 100;
 
 /// A synced state with what the hot paths derive from it once.
 #[derive(Debug)]
@@ -141,6 +147,14 @@ impl<T> Slot<T> {
     /// Whether to read KV now: nothing held yet, or not read for `every` ms.
     fn kv_due(&self, now: u64, every: u64) -> bool {
         self.kv_read_at == 0 || now.saturating_sub(self.kv_read_at) >= every
+    }
+
+    /// After a refresh that brought nothing fresh: what is held answers for [`RECHECK_MS`]
+    /// (its age says how old it is). Nothing held: the next request looks again.
+    fn hold_a_while(&mut self, now: u64) {
+        if self.value.is_some() {
+            self.fresh_until = self.fresh_until.max(now + RECHECK_MS);
+        }
     }
 }
 
@@ -354,7 +368,10 @@ impl Synced {
             let kv = self.read_state(queue_id).await?;
             self.adopt_kv(queue_id, kv, now);
         }
-        Ok(self.with_slot(queue_id, |s| s.value.clone()))
+        Ok(self.with_slot(queue_id, |s| {
+            s.hold_a_while(now_ms());
+            s.value.clone()
+        }))
     }
 
     /// Brings `queue_id`'s state from the PoP's cache or a pull; `true` when what is held is
@@ -468,7 +485,11 @@ impl Synced {
             }
             Self::rebuild_index(&mut slot, now);
         }
-        Ok(self.index.borrow().slot.value.clone())
+        let mut slot = self.index.borrow_mut();
+        if !pulled {
+            slot.slot.hold_a_while(now_ms());
+        }
+        Ok(slot.slot.value.clone())
     }
 
     /// Brings the index from the PoP's cache or a pull; `true` when it is fresh afterwards
@@ -641,6 +662,21 @@ mod tests {
 
     fn index(queues: Vec<EdgeQueue>, version: u64) -> EdgeIndex {
         EdgeIndex { queues, version }
+    }
+
+    /// After a refresh that brought nothing fresh, what is held answers for `RECHECK_MS`
+    /// (never shortened); with nothing held, the next request looks again.
+    #[test]
+    fn an_unsuccessful_refresh_holds_what_is_there_briefly() {
+        let mut empty: Slot<u32> = Slot::default();
+        empty.hold_a_while(5_000);
+        assert_eq!(empty.fresh_until, 0);
+        let mut held = Slot { value: Some(Rc::new(7)), ..Slot::default() };
+        held.hold_a_while(5_000);
+        assert_eq!(held.fresh_until, 5_000 + RECHECK_MS);
+        held.fresh_until = 9_000;
+        held.hold_a_while(5_000);
+        assert_eq!(held.fresh_until, 9_000);
     }
 
     #[test]
