@@ -74,14 +74,24 @@ impl Crypto {
                 k
             }
         };
-        let args = Array::of4(
-            &ed25519,
-            &imported,
-            &Uint8Array::from(signature).into(),
-            &Uint8Array::from(data).into(),
-        );
-        apply(&verify, &subtle, &args).await?.as_bool()
+        let args = Array::of4(&ed25519, &imported, &view(signature).into(), &view(data).into());
+        let promise = verify.apply(&subtle, &args);
+        settle(promise).await?.as_bool()
     }
+}
+
+/// A view of `bytes` in Wasm memory, where `Uint8Array::from` would copy them into a new
+/// `ArrayBuffer`: V8 allocates a backing store for each and sweeps them on background threads,
+/// most of what a cold token cost beyond the Ed25519 itself. Only for an argument of a call
+/// made before Wasm runs again: Wasm memory that grows detaches the view. WebCrypto copies
+/// its arguments before `verify` returns its promise, so the view is read during the call
+/// only.
+fn view(bytes: &[u8]) -> Uint8Array {
+    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+    // Wasm32 addresses and lengths fit in u32.
+    let at = u32::try_from(bytes.as_ptr() as usize).unwrap_or(u32::MAX);
+    let len = u32::try_from(bytes.len()).unwrap_or(0);
+    Uint8Array::new_with_byte_offset_and_length(&memory.buffer(), at, len)
 }
 
 async fn call(subtle: &JsValue, method: &str, args: &Array) -> Option<JsValue> {
@@ -90,6 +100,12 @@ async fn call(subtle: &JsValue, method: &str, args: &Array) -> Option<JsValue> {
 }
 
 async fn apply(f: &Function, this: &JsValue, args: &Array) -> Option<JsValue> {
-    let p: Promise = f.apply(this, args).ok()?.dyn_into().ok()?;
+    settle(f.apply(this, args)).await
+}
+
+/// What the promise a call returned resolves to; `None` when the call threw, gave no promise
+/// or the promise rejected.
+async fn settle(called: Result<JsValue, JsValue>) -> Option<JsValue> {
+    let p: Promise = called.ok()?.dyn_into().ok()?;
     JsFuture::from(p).await.ok()
 }
