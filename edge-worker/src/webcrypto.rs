@@ -8,64 +8,81 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use worker::js_sys::{self, Array, Function, Object, Promise, Reflect, Uint8Array};
+use wasm_bindgen::prelude::wasm_bindgen;
+use worker::js_sys::{self, Array, Object, Promise, Reflect};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 
 /// Imported keys kept per isolate (a JWKS holds a handful; cleared when full).
 const KEYS_MAX: usize = 64;
 
+#[wasm_bindgen]
+extern "C" {
+    /// `crypto.subtle`, as far as this module calls it.
+    #[derive(Debug, Clone)]
+    type Subtle;
+
+    /// `subtle.importKey("raw", key, algorithm, false, usages)`.
+    #[wasm_bindgen(method, catch, js_name = importKey)]
+    fn import_raw_key(
+        this: &Subtle,
+        format: &str,
+        key: &[u8],
+        algorithm: &JsValue,
+        extractable: bool,
+        usages: &Array,
+    ) -> Result<Promise, JsValue>;
+
+    /// `subtle.verify(algorithm, key, signature, data)`. The byte slices reach JavaScript as
+    /// views of Wasm memory, not copies: a copy is a new `ArrayBuffer` each, whose backing
+    /// stores V8 allocates and sweeps, most of what a cold token cost beyond the Ed25519
+    /// itself (BENCHMARKS.md). WebCrypto copies its arguments before it returns the promise,
+    /// and no Wasm runs during the call, so the views cannot go stale.
+    #[wasm_bindgen(method, catch)]
+    fn verify(
+        this: &Subtle,
+        algorithm: &JsValue,
+        key: &JsValue,
+        signature: &[u8],
+        data: &[u8],
+    ) -> Result<Promise, JsValue>;
+}
+
 /// The runtime's Ed25519, with what it costs JavaScript calls to look up kept for the
-/// isolate: `crypto.subtle`, its `verify`, the `{name: "Ed25519"}` algorithm object, imported
-/// keys.
+/// isolate: `crypto.subtle`, the `{name: "Ed25519"}` algorithm object, imported keys.
 #[derive(Debug, Default)]
 pub struct Crypto {
     keys: RefCell<HashMap<[u8; 32], JsValue>>,
-    subtle: RefCell<Option<Subtle>>,
-}
-
-/// `crypto.subtle`, the Ed25519 algorithm object and `crypto.subtle.verify`.
-#[derive(Debug, Clone)]
-struct Subtle {
-    subtle: JsValue,
-    ed25519: JsValue,
-    verify: Function,
+    subtle: RefCell<Option<(Subtle, JsValue)>>,
 }
 
 impl Crypto {
-    fn subtle(&self) -> Option<Subtle> {
+    /// `crypto.subtle` and the Ed25519 algorithm object.
+    fn subtle(&self) -> Option<(Subtle, JsValue)> {
         if let Some(s) = self.subtle.borrow().clone() {
             return Some(s);
         }
         let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).ok()?;
         let subtle = Reflect::get(&crypto, &"subtle".into()).ok().filter(JsValue::is_object)?;
-        let verify: Function = Reflect::get(&subtle, &"verify".into()).ok()?.dyn_into().ok()?;
         let alg = Object::new();
         // Setting a property on a fresh plain object cannot fail.
         let _ = Reflect::set(&alg, &"name".into(), &"Ed25519".into());
-        let s = Subtle { subtle, ed25519: alg.into(), verify };
-        *self.subtle.borrow_mut() = Some(s.clone());
-        Some(s)
+        let both = (subtle.unchecked_into::<Subtle>(), JsValue::from(alg));
+        *self.subtle.borrow_mut() = Some(both.clone());
+        Some(both)
     }
 
     /// Whether `signature` is `key`'s Ed25519 signature of `data`; `None` when the runtime's
     /// WebCrypto cannot tell (missing, or no Ed25519).
     pub async fn ed25519_verify(&self, key: &[u8], signature: &[u8], data: &[u8]) -> Option<bool> {
         let raw: [u8; 32] = key.try_into().ok()?;
-        let Subtle { subtle, ed25519, verify } = self.subtle()?;
+        let (subtle, ed25519) = self.subtle()?;
         let cached = self.keys.borrow().get(&raw).cloned();
         let imported = match cached {
             Some(k) => k,
             None => {
                 let usages = Array::of1(&"verify".into());
-                let args = Array::of5(
-                    &"raw".into(),
-                    &Uint8Array::from(key).into(),
-                    &ed25519,
-                    &JsValue::FALSE,
-                    &usages.into(),
-                );
-                let k = call(&subtle, "importKey", &args).await?;
+                let k = settle(subtle.import_raw_key("raw", key, &ed25519, false, &usages)).await?;
                 let mut keys = self.keys.borrow_mut();
                 if keys.len() >= KEYS_MAX {
                     keys.clear();
@@ -74,38 +91,12 @@ impl Crypto {
                 k
             }
         };
-        let args = Array::of4(&ed25519, &imported, &view(signature).into(), &view(data).into());
-        let promise = verify.apply(&subtle, &args);
-        settle(promise).await?.as_bool()
+        settle(subtle.verify(&ed25519, &imported, signature, data)).await?.as_bool()
     }
 }
 
-/// A view of `bytes` in Wasm memory, where `Uint8Array::from` would copy them into a new
-/// `ArrayBuffer`: V8 allocates a backing store for each and sweeps them on background threads,
-/// most of what a cold token cost beyond the Ed25519 itself. Only for an argument of a call
-/// made before Wasm runs again: Wasm memory that grows detaches the view. WebCrypto copies
-/// its arguments before `verify` returns its promise, so the view is read during the call
-/// only.
-fn view(bytes: &[u8]) -> Uint8Array {
-    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
-    // Wasm32 addresses and lengths fit in u32.
-    let at = u32::try_from(bytes.as_ptr() as usize).unwrap_or(u32::MAX);
-    let len = u32::try_from(bytes.len()).unwrap_or(0);
-    Uint8Array::new_with_byte_offset_and_length(&memory.buffer(), at, len)
-}
-
-async fn call(subtle: &JsValue, method: &str, args: &Array) -> Option<JsValue> {
-    let f: Function = Reflect::get(subtle, &method.into()).ok()?.dyn_into().ok()?;
-    apply(&f, subtle, args).await
-}
-
-async fn apply(f: &Function, this: &JsValue, args: &Array) -> Option<JsValue> {
-    settle(f.apply(this, args)).await
-}
-
-/// What the promise a call returned resolves to; `None` when the call threw, gave no promise
-/// or the promise rejected.
-async fn settle(called: Result<JsValue, JsValue>) -> Option<JsValue> {
-    let p: Promise = called.ok()?.dyn_into().ok()?;
-    JsFuture::from(p).await.ok()
+/// What the promise a call returned resolves to; `None` when the call threw or the promise
+/// rejected.
+async fn settle(called: Result<Promise, JsValue>) -> Option<JsValue> {
+    JsFuture::from(called.ok()?).await.ok()
 }
