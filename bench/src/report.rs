@@ -437,7 +437,7 @@ fn edge_table(out: &mut String, c: &Compare, baseline: &str) {
 fn edge_section(out: &mut String, e: &Edge) {
     let _ = writeln!(
         out,
-        "Run of {} at commit `{}` (1-minute load average {}). The built worker (`edge-worker/build/index.js`, release Wasm) runs in workerd under Miniflare (`bench/edge/serve.mjs`), and workerd itself listens on a loopback port, so no Node code is on the request path (node's CPU over these runs: {:.2} µs per request). It has its own redis-server and coordinator, which publishes to the worker's sync endpoint every {} ms at most (sooner after a change, at most once a second); the worker pulls each queue's state from the coordinator and keeps it {} ms (the PoP's cache and the isolate). Its `COORDINATOR_URL` points at a counting pass-through proxy in front of the coordinator, which counts the pulls apart from forwarded calls. Closed loop, {} keep-alive HTTP/1.1 connections, the rounds interleaved as above; \"workerd CPU\" is the CPU time of the workerd process per answered request.\n",
+        "Run of {} at commit `{}` (1-minute load average {}). The built worker (`edge-worker/build/index.js`, release Wasm) runs in workerd under Miniflare (`bench/edge/serve.mjs`), and workerd itself listens on a loopback port, so no Node code is on the request path (node's CPU over these runs: {:.2} µs per request). It has its own redis-server and coordinator, which publishes to the worker's sync endpoint every {} ms at most (sooner after a change, at most once a second); the worker pulls each queue's state from the coordinator and keeps it {} ms (the PoP's cache and the isolate). Its `COORDINATOR_URL` points at a counting pass-through proxy in front of the coordinator, which counts the pulls apart from forwarded calls. Closed loop, {} keep-alive HTTP/1.1 connections, the rounds interleaved as above, each starting one target later than the round before; \"workerd CPU\" is the CPU time of the workerd process per answered request.\n",
         e.date, e.commit, e.load_avg, e.node_cpu_us, e.publish_ms, e.cache_ms, e.concurrency
     );
     out.push_str("**Status polls.** `GET /anteroom/queue_pos/edge/<ticket>` (a real ticket, enqueued through the worker) and `GET /anteroom/serving_pos/edge`, against `bench/edge/trivial.mjs`, a JavaScript worker answering a constant JSON body of the same size and headers in a second workerd of the same setup.\n\n");
@@ -505,7 +505,7 @@ fn run_header(out: &mut String, r: &Results) {
     if let Some(k) = &r.knobs {
         let _ = writeln!(
             out,
-            "Sizes: {} s measured per closed-loop run after {} s warm-up, {} round(s) per comparison with targets interleaved, each round starting one target later (median shown), clients {:?}, {} enqueues, surge {} s. Coordinator binary `{}` (release); these scenarios call the coordinator directly, so no proof-of-work (the edge checks it, see the edge scenario).\n",
+            "Sizes: {} s measured per closed-loop run after {} s warm-up, {} round(s) per comparison with targets interleaved (median shown), clients {:?}, {} enqueues, surge {} s. Coordinator binary `{}` (release); these scenarios call the coordinator directly, so no proof-of-work (the edge checks it, see the edge scenario).\n",
             k.secs,
             k.warmup,
             k.rounds,
