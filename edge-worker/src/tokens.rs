@@ -26,9 +26,9 @@ enum CachedToken {
 
 /// Tokens this isolate checked, by their whole text (a hit compares it in full, so no token
 /// is ever taken for another; at most 4,096 tokens of at most `MAX_TOKEN_LEN` bytes, 8 MiB at
-/// worst, 1.2 MiB for real tokens of about 300 bytes). Keyed
-/// by a SHA-256 of the text until 2026-12-03: hashing about 300 bytes in Wasm cost more than
-/// the map's own hash and the comparison.
+/// worst, 1.2 MiB for real tokens of about 300 bytes). Keyed by a SHA-256 of the text until
+/// 2026-12-03: hashing about 300 bytes in Wasm cost more than the map's own hash and the
+/// comparison.
 #[derive(Debug, Default)]
 pub struct TokenCache(RefCell<HashMap<Box<str>, CachedToken>>);
 
