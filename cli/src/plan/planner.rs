@@ -3,7 +3,7 @@
 //! report); this one only sequences them.
 
 use anyhow::bail;
-use shared::admission::{AdmissionConfig, AdmissionPolicy};
+use shared::admission::AdmissionConfig;
 
 use super::measured::Measured;
 use super::profile::{MAX_SECS, Profile};
@@ -42,7 +42,8 @@ pub fn plan_with(profile: &Profile, requests: &[f64]) -> anyhow::Result<Planned>
     let arrivals = traffic::arrivals(profile, requests, rec.pow.bot_places_cap);
     let cohorts = cohorts(profile, &arrivals);
     let drain = drain_secs(&cohorts, &rec, mean_session)?;
-    let held = held_drain_secs(&cohorts, &rec, mean_session)?;
+    // The horizon also covers the cap's slots held by places nobody claims.
+    let held = drain_secs(&cohorts, &rec, slot_hold_secs(&cohorts, &rec, mean_session))?;
     let admission = AdmissionConfig { policy: rec.policy.clone(), paused: false, draining: false };
     let setup = Setup {
         admission: &admission,
@@ -73,44 +74,26 @@ pub(crate) fn cohorts(p: &Profile, arrivals: &[Second]) -> Vec<Cohort> {
         .collect()
 }
 
-/// How long the whole line takes to serve when a session cap's slots are also held by places
-/// nobody claims, each until it expires (the cap counts them; `drain_secs` counts sessions
-/// only); an error past a week. Only the simulation's horizon uses it: with a small cap and
-/// visitors who leave, the line could outlast a horizon made from `drain_secs` alone, and the
-/// plan then reported waits of the places served so far against the whole line.
-fn held_drain_secs(
-    cohorts: &[Cohort],
-    rec: &recommend::Recommendation,
-    mean_session: f64,
-) -> anyhow::Result<f64> {
+/// How long, on average, a session cap's slot stays taken per place admitted: a claimer's
+/// session, or a place nobody claims until it expires (the cap counts those too). With a
+/// small cap and visitors who leave, a horizon made from sessions alone ended before the line
+/// did, and the plan then set the waits of the places served so far against the whole line.
+fn slot_hold_secs(cohorts: &[Cohort], rec: &recommend::Recommendation, mean_session: f64) -> f64 {
     let places: f64 = cohorts.iter().map(|c| c.places).sum();
-    let Some(cap) = rec.policy.max_active() else { return Ok(0.0) };
     let claimers: f64 = cohorts.iter().map(|c| c.claimers).sum();
     let claim = (claimers / places.max(f64::MIN_POSITIVE)).clamp(0.0, 1.0);
-    let hold = claim * mean_session + (1.0 - claim) * f64::from(rec.position_expiry_secs);
-    let by_cap = f64::from(cap) / hold.max(f64::MIN_POSITIVE);
-    let rate = match rec.policy {
-        AdmissionPolicy::FixedRate { rate_per_sec, .. } => rate_per_sec.min(by_cap),
-        _ => by_cap,
-    };
-    let secs = places / rate;
-    if secs > MAX_SECS {
-        bail!(
-            "with places nobody claims holding the session cap until they expire, the {places:.0} places take {:.1} days to serve; the planner simulates at most 7 days",
-            secs / 86_400.0
-        );
-    }
-    Ok(secs)
+    claim * mean_session + (1.0 - claim) * f64::from(rec.position_expiry_secs)
 }
 
-/// How long the whole line takes to serve at the planned rate; an error past a week.
+/// How long the whole line takes to serve at the planned rate, a cap's slot being held
+/// `hold_secs` per place; an error past a week.
 fn drain_secs(
     cohorts: &[Cohort],
     rec: &recommend::Recommendation,
-    mean_session: f64,
+    hold_secs: f64,
 ) -> anyhow::Result<f64> {
     let places: f64 = cohorts.iter().map(|c| c.places).sum();
-    let rate = rec.effective_rate(mean_session);
+    let rate = rec.effective_rate(hold_secs);
     let secs = places / rate;
     if secs > MAX_SECS {
         bail!(

@@ -171,10 +171,12 @@ impl Recommendation {
     }
 
     /// Visitors per second the strategy lets in with a long line: its rate, or its session
-    /// cap over the mean session (Little's law), whichever is lower.
-    pub fn effective_rate(&self, mean_session: f64) -> f64 {
-        let by_cap =
-            self.policy.max_active().map_or(f64::INFINITY, |m| f64::from(m) / mean_session);
+    /// cap over the time each admitted place holds a slot (Little's law), whichever is lower.
+    pub fn effective_rate(&self, hold_secs: f64) -> f64 {
+        let by_cap = self
+            .policy
+            .max_active()
+            .map_or(f64::INFINITY, |m| f64::from(m) / hold_secs.max(f64::MIN_POSITIVE));
         match self.policy {
             AdmissionPolicy::FixedRate { rate_per_sec, .. } => rate_per_sec.min(by_cap),
             _ => by_cap,
