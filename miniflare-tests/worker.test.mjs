@@ -90,6 +90,8 @@ describe("sync endpoint", () => {
           const r = await get(`${PREFIX}/${path}`);
           assert.equal(r.status, 200);
           await r.arrayBuffer();
+          // A number of milliseconds in decimal digits (the worker hands `set` a number).
+          assert.match(r.headers.get("x-anteroom-age-ms"), /^\d+$/);
           const age = Number(r.headers.get("x-anteroom-age-ms"));
           assert.ok(age >= lo && age < hi, `${path}: age ${age} not in [${lo}, ${hi})`);
           assert.equal(r.headers.get("content-type"), "application/json");

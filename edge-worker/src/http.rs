@@ -5,13 +5,27 @@
 use std::borrow::Cow;
 
 use shared::error::ErrorCode;
+use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::wasm_bindgen;
-use worker::{Request, Response, web_sys};
+use worker::{Request, Response, js_sys, web_sys};
 
 #[wasm_bindgen]
 extern "C" {
     #[wasm_bindgen(js_namespace = crypto, js_name = getRandomValues)]
     fn get_random_values(buf: &mut [u8]);
+
+    /// A `Headers`, as far as the status polls' answers call it.
+    type PollHeaders;
+
+    /// `headers.set(name, value)` with a name made once per isolate and a number for the value,
+    /// which `set` turns into its decimal text: no text crosses from Wasm, and text from Wasm
+    /// costs a view of Wasm memory and a `TextDecoder` call each (BENCHMARKS.md, "At the edge").
+    #[wasm_bindgen(method, catch, js_name = set)]
+    fn set_number(
+        this: &PollHeaders,
+        name: &js_sys::JsString,
+        value: f64,
+    ) -> Result<(), wasm_bindgen::JsValue>;
 }
 
 /// Fills `buf` from the runtime's cryptographic random source.
@@ -121,11 +135,22 @@ pub struct Answer {
     age_ms: u64,
 }
 
+/// The init of every `200` JSON answer, built once per isolate: status 200, a `Headers` with
+/// the fixed headers, and the age header's name as a JavaScript string. `new Response` copies
+/// the headers, so each answer only sets its age on the shared object first (an isolate runs
+/// one piece of code at a time).
+struct JsonOk {
+    init: web_sys::ResponseInit,
+    headers: PollHeaders,
+    age_name: js_sys::JsString,
+}
+
 thread_local! {
-    /// The init of every `200` JSON answer, built once per isolate: status 200 and a `Headers`
-    /// with the fixed headers. `new Response` copies the headers, so each answer only sets its
-    /// age on the shared object first (an isolate runs one piece of code at a time).
-    static JSON_OK: Option<(web_sys::ResponseInit, web_sys::Headers)> = json_init(200).ok();
+    static JSON_OK: Option<JsonOk> = json_init(200).ok().map(|(init, headers)| JsonOk {
+        init,
+        headers: headers.unchecked_into(),
+        age_name: js_sys::JsString::from(shared::pull::AGE_HEADER),
+    });
 }
 
 fn json_init(
@@ -155,15 +180,16 @@ impl Answer {
     }
 
     /// As a `web_sys::Response`: for a `200`, two calls into JavaScript (the age on the
-    /// isolate's template, then `new Response`); other statuses build their init.
+    /// isolate's template, then `new Response`) and the body the only text that crosses;
+    /// other statuses build their init.
     pub fn into_web(self) -> Result<web_sys::Response, wasm_bindgen::JsValue> {
-        let age = self.age_ms.to_string();
         let body = Some(self.body.as_str());
         if self.status == 200 {
             let ok = JSON_OK.with(|t| {
-                t.as_ref().map(|(init, headers)| {
-                    headers.set(shared::pull::AGE_HEADER, &age)?;
-                    web_sys::Response::new_with_opt_str_and_init(body, init)
+                t.as_ref().map(|ok| {
+                    // Exact: an age is far below 2^53 ms.
+                    ok.headers.set_number(&ok.age_name, self.age_ms as f64)?;
+                    web_sys::Response::new_with_opt_str_and_init(body, &ok.init)
                 })
             });
             if let Some(resp) = ok {
@@ -171,7 +197,7 @@ impl Answer {
             }
         }
         let (init, headers) = json_init(self.status)?;
-        headers.set(shared::pull::AGE_HEADER, &age)?;
+        headers.set(shared::pull::AGE_HEADER, &self.age_ms.to_string())?;
         web_sys::Response::new_with_opt_str_and_init(body, &init)
     }
 }
