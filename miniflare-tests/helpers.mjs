@@ -314,6 +314,8 @@ export async function spawnLogged(children, cmd, args, env = {}) {
 
 export const COORDINATOR_BIN = `${ROOT}/target/debug/coordinator`;
 export const SHOP_BIN = `${ROOT}/target/debug/ticket-shop`;
+/// The bench harness, whose `load` subcommand is the Rust load generator.
+export const BENCH_BIN = `${ROOT}/target/debug/bench`;
 export const STACK_ADMIN_KEY = "stack-admin-key-0123456789";
 export const STACK_ORIGIN_KEY = "stack-origin-key-0123456789";
 
