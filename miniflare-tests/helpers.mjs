@@ -325,10 +325,11 @@ export const STACK_ORIGIN_KEY = "stack-origin-key-0123456789";
 /// `stop()` (and if the test process exits without it).
 ///
 /// Options: `redisArgs` (default no persistence), `workerVars`, `coordinatorEnv` (extra
-/// `ANTEROOM_*`), `originUrl` (the worker's `ORIGIN_URL`), `shop` (start the demo shop and
-/// make it the origin), `coordinatorUrl(stack)` and `syncUrl(stack)` (put something between
-/// the worker and the coordinators: a counting proxy, a fail-over, a gate; they see the
-/// coordinators' reserved ports before anything starts).
+/// `ANTEROOM_*`; a `null` value leaves the variable unset), `originUrl` (the worker's
+/// `ORIGIN_URL`), `shop` (start the demo shop and make it the origin), `coordinatorUrl(stack)`
+/// and `syncUrl(stack)` (put something between the worker and the coordinators: a counting
+/// proxy, a fail-over, a gate; they see the coordinators' reserved ports before anything
+/// starts). A part that fails to start stops those that did before the error is thrown.
 export async function startStack({
   coordinators = 1, redisArgs = ["--appendonly", "no"], workerVars = {}, coordinatorEnv = {},
   originUrl, shop = false, coordinatorUrl, syncUrl,
@@ -352,6 +353,11 @@ export async function startStack({
   for (let i = 0; i < coordinators; i++) {
     s.coords.push({ public: await freePort(), admin: await freePort(), alive: false });
   }
+  s.stop = async () => {
+    await s.mf?.dispose().catch(() => {});
+    killAll();
+    rmSync(s.redisDir, { recursive: true, force: true });
+  };
   s.publicUrl = `http://127.0.0.1:${s.coords[0].public}`;
   s.adminUrl = `http://127.0.0.1:${s.coords[0].admin}`;
   /// The admin URL of a live coordinator.
@@ -363,41 +369,48 @@ export async function startStack({
     s.logs.redis = s.redis.log;
     await until(async () => s.redis.alive() && (await redisPing(s.redisPort)), { what: "redis PING" });
   };
-  await s.startRedis();
-  if (shop) {
-    s.shopPort = await freePort();
-    s.shopUrl = `http://127.0.0.1:${s.shopPort}`;
-  }
-  const target = await (coordinatorUrl ? coordinatorUrl(s) : s.publicUrl);
-  ({ mf: s.mf, url: s.edge } = await listenWorker({
-    COORDINATOR_URL: target, ...(shop ? { ORIGIN_URL: s.shopUrl } : originUrl ? { ORIGIN_URL: originUrl } : {}), ...workerVars,
-  }));
-  const sync = await (syncUrl ? syncUrl(s) : `${s.edge}${PREFIX}/__anteroom/sync`);
-  s.coordinatorEnv = (i) => ({
-    ANTEROOM_LISTEN: `127.0.0.1:${s.coords[i].public}`, ANTEROOM_ADMIN_LISTEN: `127.0.0.1:${s.coords[i].admin}`,
-    ANTEROOM_ADMIN_KEY: STACK_ADMIN_KEY, ANTEROOM_ORIGIN_KEY: STACK_ORIGIN_KEY,
-    ANTEROOM_REDIS_URL: `redis://127.0.0.1:${s.redisPort}`,
-    ANTEROOM_TICKET_KEYS: TICKET_KEYS, ANTEROOM_SIGNING_KEY: SIGNING_SEED_HEX,
-    ANTEROOM_EDGE_KEY: EDGE_KEY_HEX, ANTEROOM_EDGE_SYNC_URL: sync,
-    RUST_LOG: "info", RUST_BACKTRACE: "0", NO_COLOR: "1", ...coordinatorEnv,
-  });
-  s.startCoordinator = async (i = 0) => {
-    const c = s.coords[i];
-    c.child = await spawnLogged(children, COORDINATOR_BIN, [], s.coordinatorEnv(i));
-    s.logs[`coordinator-${i}`] = c.child.log;
-    await until(async () => c.child.alive() && (await fetch(`http://127.0.0.1:${c.public}/healthz`)).ok, { ms: 20_000, what: `coordinator ${i}` });
-    c.alive = true;
-  };
-  s.killCoordinator = (i) => { s.coords[i].child.kill("SIGKILL"); s.coords[i].alive = false; };
-  for (let i = 0; i < coordinators; i++) await s.startCoordinator(i);
-  if (shop) {
-    const shopChild = await spawnLogged(children, SHOP_BIN, [], {
-      SHOP_LISTEN: `127.0.0.1:${s.shopPort}`, SHOP_QUEUE_ID: shop.queue ?? "demo", SHOP_ORIGIN_KEY: STACK_ORIGIN_KEY,
-      SHOP_COORDINATOR_PUBLIC: s.publicUrl, SHOP_COORDINATOR_ADMIN: s.adminUrl,
-      SHOP_JOIN_URL: `${s.edge}/`, SHOP_REPORT_HEALTH: "1", RUST_LOG: "info", RUST_BACKTRACE: "0", NO_COLOR: "1",
-    });
-    s.logs.shop = shopChild.log;
-    await until(async () => shopChild.alive() && (await fetch(`${s.shopUrl}/healthz`)).ok, { ms: 20_000, what: "ticket shop" });
+  // A part that fails to start stops the parts that did: the caller has no stack to stop,
+  // and a live workerd would keep the test process from exiting after a failed `before`.
+  try {
+    await s.startRedis();
+    if (shop) {
+      s.shopPort = await freePort();
+      s.shopUrl = `http://127.0.0.1:${s.shopPort}`;
+    }
+    const target = await (coordinatorUrl ? coordinatorUrl(s) : s.publicUrl);
+    ({ mf: s.mf, url: s.edge } = await listenWorker({
+      COORDINATOR_URL: target, ...(shop ? { ORIGIN_URL: s.shopUrl } : originUrl ? { ORIGIN_URL: originUrl } : {}), ...workerVars,
+    }));
+    const sync = await (syncUrl ? syncUrl(s) : `${s.edge}${PREFIX}/__anteroom/sync`);
+    s.coordinatorEnv = (i) => Object.fromEntries(Object.entries({
+      ANTEROOM_LISTEN: `127.0.0.1:${s.coords[i].public}`, ANTEROOM_ADMIN_LISTEN: `127.0.0.1:${s.coords[i].admin}`,
+      ANTEROOM_ADMIN_KEY: STACK_ADMIN_KEY, ANTEROOM_ORIGIN_KEY: STACK_ORIGIN_KEY,
+      ANTEROOM_REDIS_URL: `redis://127.0.0.1:${s.redisPort}`,
+      ANTEROOM_TICKET_KEYS: TICKET_KEYS, ANTEROOM_SIGNING_KEY: SIGNING_SEED_HEX,
+      ANTEROOM_EDGE_KEY: EDGE_KEY_HEX, ANTEROOM_EDGE_SYNC_URL: sync,
+      RUST_LOG: "info", RUST_BACKTRACE: "0", NO_COLOR: "1", ...coordinatorEnv,
+    }).filter(([, v]) => v !== null));
+    s.startCoordinator = async (i = 0) => {
+      const c = s.coords[i];
+      c.child = await spawnLogged(children, COORDINATOR_BIN, [], s.coordinatorEnv(i));
+      s.logs[`coordinator-${i}`] = c.child.log;
+      await until(async () => c.child.alive() && (await fetch(`http://127.0.0.1:${c.public}/healthz`)).ok, { ms: 20_000, what: `coordinator ${i}` });
+      c.alive = true;
+    };
+    s.killCoordinator = (i) => { s.coords[i].child.kill("SIGKILL"); s.coords[i].alive = false; };
+    for (let i = 0; i < coordinators; i++) await s.startCoordinator(i);
+    if (shop) {
+      const shopChild = await spawnLogged(children, SHOP_BIN, [], {
+        SHOP_LISTEN: `127.0.0.1:${s.shopPort}`, SHOP_QUEUE_ID: shop.queue ?? "demo", SHOP_ORIGIN_KEY: STACK_ORIGIN_KEY,
+        SHOP_COORDINATOR_PUBLIC: s.publicUrl, SHOP_COORDINATOR_ADMIN: s.adminUrl,
+        SHOP_JOIN_URL: `${s.edge}/`, SHOP_REPORT_HEALTH: "1", RUST_LOG: "info", RUST_BACKTRACE: "0", NO_COLOR: "1",
+      });
+      s.logs.shop = shopChild.log;
+      await until(async () => shopChild.alive() && (await fetch(`${s.shopUrl}/healthz`)).ok, { ms: 20_000, what: "ticket shop" });
+    }
+  } catch (e) {
+    await s.stop();
+    throw e;
   }
   /// A private API call with the admin key; `body` an object is sent as JSON, a
   /// `URLSearchParams` as a form.
@@ -424,11 +437,6 @@ export async function startStack({
       return w.status === 200 && b.version >= created.created_at;
     }, { ms: 15_000, what: `queue ${spec.queue_id} synced to the edge` });
     return created;
-  };
-  s.stop = async () => {
-    await s.mf?.dispose().catch(() => {});
-    killAll();
-    rmSync(s.redisDir, { recursive: true, force: true });
   };
   return s;
 }

@@ -93,6 +93,8 @@ before(async () => {
   stack = await startStack({
     originUrl: origin.url,
     coordinatorUrl: async (s) => (proxy1 = await startCountingProxy(s.publicUrl)).url,
+    // Signing keys in the store, not from configuration, so the test can rotate them.
+    coordinatorEnv: { ANTEROOM_SIGNING_KEY: null },
   });
   proxy2 = await startCountingProxy(stack.publicUrl);
   kvDir = mkdtempSync(`${tmpdir()}/anteroom-pop2-kv-`);
@@ -138,6 +140,57 @@ test("a serving-position change reaches both PoPs within the bound while KV lags
   }
   console.log(`# measure: x-anteroom-age-ms of ${ages.length} answers: p50 ${percentile(ages, 50)} ms, p99 ${percentile(ages, 99)} ms, max ${Math.max(...ages)} ms`);
   assert.ok(percentile(ages, 99) <= BOUND_MS, `answer ages p99 ${percentile(ages, 99)} ms`);
+});
+
+/// The `kid` in a JWT's header.
+const kidOf = (token) => JSON.parse(Buffer.from(token.split(".")[0], "base64url")).kid;
+
+/// A place at `url` and its token (the serving position must be past it): `{ token, kid }`.
+async function claimToken(url) {
+  const a = await fetch(`${url}${PREFIX}/assign_queue_pos`, form({ queue_id: QUEUE }));
+  assert.equal(a.status, 200, await a.clone().text());
+  const { request_id } = await a.json();
+  const g = await fetch(`${url}${PREFIX}/generate_token`, form({ queue_id: QUEUE, request_id }));
+  assert.equal(g.status, 200, await g.clone().text());
+  const { access_token } = await g.json();
+  return { token: access_token, kid: kidOf(access_token) };
+}
+
+/// Whether `token` opens the protected path at `url` (the origin's answer, not the room's).
+async function admits(url, token) {
+  const r = await fetch(`${url}/shop/item`, { headers: { accept: "application/json", authorization: `Bearer ${token}` } });
+  await r.text();
+  return r.headers.get("x-origin") === "yes";
+}
+
+test("after a key rotation the new key's first tokens admit at both PoPs while KV lags", async () => {
+  // Every place taken below is served at once.
+  const inc = await stack.admin("/api/queue/increment_serving_position", { body: new URLSearchParams({ queue_id: QUEUE, increment_by: "50" }) });
+  assert.equal(inc.status, 200, await inc.clone().text());
+  await until(async () => (await serving(pop2.url)).position >= (await serving(stack.edge)).position, { what: "both PoPs past the new places" });
+  const before = await claimToken(stack.edge);
+  const r = await stack.admin("/api/keys/rotate", { body: new URLSearchParams() });
+  assert.equal(r.status, 200, await r.clone().text());
+  const rotatedAt = Date.now();
+  const kids = (await r.json()).keys.map((k) => k.kid);
+  const newKid = kids.find((k) => k !== before.kid);
+  assert.ok(newKid && kids.includes(before.kid), `the JWKS holds both keys: ${kids}`);
+  // The new key signs only after a lead (5 s + two publish intervals); until then tokens carry
+  // the old one. Claim about once a second until one carries the new key.
+  let fresh;
+  await until(async () => {
+    fresh = await claimToken(stack.edge);
+    return fresh.kid === newKid;
+  }, { every: 1000, ms: 30_000, what: "a token signed by the new key" });
+  const signingAfter = Date.now() - rotatedAt;
+  // The first tokens of the new key open the shop at both PoPs at once: the JWKS came with
+  // the pulled state. PoP 2's KV copy does not hold the new key yet (it lags 30 s).
+  for (const [pop, url] of pops()) assert.ok(await admits(url, fresh.token), `the new key's token admits at PoP ${pop}`);
+  const kv = await (await pop2.mf.getKVNamespace("ANTEROOM_KV")).get(`state/${QUEUE}`);
+  const kvKids = kv === null ? [] : JSON.parse(kv).jwks.keys.map((k) => k.kid);
+  assert.ok(!kvKids.includes(newKid), "PoP 2's KV copy lacks the new key: the pull carried it");
+  for (const [pop, url] of pops()) assert.ok(await admits(url, before.token), `the old key's token still admits at PoP ${pop}`);
+  console.log(`# measure: key rotation: the new key signed ${signingAfter} ms after the rotation; its first token admitted at both PoPs at once, PoP 2's KV still without it`);
 });
 
 test("an ended session and a closed queue are seen at both PoPs within the bound", async () => {
