@@ -167,7 +167,8 @@ test("after a key rotation the new key's first tokens admit at both PoPs while K
   // Every place taken below is served at once.
   const inc = await stack.admin("/api/queue/increment_serving_position", { body: new URLSearchParams({ queue_id: QUEUE, increment_by: "50" }) });
   assert.equal(inc.status, 200, await inc.clone().text());
-  await until(async () => (await serving(pop2.url)).position >= (await serving(stack.edge)).position, { what: "both PoPs past the new places" });
+  const want = (await inc.json()).serving_pos;
+  await reachBoth(Date.now(), async (url) => (await serving(url)).position >= want, "the serving position past the new places");
   const before = await claimToken(stack.edge);
   const r = await stack.admin("/api/keys/rotate", { body: new URLSearchParams() });
   assert.equal(r.status, 200, await r.clone().text());
